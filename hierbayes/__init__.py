@@ -1,0 +1,38 @@
+"""hierbayes: Bayesian hierarchical models from lme4-style formulas, compared with REML."""
+
+from .design import Block, Design, NewData, make_design
+from .errors import (
+    ConvergenceWarning,
+    DataWarning,
+    DesignError,
+    FamilyError,
+    FormulaError,
+    HierbayesError,
+    HierbayesWarning,
+    ModelMismatchError,
+    PriorError,
+    SamplingWarning,
+    SingularFitWarning,
+)
+from .formula import parse_formula
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Block",
+    "ConvergenceWarning",
+    "DataWarning",
+    "Design",
+    "DesignError",
+    "FamilyError",
+    "FormulaError",
+    "HierbayesError",
+    "HierbayesWarning",
+    "ModelMismatchError",
+    "NewData",
+    "PriorError",
+    "SamplingWarning",
+    "SingularFitWarning",
+    "make_design",
+    "parse_formula",
+]

@@ -1,0 +1,271 @@
+"""Formula + data frame -> `Design`, the one description of a model that both engines read.
+
+A `Design` holds the response, the fixed-effect matrix ``X`` and one `Block` per covariance block
+of group-level effects. A block stores its own small model matrix ``Z`` (n × k: the columns of the
+bar's left-hand side) and an integer level index per row; the full sparse random-effects matrix is
+never needed here: row i contributes ``Z[i] @ b[index[i]]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulaic import ModelSpec, model_matrix
+from formulaic.errors import DataMismatchWarning, FormulaicError
+
+from .errors import DesignError, FormulaError
+from .families import Family, get_family
+from .formula import ParsedFormula, RandomTerm, parse_formula
+from .grouping import group_codes, labels_of
+from .response import build_response
+from .validation import (
+    check_finite,
+    check_matrix_finite,
+    drop_missing,
+    independent_columns,
+    used_columns,
+)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Block:
+    """One covariance block: effects of `terms` varying over the levels of `group`."""
+
+    name: str  # unique within the design: the group, or "group.1", "group.2" when repeated
+    group: str  # grouping factor, e.g. "Subject" or "batch:cask"
+    factors: tuple[str, ...]  # data columns making up the group
+    terms: tuple[str, ...]  # column names of Z, e.g. ("Intercept", "Days")
+    correlated: bool
+    levels: tuple[str, ...]  # level labels, order documented in `hierbayes.grouping`
+    index: np.ndarray  # (n,) level of each row
+    Z: np.ndarray  # (n, k) the block's own model matrix
+    expr: str  # formulaic formula of Z
+    source: str  # the bar as written
+    spec: ModelSpec = field(repr=False)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.terms)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Observations per level."""
+        return np.bincount(self.index, minlength=self.n_levels)
+
+    @property
+    def level_dim(self) -> str:
+        return self.group
+
+    @property
+    def term_dim(self) -> str:
+        return f"{self.name}__term"
+
+    def __repr__(self) -> str:
+        kind = "correlated" if self.correlated and self.n_terms > 1 else "independent"
+        return (
+            f"Block({self.name!r}: {', '.join(self.terms)} | {self.group}; "
+            f"{self.n_levels} levels, {kind})"
+        )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class NewData:
+    """New data encoded like the training data, for prediction."""
+
+    X: np.ndarray
+    index: tuple[np.ndarray, ...]  # per block; -1 marks a level not seen in training
+    Z: tuple[np.ndarray, ...]  # per block
+    unseen_levels: dict[str, list[str]]  # group -> labels not seen in training
+    row_labels: pd.Index
+
+    @property
+    def n_obs(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Design:
+    """Everything both engines need about one model and one data set. Immutable."""
+
+    formula: str
+    parsed: ParsedFormula
+    family: Family
+    response: str
+    y: np.ndarray  # (n,)
+    trials: np.ndarray | None  # (n,) binomial only
+    X: np.ndarray  # (n, p)
+    fixed_names: tuple[str, ...]
+    blocks: tuple[Block, ...]
+    data: pd.DataFrame  # copy of the used columns of the used rows
+    n_dropped: int  # rows dropped for missing values
+    dropped_fixed: tuple[str, ...]  # collinear fixed-effect columns dropped
+    fixed_spec: ModelSpec = field(repr=False)
+    fixed_keep: tuple[int, ...] = field(repr=False)
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.y)
+
+    @property
+    def row_labels(self) -> pd.Index:
+        """Labels (index) of the rows of the caller's data frame that the design uses."""
+        return self.data.index
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Grouping factor -> its levels (each factor once, in block order)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for block in self.blocks:
+            out.setdefault(block.group, block.levels)
+        return out
+
+    @property
+    def coords(self) -> dict[str, list[str]]:
+        """Coordinates for PyMC/xarray: fixed-effect names, group levels, block term names."""
+        coords = {"fixed": list(self.fixed_names)}
+        coords.update({group: list(levels) for group, levels in self.groups.items()})
+        coords.update({block.term_dim: list(block.terms) for block in self.blocks})
+        return coords
+
+    def evaluate(self, new_data: pd.DataFrame) -> NewData:
+        """Encode `new_data` exactly as the training data; unseen group levels get index -1."""
+        frame = _check_frame(new_data)
+        columns = used_columns(self.parsed, frame, need_response=False)
+        frame = frame.loc[:, columns].copy()
+        isna = frame.isna()
+        if isna.to_numpy().any():
+            where = ", ".join(f"{c!r} ({n})" for c, n in isna.sum().items() if n)
+            raise DesignError(f"New data have missing values in column(s) {where}; cannot predict them.")
+        check_finite(frame)
+        X = _encode(self.fixed_spec, frame, "fixed-effect")[:, list(self.fixed_keep)]
+        indices, Zs, unseen = [], [], {}
+        for block in self.blocks:
+            Zs.append(_encode(block.spec, frame, f"group-level term {block.source}"))
+            labels = labels_of(frame, block.factors)
+            position = {label: i for i, label in enumerate(block.levels)}
+            index = np.array([position.get(label, -1) for label in labels], dtype=np.int64)
+            indices.append(index)
+            if (index < 0).any():
+                unseen.setdefault(block.group, sorted(set(labels[index < 0])))
+        return NewData(X, tuple(indices), tuple(Zs), unseen, frame.index)
+
+    def __repr__(self) -> str:
+        lines = [
+            f"Design: {self.formula}",
+            f"  family {self.family.name}; {self.n_obs} observations"
+            + (f" ({self.n_dropped} dropped for missing values)" if self.n_dropped else ""),
+            f"  fixed effects ({len(self.fixed_names)}): {', '.join(self.fixed_names)}",
+        ]
+        lines += [f"  {block!r}" for block in self.blocks]
+        return "\n".join(lines)
+
+
+def make_design(formula: str, data: pd.DataFrame, family: str | Family = "gaussian",
+                missing: str = "drop") -> Design:
+    """Build the design of `formula` on `data`. The caller's data frame is never modified.
+
+    `missing="drop"` drops rows with a missing value in a used column (with a warning that says how
+    many); `missing="raise"` makes that an error.
+    """
+    parsed = parse_formula(formula)
+    family = get_family(family)
+    frame = _check_frame(data)
+    columns = used_columns(parsed, frame)
+    frame, n_dropped = drop_missing(frame.loc[:, columns].copy(), missing)
+    check_finite(frame)
+    response = build_response(parsed.response, frame, family, formula)
+    X_full, spec = _fixed_matrix(parsed, frame)
+    full_names = list(spec.column_names)
+    check_matrix_finite(X_full, full_names, "fixed-effect")
+    keep = independent_columns(X_full, full_names)
+    blocks = _blocks(parsed, frame, family)
+    return Design(
+        formula=formula, parsed=parsed, family=family, response=response.name, y=response.y,
+        trials=response.trials, X=np.ascontiguousarray(X_full[:, keep]),
+        fixed_names=tuple(full_names[j] for j in keep), blocks=blocks, data=frame,
+        n_dropped=n_dropped, dropped_fixed=tuple(n for j, n in enumerate(full_names) if j not in keep),
+        fixed_spec=spec, fixed_keep=tuple(keep),
+    )
+
+
+def _check_frame(data) -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
+        raise DesignError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    if len(data) == 0:
+        raise DesignError("The data frame is empty: there is nothing to fit.")
+    if not data.columns.is_unique:
+        dup = data.columns[data.columns.duplicated()].tolist()
+        raise DesignError(f"The data frame has duplicated column names {dup}; rename them.")
+    return data
+
+
+def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[np.ndarray, ModelSpec]:
+    mm = _model_matrix(parsed.fixed, frame, parsed.text)
+    return mm.to_numpy(dtype=float), mm.model_spec
+
+
+def _model_matrix(expr: str, frame: pd.DataFrame, formula: str):
+    try:
+        return model_matrix(expr, frame, na_action="raise", output="pandas")
+    except FormulaicError as err:
+        raise FormulaError(f"In {formula!r}, the terms {expr!r} cannot be evaluated: {err}") from None
+
+
+def _encode(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataMismatchWarning)
+            return spec.get_model_matrix(frame, output="pandas").to_numpy(dtype=float)
+    except DataMismatchWarning as err:
+        raise DesignError(
+            f"New data for the {what} have category levels not seen in training: {err} "
+            "Only the training categories can be predicted."
+        ) from None
+    except FormulaicError as err:
+        raise DesignError(f"New data cannot be encoded for the {what}: {err}") from None
+
+
+def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, family: Family) -> tuple[Block, ...]:
+    blocks: list[Block] = []
+    seen: dict[str, int] = {}
+    for term in parsed.random:
+        index, levels = group_codes(frame, term.factors)
+        mm = _model_matrix(term.expr, frame, parsed.text)
+        Z = mm.to_numpy(dtype=float)
+        check_matrix_finite(Z, list(mm.columns), f"group-level term {term.source}")
+        _check_levels(term, levels, len(frame), family)
+        if Z.shape[1] == 0:
+            raise FormulaError(f"In {parsed.text!r}, {term.source!r} has no columns left of the bar.")
+        count = seen.get(term.group, 0)
+        seen[term.group] = count + 1
+        blocks.append(Block(
+            name=term.group if count == 0 else f"{term.group}.{count}", group=term.group,
+            factors=term.factors, terms=tuple(mm.columns), correlated=term.correlated,
+            levels=tuple(levels), index=index, Z=np.ascontiguousarray(Z), expr=term.expr,
+            source=term.source, spec=mm.model_spec,
+        ))
+    return tuple(blocks)
+
+
+def _check_levels(term: RandomTerm, levels: list[str], n_obs: int, family: Family) -> None:
+    if len(levels) < 2:
+        raise DesignError(
+            f"The grouping factor {term.group!r} of {term.source!r} has {len(levels)} level "
+            f"({', '.join(map(repr, levels))}); a group-level term needs at least 2 levels. "
+            "Remove the term or check the column."
+        )
+    # Observation-level effects are a standard overdispersion device in GLMMs (lme4 allows them
+    # there too); in a Gaussian model they are confounded with the residual.
+    if family.response == "real" and len(levels) >= n_obs:
+        raise DesignError(
+            f"The grouping factor {term.group!r} of {term.source!r} has {len(levels)} levels for "
+            f"{n_obs} observations: its variance cannot be told apart from the residual variance. "
+            "Remove the term, or group by a coarser factor."
+        )
