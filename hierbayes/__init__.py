@@ -36,3 +36,7 @@ __all__ = [
     "make_design",
     "parse_formula",
 ]
+
+# --- REML engine exports (hierbayes.reml) ---
+
+# --- Bayesian engine exports (hierbayes.bayes) ---

@@ -1,0 +1,32 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REFERENCE = Path(__file__).parent / "reference"
+GAUSSIAN_REFERENCES = ["sleepstudy", "radon", "Pastes", "Penicillin"]
+ALL_REFERENCES = [*GAUSSIAN_REFERENCES, "cbpp"]
+
+
+def load_reference(name: str) -> tuple[pd.DataFrame, dict]:
+    """The data set and lme4's reference fit (see tests/reference/README.md)."""
+    ref = json.loads((REFERENCE / f"{name}.json").read_text())
+    data = pd.read_csv(REFERENCE.parent.parent / "hierbayes" / "data" / f"{name}.csv",
+                       dtype={c: str for c in ref["factor_columns"]})
+    return data, ref
+
+
+def lme4_name(name: str) -> str:
+    """formulaic's term name -> lme4's: 'Intercept' -> '(Intercept)', 'period[T.2]' -> 'period2'."""
+    if name == "Intercept":
+        return "(Intercept)"
+    if "[T." in name:
+        base, level = name.split("[T.", 1)
+        return base + level.rstrip("]")
+    return name
+
+
+@pytest.fixture(params=ALL_REFERENCES)
+def reference(request):
+    return load_reference(request.param)
