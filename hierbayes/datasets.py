@@ -19,8 +19,11 @@ FACTOR_COLUMNS = {
 
 
 def available() -> list[str]:
-    return sorted(p.name.removesuffix(".csv") for p in resources.files("hierbayes.data").iterdir()
-                  if p.name.endswith(".csv"))
+    return sorted(
+        p.name.removesuffix(".csv")
+        for p in resources.files("hierbayes.data").iterdir()
+        if p.name.endswith(".csv")
+    )
 
 
 def load(name: str) -> pd.DataFrame:

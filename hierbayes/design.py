@@ -142,7 +142,9 @@ class Design:
         isna = frame.isna()
         if isna.to_numpy().any():
             where = ", ".join(f"{c!r} ({n})" for c, n in isna.sum().items() if n)
-            raise DesignError(f"New data have missing values in column(s) {where}; cannot predict them.")
+            raise DesignError(
+                f"New data have missing values in column(s) {where}; cannot predict them."
+            )
         check_finite(frame)
         X = _encode(self.fixed_spec, frame, "fixed-effect")[:, list(self.fixed_keep)]
         indices, Zs, unseen = [], [], {}
@@ -167,8 +169,9 @@ class Design:
         return "\n".join(lines)
 
 
-def make_design(formula: str, data: pd.DataFrame, family: str | Family = "gaussian",
-                missing: str = "drop") -> Design:
+def make_design(
+    formula: str, data: pd.DataFrame, family: str | Family = "gaussian", missing: str = "drop"
+) -> Design:
     """Build the design of `formula` on `data`. The caller's data frame is never modified.
 
     `missing="drop"` drops rows with a missing value in a used column (with a warning that says how
@@ -187,11 +190,20 @@ def make_design(formula: str, data: pd.DataFrame, family: str | Family = "gaussi
     keep = independent_columns(X_full, full_names)
     blocks = _blocks(parsed, frame, family)
     return Design(
-        formula=formula, parsed=parsed, family=family, response=response.name, y=response.y,
-        trials=response.trials, X=np.ascontiguousarray(X_full[:, keep]),
-        fixed_names=tuple(full_names[j] for j in keep), blocks=blocks, data=frame,
-        n_dropped=n_dropped, dropped_fixed=tuple(n for j, n in enumerate(full_names) if j not in keep),
-        fixed_spec=spec, fixed_keep=tuple(keep),
+        formula=formula,
+        parsed=parsed,
+        family=family,
+        response=response.name,
+        y=response.y,
+        trials=response.trials,
+        X=np.ascontiguousarray(X_full[:, keep]),
+        fixed_names=tuple(full_names[j] for j in keep),
+        blocks=blocks,
+        data=frame,
+        n_dropped=n_dropped,
+        dropped_fixed=tuple(n for j, n in enumerate(full_names) if j not in keep),
+        fixed_spec=spec,
+        fixed_keep=tuple(keep),
     )
 
 
@@ -215,7 +227,9 @@ def _model_matrix(expr: str, frame: pd.DataFrame, formula: str):
     try:
         return model_matrix(expr, frame, na_action="raise", output="pandas")
     except FormulaicError as err:
-        raise FormulaError(f"In {formula!r}, the terms {expr!r} cannot be evaluated: {err}") from None
+        raise FormulaError(
+            f"In {formula!r}, the terms {expr!r} cannot be evaluated: {err}"
+        ) from None
 
 
 def _encode(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
@@ -242,15 +256,26 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, family: Family) -> tuple
         check_matrix_finite(Z, list(mm.columns), f"group-level term {term.source}")
         _check_levels(term, levels, len(frame), family)
         if Z.shape[1] == 0:
-            raise FormulaError(f"In {parsed.text!r}, {term.source!r} has no columns left of the bar.")
+            raise FormulaError(
+                f"In {parsed.text!r}, {term.source!r} has no columns left of the bar."
+            )
         count = seen.get(term.group, 0)
         seen[term.group] = count + 1
-        blocks.append(Block(
-            name=term.group if count == 0 else f"{term.group}.{count}", group=term.group,
-            factors=term.factors, terms=tuple(mm.columns), correlated=term.correlated,
-            levels=tuple(levels), index=index, Z=np.ascontiguousarray(Z), expr=term.expr,
-            source=term.source, spec=mm.model_spec,
-        ))
+        blocks.append(
+            Block(
+                name=term.group if count == 0 else f"{term.group}.{count}",
+                group=term.group,
+                factors=term.factors,
+                terms=tuple(mm.columns),
+                correlated=term.correlated,
+                levels=tuple(levels),
+                index=index,
+                Z=np.ascontiguousarray(Z),
+                expr=term.expr,
+                source=term.source,
+                spec=mm.model_spec,
+            )
+        )
     return tuple(blocks)
 
 

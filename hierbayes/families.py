@@ -51,6 +51,7 @@ def check_link(family: Family, link: str | None) -> str:
         return family.default_link
     if link not in family.links:
         raise FamilyError(
-            f"The {family.name} family has no link {link!r}; valid links: {', '.join(family.links)}."
+            f"The {family.name} family has no link {link!r}; "
+            f"valid links: {', '.join(family.links)}."
         )
     return link

@@ -70,7 +70,9 @@ def parse_formula(text: str) -> ParsedFormula:
     if not lhs:
         raise FormulaError(f"The formula {text!r} has no response left of '~'.")
     if not rhs:
-        raise FormulaError(f"The formula {text!r} has nothing right of '~'; use '~ 1' for an intercept.")
+        raise FormulaError(
+            f"The formula {text!r} has nothing right of '~'; use '~ 1' for an intercept."
+        )
     response = _parse_response(lhs, text)
     fixed_terms, random = _split_rhs(rhs, text)
     fixed = _fixed_formula(fixed_terms)
@@ -99,8 +101,11 @@ def split_top_level(text: str, seps: str) -> list[tuple[str, str]]:
 
 def _is_exponent_sign(text: str, i: int) -> bool:
     # "1e-3" must not split at its minus sign.
-    return text[i] in "+-" and bool(re.search(r"\d[eE]$", text[:i])) and i + 1 < len(text) and (
-        text[i + 1].isdigit()
+    return (
+        text[i] in "+-"
+        and bool(re.search(r"\d[eE]$", text[:i]))
+        and i + 1 < len(text)
+        and (text[i + 1].isdigit())
     )
 
 
@@ -219,8 +224,13 @@ def _parse_bar(inner: str, source: str, text: str) -> list[RandomTerm]:
     groups = _expand_groups(group_text, source, text)
     exprs = [lhs] if correlated else _split_uncorrelated(lhs, source, text)
     return [
-        RandomTerm(expr=expr.strip(), group=":".join(factors), factors=factors,
-                   correlated=correlated, source=source)
+        RandomTerm(
+            expr=expr.strip(),
+            group=":".join(factors),
+            factors=factors,
+            correlated=correlated,
+            source=source,
+        )
         for factors in groups
         for expr in exprs
     ]

@@ -38,7 +38,7 @@ def _number_label(value) -> str:
 
 
 def group_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
-    """Codes and labels of the grouping factor made of `factors` (one column, or their combination)."""
+    """Codes and labels of the grouping factor made of `factors` (one column or a combination)."""
     parts = [factor_levels(data[name]) for name in factors]
     if len(parts) == 1:
         return parts[0]

@@ -27,11 +27,15 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, formula: str) -> pd.Seri
     try:
         mm = model_matrix(f"0 + I({expr})", frame, na_action="ignore", output="pandas")
     except FormulaicError as err:
-        raise FormulaError(f"In {formula!r}, the response {expr!r} cannot be evaluated: {err}") from None
+        raise FormulaError(
+            f"In {formula!r}, the response {expr!r} cannot be evaluated: {err}"
+        ) from None
     return mm.iloc[:, 0]
 
 
-def build_response(response: Response, frame: pd.DataFrame, family: Family, formula: str) -> ResponseData:
+def build_response(
+    response: Response, frame: pd.DataFrame, family: Family, formula: str
+) -> ResponseData:
     values = [evaluate_expression(e, frame, formula) for e in response.exprs]
     if response.kind == "cbind":
         if family.response != "binomial":
@@ -75,7 +79,8 @@ def _numeric(column: pd.Series, expr: str, family_hint: str) -> np.ndarray:
 
 def _real(column: pd.Series, expr: str, family: Family) -> np.ndarray:
     return _numeric(
-        column, expr,
+        column,
+        expr,
         f"The {family.name} family needs a numeric response: convert it with pd.to_numeric, or "
         "choose family='bernoulli' for a 0/1 outcome.",
     )

@@ -37,11 +37,19 @@ def varcorr_frame(rows: list[dict], interval: str | None = None) -> pd.DataFrame
     return frame
 
 
-def ranef_frame(group, level, term, estimate, std_error, lower, upper, interval: str) -> pd.DataFrame:
-    frame = pd.DataFrame({
-        "group": group, "level": level, "term": term,
-        "estimate": np.asarray(estimate, float), "std_error": np.asarray(std_error, float),
-        "lower": np.asarray(lower, float), "upper": np.asarray(upper, float),
-    })
+def ranef_frame(
+    group, level, term, estimate, std_error, lower, upper, interval: str
+) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "group": group,
+            "level": level,
+            "term": term,
+            "estimate": np.asarray(estimate, float),
+            "std_error": np.asarray(std_error, float),
+            "lower": np.asarray(lower, float),
+            "upper": np.asarray(upper, float),
+        }
+    )
     frame.attrs["interval"] = interval
     return frame

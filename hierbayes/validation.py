@@ -23,7 +23,9 @@ def expression_variables(expr: str, formula: str) -> set[str]:
         raise FormulaError(f"In {formula!r}, the piece {expr!r} cannot be parsed: {err}") from None
 
 
-def used_columns(parsed: ParsedFormula, data: pd.DataFrame, need_response: bool = True) -> list[str]:
+def used_columns(
+    parsed: ParsedFormula, data: pd.DataFrame, need_response: bool = True
+) -> list[str]:
     """The data columns the formula uses, in the data's column order; unknown names rejected."""
     names: set[str] = set()
     if need_response:
