@@ -26,6 +26,7 @@ from .validation import (
     check_matrix_finite,
     drop_missing,
     independent_columns,
+    plain,
     used_columns,
 )
 
@@ -147,6 +148,7 @@ class Design:
             )
         check_finite(frame)
         X = _encode(self.fixed_spec, frame, "fixed-effect")[:, list(self.fixed_keep)]
+        check_matrix_finite(X, list(self.fixed_names), "fixed-effect")
         indices, Zs, unseen = [], [], {}
         for block in self.blocks:
             Zs.append(_encode(block.spec, frame, f"group-level term {block.source}"))
@@ -225,10 +227,12 @@ def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[np.ndarra
 
 def _model_matrix(expr: str, frame: pd.DataFrame, formula: str):
     try:
-        return model_matrix(expr, frame, na_action="raise", output="pandas")
+        # Non-finite values from transforms (log of 0) are reported by name after this.
+        with np.errstate(all="ignore"):
+            return model_matrix(expr, frame, na_action="ignore", output="pandas")
     except FormulaicError as err:
         raise FormulaError(
-            f"In {formula!r}, the terms {expr!r} cannot be evaluated: {err}"
+            f"In {formula!r}, the terms {expr!r} cannot be evaluated: {plain(err)}"
         ) from None
 
 
@@ -243,7 +247,7 @@ def _encode(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
             "Only the training categories can be predicted."
         ) from None
     except FormulaicError as err:
-        raise DesignError(f"New data cannot be encoded for the {what}: {err}") from None
+        raise DesignError(f"New data cannot be encoded for the {what}: {plain(err)}") from None
 
 
 def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, family: Family) -> tuple[Block, ...]:
@@ -259,6 +263,7 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, family: Family) -> tuple
             raise FormulaError(
                 f"In {parsed.text!r}, {term.source!r} has no columns left of the bar."
             )
+        _check_overlap(blocks, term, tuple(mm.columns), parsed.text)
         count = seen.get(term.group, 0)
         seen[term.group] = count + 1
         blocks.append(
@@ -277,6 +282,19 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, family: Family) -> tuple
             )
         )
     return tuple(blocks)
+
+
+def _check_overlap(
+    blocks: list[Block], term: RandomTerm, terms: tuple[str, ...], text: str
+) -> None:
+    for block in blocks:
+        shared = set(block.terms) & set(terms)
+        if block.group == term.group and shared:
+            raise FormulaError(
+                f"In {text!r}, {term.source!r} and {block.source!r} both give {term.group!r} a "
+                f"varying {', '.join(sorted(shared))}: the two variances cannot be told apart. "
+                "Keep one of them, e.g. '(0 + x | g)' beside '(1 | g)'."
+            )
 
 
 def _check_levels(term: RandomTerm, levels: list[str], n_obs: int, family: Family) -> None:

@@ -12,6 +12,7 @@ from formulaic.errors import FormulaicError
 from .errors import DesignError, FamilyError, FormulaError
 from .families import Family
 from .formula import Response
+from .validation import plain
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,10 +26,11 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, formula: str) -> pd.Seri
     if expr in frame.columns:
         return frame[expr]
     try:
-        mm = model_matrix(f"0 + I({expr})", frame, na_action="ignore", output="pandas")
+        with np.errstate(all="ignore"):
+            mm = model_matrix(f"0 + I({expr})", frame, na_action="ignore", output="pandas")
     except FormulaicError as err:
         raise FormulaError(
-            f"In {formula!r}, the response {expr!r} cannot be evaluated: {err}"
+            f"In {formula!r}, the response {expr!r} cannot be evaluated: {plain(err)}"
         ) from None
     return mm.iloc[:, 0]
 

@@ -20,7 +20,14 @@ def expression_variables(expr: str, formula: str) -> set[str]:
     try:
         return set(Formula(expr).required_variables)
     except (FormulaicError, SyntaxError, ValueError) as err:
-        raise FormulaError(f"In {formula!r}, the piece {expr!r} cannot be parsed: {err}") from None
+        raise FormulaError(
+            f"In {formula!r}, the piece {expr!r} cannot be parsed: {plain(err)}"
+        ) from None
+
+
+def plain(err: Exception) -> str:
+    """An error message of formulaic without its terminal colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(err))
 
 
 def used_columns(
@@ -35,6 +42,7 @@ def used_columns(
     for term in parsed.random:
         names |= expression_variables(term.expr, parsed.text)
         names |= set(term.factors)
+    _check_response_not_predictor(parsed, names if need_response else set())
     present = {str(c) for c in data.columns}
     missing = sorted(names - present)
     for name in missing:
@@ -50,6 +58,18 @@ def used_columns(
             f"Available columns: {', '.join(map(repr, sorted(present)))}."
         )
     return [str(c) for c in data.columns if str(c) in names]
+
+
+def _check_response_not_predictor(parsed: ParsedFormula, names: set[str]) -> None:
+    if not names or parsed.response.kind != "single":
+        return
+    response = parsed.response.exprs[0]
+    pieces = [parsed.fixed] + [term.expr for term in parsed.random]
+    if any(response in expression_variables(piece, parsed.text) for piece in pieces):
+        raise FormulaError(
+            f"In {parsed.text!r}, the response {response!r} also appears as a predictor; "
+            "remove it from the right of '~'."
+        )
 
 
 def drop_missing(frame: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, int]:
