@@ -1,0 +1,159 @@
+"""The Bayesian posterior beside the REML (or Laplace) fit of the same model.
+
+`compare(bayes, reml)` joins the two fits on the shared design and returns a `Comparison` with
+tidy tables (`fixed`, `variance`, `groups`, `reasons`), an `xarray.Dataset` view, a plain-language
+`verdict()` and plots. Conventions of `groups` (one row per level × term; every estimate is a
+deviation from the population value, on the scale of ``ranef()``):
+
+- `no_pool`: the group's own fit (see `hierbayes.compare.nopool`);
+- `lambda_reml` = 1 − condvar/τ̂² and `lambda_bayes` (its posterior mean, computed draw by draw,
+  with `lambda_bayes_lower/upper`): the weight of the group's own data, 1 = no pooling;
+- `shrinkage_reml` = 1 − `lambda_reml`, `shrinkage_bayes` = 1 − `lambda_bayes`: the fraction of
+  the way from no pooling to the population value (0 = no pooling, 1 = complete pooling);
+- `moved_reml`, `moved_bayes`: how far each estimate actually moved, 1 − estimate/no_pool;
+- `std_diff` = (bayes − reml)/bayes_std_error; `agree` when |std_diff| < 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..tidy import CI_PROB
+from .draws import PosteriorDraws, from_fit
+from .guard import check_same_model
+from .tables import fixed_table, groups_table, variance_table
+from .verdict import reasons, verdicts
+
+__all__ = ["Comparison", "compare", "compare_formula"]
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    bayes: object = field(repr=False)
+    reml: object = field(repr=False)
+    fixed: pd.DataFrame
+    variance: pd.DataFrame
+    groups: pd.DataFrame
+    reasons: pd.DataFrame
+    ci_prob: float
+    draws: PosteriorDraws = field(repr=False)
+    prior_draws: PosteriorDraws | None = field(repr=False)
+
+    @property
+    def design(self):
+        return self.bayes.design
+
+    @property
+    def method(self) -> str:
+        return getattr(self.reml, "method", "REML")
+
+    def verdict(self) -> list[str]:
+        """Short plain-language verdicts, one per block of the comparison, then the reasons."""
+        lines = verdicts(self.fixed, self.variance, self.groups, self.design, self.method)
+        if self.method == "Laplace":
+            lines.append("The frequentist side is a Laplace approximation (lme4's glmer, nAGQ=1).")
+        lines += [
+            f"Why they may differ — {r}: {w}: {d}."
+            for r, w, d in self.reasons.itertuples(index=False)
+        ]
+        return lines
+
+    def to_xarray(self) -> xr.Dataset:
+        """The three tables as one Dataset (dims: fixed term; variance row; group row)."""
+        parts = {
+            "fixed": self.fixed.set_index("term"),
+            "variance": self.variance.assign(row=_row_labels(self.variance)).set_index("row"),
+            "groups": self.groups.assign(
+                row=self.groups["group"] + "/" + self.groups["level"] + "/" + self.groups["term"]
+            ).set_index("row"),
+        }
+        out = xr.Dataset()
+        for prefix, frame in parts.items():
+            numeric = frame.select_dtypes(include=[np.number, bool])
+            ds = xr.Dataset.from_dataframe(numeric).rename({frame.index.name: f"{prefix}_row"})
+            out = out.merge(ds.rename({v: f"{prefix}_{v}" for v in ds.data_vars}))
+        out.attrs["ci_prob"] = self.ci_prob
+        return out
+
+    def plot_shrinkage(self, **kwargs):
+        from .plots import plot_shrinkage
+
+        return plot_shrinkage(self, **kwargs)
+
+    def plot_forest(self, **kwargs):
+        from .plots import plot_forest
+
+        return plot_forest(self, **kwargs)
+
+    def plot_variance(self, **kwargs):
+        from .plots import plot_variance
+
+        return plot_variance(self, **kwargs)
+
+    def report(self, path=None, **kwargs):
+        from ..report import comparison_report
+
+        return comparison_report(self, path=path, **kwargs)
+
+    def _repr_html_(self):
+        from ..report import comparison_html
+
+        return comparison_html(self)
+
+    def __repr__(self) -> str:
+        return f"Comparison of the posterior and the {self.method} fit\n  " + "\n  ".join(
+            self.verdict()
+        )
+
+
+def _row_labels(variance: pd.DataFrame) -> list[str]:
+    return [
+        "/".join(str(v) for v in (g, t1, t2) if v is not None and v == v)
+        for g, t1, t2 in variance[["group", "term1", "term2"]].itertuples(index=False)
+    ]
+
+
+def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Comparison:
+    """Compare a `BayesFit` with a `RemlFit` of the same model (refuses different models)."""
+    check_same_model(bayes.design, reml.design)
+    design = bayes.design
+    draws = from_fit(bayes, max_draws=max_draws)
+    prior = from_fit(bayes, max_draws=max_draws, prior=True)
+    variance = variance_table(draws, prior, reml, design, ci_prob)
+    groups = groups_table(draws, bayes, reml, design, ci_prob)
+    return Comparison(
+        bayes=bayes,
+        reml=reml,
+        fixed=fixed_table(bayes, reml, ci_prob),
+        variance=variance,
+        groups=groups,
+        reasons=reasons(variance, groups, design, getattr(reml, "method", "REML")),
+        ci_prob=ci_prob,
+        draws=draws,
+        prior_draws=prior,
+    )
+
+
+def compare_formula(
+    formula: str,
+    data: pd.DataFrame,
+    family: str = "gaussian",
+    method: str | None = None,
+    priors=None,
+    ci_prob: float = CI_PROB,
+    **bayes_kwargs,
+) -> Comparison:
+    """Fit `formula` both ways (REML/Laplace and NUTS) and compare; the models match by design."""
+    from ..bayes import fit_bayes
+    from ..reml import fit_reml
+
+    reml_kwargs = {"family": family}
+    if method is not None:
+        reml_kwargs["method"] = method
+    reml = fit_reml(formula, data, **reml_kwargs)
+    bayes = fit_bayes(formula, data, family=family, priors=priors, **bayes_kwargs)
+    return compare(bayes, reml, ci_prob=ci_prob)

@@ -1,0 +1,78 @@
+"""No-pooling estimates: each group's own fit of its block's effects, as deviations from the
+population (fixed-effect) prediction.
+
+For group j of a block with columns Z_j, the no-pooling estimate maximises the group's own
+likelihood with the fixed part held at the REML/Laplace estimate as an offset:
+Gaussian: least squares of the residual y - Xβ̂ on Z_j (for a random intercept, the group mean of
+the residual); other families: Newton-Raphson on the group's own GLM with offset Xβ̂. Other
+blocks' effects are not subtracted (for crossed designs this is a marginal summary). A group with
+fewer observations than columns, a singular Z_jᵀWZ_j, or a separated GLM (no finite maximum) gets
+NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..design import Block, Design
+
+_MAX_ITER = 50
+
+
+def no_pooling(design: Design, beta: np.ndarray, block: Block) -> np.ndarray:
+    """(levels, terms) array of each group's own estimate."""
+    offset = design.X @ beta
+    if design.family.response == "real":
+        return _weighted_ls(block, design.y - offset, np.ones(design.n_obs))
+    return _glm(design, block, offset)
+
+
+def _group_sums(block: Block, weights: np.ndarray, target: np.ndarray):
+    """Per group: Zᵀ W Z (J, k, k) and Zᵀ W target (J, k)."""
+    J, k = block.n_levels, block.n_terms
+    ztwz = np.zeros((J, k, k))
+    np.add.at(ztwz, block.index, block.Z[:, :, None] * block.Z[:, None, :] * weights[:, None, None])
+    ztwr = np.zeros((J, k))
+    np.add.at(ztwr, block.index, block.Z * (weights * target)[:, None])
+    return ztwz, ztwr
+
+
+def _solve(ztwz: np.ndarray, ztwr: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    k = ztwz.shape[-1]
+    out = np.full(ztwr.shape, np.nan)
+    cond = np.linalg.cond(ztwz) if ztwz.size else np.array([])
+    ok = (counts >= k) & np.isfinite(cond) & (cond < 1e10)
+    if ok.any():
+        out[ok] = np.linalg.solve(ztwz[ok], ztwr[ok][..., None])[..., 0]
+    return out
+
+
+def _weighted_ls(block: Block, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    ztwz, ztwr = _group_sums(block, weights, target)
+    return _solve(ztwz, ztwr, block.counts)
+
+
+def _glm(design: Design, block: Block, offset: np.ndarray) -> np.ndarray:
+    b = np.zeros((block.n_levels, block.n_terms))
+    for _ in range(_MAX_ITER):
+        eta = offset + np.einsum("nk,nk->n", block.Z, b[block.index])
+        weight, score = _working(design, eta)
+        step = _weighted_ls(block, score / np.maximum(weight, 1e-300), weight)
+        step = np.where(np.isfinite(step), step, 0.0)
+        b = b + np.clip(step, -5, 5)  # damped Newton: separated groups drift, and are caught below
+        if np.max(np.abs(step), initial=0) < 1e-10:
+            break
+    b[np.any(np.abs(b) > 30, axis=1)] = np.nan  # no finite maximum (e.g. all successes)
+    b[block.counts < block.n_terms] = np.nan
+    return b
+
+
+def _working(design: Design, eta: np.ndarray):
+    """Fisher weight and score on the linear-predictor scale (canonical links)."""
+    y = design.y
+    if design.family.response in ("binary", "binomial"):
+        n = design.trials if design.trials is not None else np.ones_like(y)
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        return n * mu * (1 - mu), y - n * mu
+    mu = np.exp(np.clip(eta, -30, 30))
+    return mu, y - mu

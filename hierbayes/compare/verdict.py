@@ -1,0 +1,144 @@
+"""Plain-language agreement summary, and the reasons known to drive REML and Bayes apart,
+detected from the data and the two fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+FEW_GROUPS = 10  # fewer levels than this: the group SD is poorly determined by the data
+SMALL_GROUP = 5  # groups with fewer observations than this are "small"
+
+
+def verdicts(
+    fixed: pd.DataFrame, variance: pd.DataFrame, groups: pd.DataFrame, design, method: str
+) -> list[str]:
+    lines = [_fixed_line(fixed)]
+    lines += [_variance_line(row) for row in variance.to_dict("records")]
+    lines += _group_lines(groups)
+    return lines
+
+
+def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -> pd.DataFrame:
+    """One row per detected reason for disagreement: reason, where, detail."""
+    rows = []
+    for block in design.blocks:
+        if block.n_levels < FEW_GROUPS:
+            rows.append(
+                (
+                    "few groups",
+                    block.group,
+                    f"{block.n_levels} levels: the data say little about its SD, so the "
+                    "prior matters and REML's point estimate hides that uncertainty",
+                )
+            )
+        small = np.mean(block.counts < SMALL_GROUP)
+        if small >= 0.25:
+            rows.append(
+                (
+                    "small groups",
+                    block.group,
+                    f"{small:.0%} of levels have fewer than {SMALL_GROUP} observations",
+                )
+            )
+    for row in variance.to_dict("records"):
+        name = _row_name(row)
+        if row["singular"]:
+            rows.append(
+                (
+                    "boundary estimate",
+                    name,
+                    f"REML puts it at the boundary ({row['reml_estimate']:.3g}); the posterior "
+                    f"median is {row['bayes_median']:.3g}",
+                )
+            )
+        ratio = row["bayes_std_error"] / row["prior_sd"] if row["prior_sd"] > 0 else np.nan
+        if np.isfinite(ratio) and ratio > 0.5:
+            rows.append(
+                (
+                    "strong prior",
+                    name,
+                    f"posterior SD is {ratio:.0%} of the prior SD: the data barely update "
+                    "the prior",
+                )
+            )
+    if method == "Laplace" or design.family.response != "real":
+        rows.append(
+            (
+                "non-Gaussian likelihood",
+                design.response,
+                "the frequentist fit integrates the group effects by a Laplace "
+                "approximation; the posterior integrates them exactly (by sampling)",
+            )
+        )
+    ratio = np.nanmedian(groups["se_ratio"])
+    if np.isfinite(ratio) and ratio > 1.1:
+        rows.append(
+            (
+                "BLUP SDs ignore uncertainty in θ",
+                "groups",
+                f"posterior SDs of group effects are {ratio:.2f}× the REML conditional SDs "
+                "(median): the conditional SDs treat the variance estimates as known",
+            )
+        )
+    return pd.DataFrame(rows, columns=["reason", "where", "detail"])
+
+
+def _fixed_line(fixed: pd.DataFrame) -> str:
+    worst = fixed["std_diff"].abs().max()
+    if fixed["agree"].all():
+        return f"Fixed effects agree: within {worst:.2f} posterior SD of REML."
+    off = ", ".join(fixed.loc[~fixed["agree"], "term"])
+    return f"Fixed effects differ for {off} (up to {worst:.2f} posterior SD from REML)."
+
+
+def _row_name(row: dict) -> str:
+    if row["group"] == "Residual":
+        return "residual SD"
+    if row["term2"] is None:
+        return f"SD of {row['term1']} over {row['group']}"
+    return f"correlation of {row['term1']} and {row['term2']} over {row['group']}"
+
+
+def _variance_line(row: dict) -> str:
+    name = _row_name(row)
+    interval = f"[{row['bayes_lower']:.3g}, {row['bayes_upper']:.3g}]"
+    head = (
+        f"{name}: REML {row['reml_estimate']:.3g} vs posterior median "
+        f"{row['bayes_median']:.3g} {interval}"
+    )
+    if row["singular"] and row["term2"] is None:
+        return (
+            f"{head} — REML is at the boundary (singular fit); the prior and the "
+            "uncertainty about the SD keep the posterior off zero."
+        )
+    if row["singular"]:
+        return (
+            f"{head} — REML puts the correlation at ±1 (singular fit); the LKJ prior pulls it in."
+        )
+    if not row["agree"]:
+        quantile = row["reml_quantile"]
+        return f"{head} — REML lies outside the posterior interval (quantile {quantile:.2f})."
+    return f"{head} — agree (REML at posterior quantile {row['reml_quantile']:.2f})."
+
+
+def _group_lines(groups: pd.DataFrame) -> list[str]:
+    lines = []
+    for (group, term), part in groups.groupby(["group", "term"], sort=False):
+        rho = stats.spearmanr(part["reml_estimate"], part["bayes_estimate"]).statistic
+        small = part["n"] < SMALL_GROUP
+        line = (
+            f"{term} over {group}: rank correlation of group estimates {rho:.3f}; "
+            f"{part['agree'].mean():.0%} of {len(part)} groups agree"
+        )
+        if small.any() and (~small).any():
+            d_small = part.loc[small, "std_diff"].abs().mean()
+            d_large = part.loc[~small, "std_diff"].abs().mean()
+            if d_small > d_large:
+                line += (
+                    f"; groups with n < {SMALL_GROUP} differ most (mean |std_diff| "
+                    f"{d_small:.2f} vs {d_large:.2f})"
+                )
+        lines.append(line + ".")
+    return lines
