@@ -1,0 +1,263 @@
+"""Model cards: one small TOML file per ready-to-fit model (see `models/`).
+
+A card names the model and its data; the command line (`hierbayes fit CARD`) and the tests read it.
+Layout (every key but the marked ones is required)::
+
+    name = "sleepstudy"
+    description = "..."
+    formula = "Reaction ~ Days + (Days | Subject)"
+    family = "gaussian"
+    link = "identity"             # optional: the family's default link otherwise
+    known_sigma = "se"            # optional: column of known per-observation SDs (meta-analysis)
+
+    [data]
+    path = "data/sleepstudy.csv"  # relative to the card
+    factors = ["Subject"]         # optional: columns read as strings, however numeric they look
+
+    [sampler]                     # optional, every key optional
+    draws = 1000
+    tune = 1000
+    chains = 4
+    seed = 1
+    target_accept = 0.9
+
+    [priors.sd_Subject]           # optional: overrides by prior name (see `hierbayes.priors`)
+    distribution = "HalfNormal"
+    sigma = 50.0
+
+Unknown keys are errors (a typo would otherwise be silently ignored), listed with the valid keys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import HierbayesError
+from .families import check_link, get_family
+from .formula import parse_formula
+from .priors import Prior
+
+__all__ = ["CardError", "ModelCard", "SamplerSettings", "card_paths", "list_cards", "load_card"]
+
+TOP_KEYS = ("name", "description", "formula", "family", "link", "known_sigma", "data", "sampler",
+            "priors")
+REQUIRED_KEYS = ("name", "description", "formula", "family", "data")
+DATA_KEYS = ("path", "factors")
+SAMPLER_KEYS = ("draws", "tune", "chains", "seed", "target_accept")
+
+
+class CardError(HierbayesError):
+    """A model card that cannot be read: bad TOML, unknown or missing keys, missing data file."""
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int | None = None
+    target_accept: float | None = None  # None: the sampler's own default
+
+    def replace(self, **changes) -> SamplerSettings:
+        """A copy with the non-None `changes` applied (command-line overrides)."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return SamplerSettings(**{**self.__dict__, **kept})
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    path: Path  # the card file
+    name: str
+    description: str
+    formula: str
+    family: str
+    data_path: Path  # absolute
+    factors: tuple[str, ...] = ()
+    link: str | None = None
+    known_sigma: str | None = None
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    priors: dict[str, Prior] = field(default_factory=dict)
+
+    def load_data(self) -> pd.DataFrame:
+        """The card's data, factor columns as strings; checks the columns the card names."""
+        frame = pd.read_csv(self.data_path, dtype={c: str for c in self.factors})
+        named = [*self.factors, *([self.known_sigma] if self.known_sigma else [])]
+        missing = [c for c in named if c not in frame.columns]
+        if missing:
+            raise CardError(
+                f"{self.path}: column(s) {', '.join(map(repr, missing))} named by the card are "
+                f"not in {self.data_path.name}; its columns are: {', '.join(frame.columns)}."
+            )
+        if self.known_sigma:
+            _check_known_sigma(frame[self.known_sigma], self)
+        return frame
+
+    def design(self, data: pd.DataFrame | None = None):
+        """The card's `Design` (the data read from the card unless given)."""
+        from .design import make_design
+
+        data = self.load_data() if data is None else data
+        if not self.known_sigma:
+            return make_design(self.formula, data, self.family)
+        self.require_known_sigma(make_design, "make_design")
+        return make_design(self.formula, data, self.family, known_sigma=self.known_sigma)
+
+    def require_known_sigma(self, func, what: str) -> None:
+        """Stop with a clear message when `func` cannot take the card's known SDs."""
+        if not accepts(func, "known_sigma"):
+            raise CardError(
+                f"{self.path}: the model {self.name!r} takes its observation SDs as known "
+                f"(known_sigma = {self.known_sigma!r}), which this version of hierbayes "
+                f"({what}) does not support yet."
+            )
+
+    def make_priors(self, design):
+        """The full prior table of `design` with the card's overrides (checks their names)."""
+        from .priors import make_priors
+
+        return make_priors(design, self.priors or None, self.link)
+
+    def summary(self) -> str:
+        return f"{self.name}: {self.formula} ({self.family})"
+
+
+def load_card(path) -> ModelCard:
+    """Read and validate one card. Raises `CardError` naming the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CardError(f"Model card {str(path)!r} not found.")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise CardError(f"{path}: not valid TOML: {err}.") from None
+    _check_keys(raw, TOP_KEYS, path, "the card")
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise CardError(f"{path}: missing required key(s): {', '.join(missing)}.")
+    for key in ("name", "description", "formula", "family", "link", "known_sigma"):
+        if key in raw and not (isinstance(raw[key], str) and raw[key].strip()):
+            raise CardError(f"{path}: {key!r} must be a non-empty string, got {raw[key]!r}.")
+    _check_model(raw, path)
+    data_path, factors = _data(raw["data"], path)
+    return ModelCard(
+        path=path,
+        name=raw["name"],
+        description=" ".join(raw["description"].split()),
+        formula=raw["formula"],
+        family=raw["family"],
+        data_path=data_path,
+        factors=factors,
+        link=raw.get("link"),
+        known_sigma=raw.get("known_sigma"),
+        sampler=_sampler(raw.get("sampler", {}), path),
+        priors=_priors(raw.get("priors", {}), path),
+    )
+
+
+def accepts(func, name: str) -> bool:
+    """Whether `func` takes a keyword argument `name` (features that engines add over time)."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params
+
+
+def card_paths(folder) -> list[Path]:
+    """The card files (``*.toml``) directly in `folder`, sorted by file name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CardError(f"Model card folder {str(folder)!r} not found.")
+    return sorted(folder.glob("*.toml"))
+
+
+def list_cards(folder) -> list[ModelCard]:
+    """Every card in `folder`, validated (the first invalid one raises `CardError`)."""
+    return [load_card(p) for p in card_paths(folder)]
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _check_keys(table: dict, valid: tuple[str, ...], path: Path, where: str) -> None:
+    if not isinstance(table, dict):
+        raise CardError(f"{path}: {where} must be a table, got {table!r}.")
+    unknown = [k for k in table if k not in valid]
+    if unknown:
+        raise CardError(
+            f"{path}: unknown key(s) {', '.join(map(repr, unknown))} in {where}; "
+            f"valid keys: {', '.join(valid)}."
+        )
+
+
+def _check_model(raw: dict, path: Path) -> None:
+    """Formula, family and link are checked now so that a bad card fails before any fitting."""
+    try:
+        parse_formula(raw["formula"])
+        check_link(get_family(raw["family"]), raw.get("link"))
+    except HierbayesError as err:
+        raise type(err)(f"{path}: {err}") from None
+
+
+def _data(table, path: Path) -> tuple[Path, tuple[str, ...]]:
+    if isinstance(table, str):  # shorthand: data = "data/x.csv"
+        table = {"path": table}
+    _check_keys(table, DATA_KEYS, path, "[data]")
+    if not isinstance(table.get("path"), str):
+        raise CardError(f"{path}: [data] needs path = \"<CSV file relative to the card>\".")
+    factors = table.get("factors", [])
+    if not (isinstance(factors, list) and all(isinstance(f, str) for f in factors)):
+        raise CardError(f"{path}: [data] factors must be a list of column names, got {factors!r}.")
+    data_path = (path.parent / table["path"]).resolve()
+    if not data_path.is_file():
+        raise CardError(f"{path}: data file {table['path']!r} not found (looked for {data_path}).")
+    return data_path, tuple(factors)
+
+
+def _sampler(table, path: Path) -> SamplerSettings:
+    _check_keys(table, SAMPLER_KEYS, path, "[sampler]")
+    for key in ("draws", "chains"):
+        if key in table and not _is_int(table[key], minimum=1):
+            raise CardError(f"{path}: [sampler] {key} must be a positive integer.")
+    if "tune" in table and not _is_int(table["tune"], minimum=0):
+        raise CardError(f"{path}: [sampler] tune must be a non-negative integer.")
+    if "seed" in table and not _is_int(table["seed"], minimum=0):
+        raise CardError(f"{path}: [sampler] seed must be a non-negative integer.")
+    accept = table.get("target_accept")
+    if accept is not None and not (isinstance(accept, float | int) and 0 < accept < 1):
+        raise CardError(f"{path}: [sampler] target_accept must be a number in (0, 1).")
+    return SamplerSettings(**table)
+
+
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _priors(table, path: Path) -> dict[str, Prior]:
+    if not isinstance(table, dict):
+        raise CardError(f"{path}: [priors] must be a table of prior name -> distribution.")
+    out = {}
+    for name, spec in table.items():
+        if not (isinstance(spec, dict) and isinstance(spec.get("distribution"), str)):
+            raise CardError(
+                f"{path}: [priors.{name}] needs distribution = \"<PyMC distribution>\" and its "
+                "parameters, e.g. distribution = \"HalfNormal\" and sigma = 1.0."
+            )
+        params = {k: v for k, v in spec.items() if k != "distribution"}
+        out[name] = Prior(spec["distribution"], **params)
+    return out
+
+
+def _check_known_sigma(column: pd.Series, card: ModelCard) -> None:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise CardError(
+            f"{card.path}: known_sigma column {card.known_sigma!r} must hold positive, finite "
+            "numbers (the known SD of each observation)."
+        )
