@@ -38,5 +38,12 @@ __all__ = [
 ]
 
 # --- REML engine exports (hierbayes.reml) ---
+from . import reml as reml
+from .reml import RemlFit as RemlFit
+from .reml import fit_reml as fit_reml
+from .reml import make_deviance as make_deviance
 
 # --- Bayesian engine exports (hierbayes.bayes) ---
+
+# --- Comparison exports (hierbayes.compare) ---
+from .compare import Comparison, compare, compare_formula  # noqa: E402

@@ -1,0 +1,88 @@
+"""The profiled criterion as a function of θ alone: lme4's `mkLmerDevfun` stage.
+
+`make_deviance(design, "REML")` returns a callable `dev(theta) -> float` (the REML criterion, or
+the ML deviance with "ML") that tests can evaluate at any θ, plus `dev.state(theta)` with the full
+PLS solution and `dev.gradient(theta)` (analytic with one grouping factor, else None).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..design import Design
+from ..errors import HierbayesError
+from .blockdiag import BlockDiagBackend
+from .layout import Layout, make_layout
+from .pls import METHODS, PLSState, profiled
+from .schur import SchurBackend
+from .theta import ThetaLayout, theta_layout
+
+
+class Deviance:
+    """The profiled REML criterion or ML deviance of one design."""
+
+    def __init__(self, design: Design, method: str = "REML"):
+        check_method(method)
+        check_gaussian(design)
+        self.design, self.method = design, method
+        self.thetas: ThetaLayout = theta_layout(design)
+        self.layout: Layout = make_layout(design)
+        single = len(self.layout.groups) == 1
+        self.backend = (BlockDiagBackend if single else SchurBackend)(self.layout, self.thetas)
+        self._last: PLSState | None = None
+        self.n_evaluations = 0
+
+    @property
+    def has_gradient(self) -> bool:
+        return hasattr(self.backend, "gradient")
+
+    def state(self, theta) -> PLSState:
+        theta = self._check(theta)
+        if self._last is None or not np.array_equal(self._last.theta, theta):
+            self.n_evaluations += 1
+            factor = self.backend.evaluate(theta)
+            self._last = profiled(self.layout, factor, theta, self.method)
+        return self._last
+
+    def __call__(self, theta) -> float:
+        return self.state(theta).criterion
+
+    def gradient(self, theta) -> np.ndarray | None:
+        if not self.has_gradient:
+            return None
+        return self.backend.gradient(self.state(theta), self.method)
+
+    def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
+        state = self.state(theta)
+        return state.criterion, self.backend.gradient(state, self.method)
+
+    def _check(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float).reshape(-1)
+        if theta.shape != (self.thetas.n_theta,):
+            raise HierbayesError(
+                f"θ has {theta.size} values; this model has {self.thetas.n_theta}: "
+                f"{', '.join(self.thetas.names)}."
+            )
+        if np.any(theta < self.thetas.lower_bounds):
+            raise HierbayesError("The diagonal entries of θ (the relative SDs) must be >= 0.")
+        return theta
+
+
+def make_deviance(design: Design, method: str = "REML") -> Deviance:
+    """The profiled criterion of `design` as a function of θ (lme4's θ order, design blocks)."""
+    return Deviance(design, method)
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        valid = ", ".join(map(repr, METHODS))
+        raise HierbayesError(f"method must be one of {valid}, got {method!r}.")
+
+
+def check_gaussian(design: Design) -> None:
+    if design.family.name != "gaussian":
+        raise HierbayesError(
+            f"fit_reml fits Gaussian linear mixed models only; the {design.family.name!r} family "
+            "needs a GLMM Laplace fit, which is not implemented yet. Use family='gaussian', or "
+            "fit_bayes for this family."
+        )

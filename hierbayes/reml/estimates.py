@@ -1,0 +1,50 @@
+"""From the optimum θ to the estimates (lme4's `mkMerMod` stage): β, σ, covariances, modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .deviance import Deviance
+from .layout import group_template
+from .pls import PLSState, beta_covariance, sigma2, spherical_modes
+
+
+@dataclass(frozen=True, eq=False)
+class Estimates:
+    beta: np.ndarray  # (p,)
+    vcov: np.ndarray  # (p, p)
+    sigma: float
+    covariance: dict[str, np.ndarray]  # block name -> (k, k) covariance of its effects
+    modes: dict[str, np.ndarray]  # block name -> (L, k) conditional modes b = Λu
+    condcov: dict[str, np.ndarray]  # block name -> (L, k, k) conditional covariance of b
+    group_condcov: dict[str, np.ndarray]  # grouping factor -> (L, K, K), all its blocks together
+
+
+def estimates(dev: Deviance, state: PLSState) -> Estimates:
+    layout, design, n, p = dev.layout, dev.design, dev.layout.n, dev.layout.p
+    s2 = sigma2(state, n, p, dev.method)
+    templates = dev.thetas.templates(state.theta)
+    u = spherical_modes(state)
+    inverse = state.factor.inverse_blocks(layout.groups)
+    modes, condcov, group_condcov = {}, {}, {}
+    for group, Minv in zip(layout.groups, inverse, strict=True):
+        T = group_template(group, templates)
+        L, K = group.n_levels, group.K
+        b = u[group.offset:group.offset + group.q].reshape(L, K) @ T.T
+        cov = s2 * np.einsum("ab,lbc,dc->lad", T, Minv, T, optimize=True)
+        group_condcov[group.name] = cov
+        for block_index, start, k in zip(group.blocks, group.term_offsets, group.sizes,
+                                         strict=True):
+            name = design.blocks[block_index].name
+            modes[name] = b[:, start:start + k].copy()
+            condcov[name] = cov[:, start:start + k, start:start + k].copy()
+    covariance = {block.name: s2 * (T @ T.T) for block, T in zip(design.blocks, templates,
+                                                                 strict=True)}
+    return Estimates(
+        beta=layout.beta_ols + state.beta, vcov=s2 * beta_covariance(state),
+        sigma=float(np.sqrt(s2)),
+        covariance=covariance, modes=modes, condcov=condcov, group_condcov=group_condcov,
+    )
+

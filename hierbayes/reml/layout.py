@@ -1,0 +1,130 @@
+"""Column layout of the random effects and the sufficient statistics of the data.
+
+Blocks that share a grouping factor are merged per level, so each grouping factor ("group") has
+K = Σ k_b columns per level. Internal column order: groups by decreasing number of columns (the
+largest first, which the Schur backend eliminates cheaply), then level, then the group's blocks'
+terms in design order. Column of (group g, level l, term t) = offset_g + l·K_g + t.
+
+Everything a θ evaluation needs is a cross-product computed here once (ZᵀZ, ZᵀX, Zᵀy, XᵀX, ...),
+so no evaluation touches the n rows again. y is first replaced by its OLS residual: the penalized
+residual sum of squares is then a difference of small numbers, not of large ones (y'y - ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..design import Design
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """One grouping factor with all the blocks over it."""
+
+    name: str
+    blocks: tuple[int, ...]  # design block indices, in design order
+    sizes: tuple[int, ...]  # k of each of those blocks
+    term_offsets: tuple[int, ...]  # where each block's terms start within a level
+    n_levels: int
+    K: int  # columns per level
+    offset: int  # first internal column
+    index: np.ndarray  # (n,) level of each row
+    Z: np.ndarray  # (n, K) the blocks' Z side by side
+
+    @property
+    def q(self) -> int:
+        return self.n_levels * self.K
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    groups: tuple[Group, ...]
+    q: int
+    n: int
+    p: int
+    beta_ols: np.ndarray  # (p,) β of the plain regression that was subtracted from y
+    XtX: np.ndarray  # (p, p)
+    Xty: np.ndarray  # (p,) Xᵀ y0 (≈ 0: y0 is the OLS residual)
+    yty: float  # y0ᵀ y0
+    ZtX: np.ndarray  # (q, p)
+    Zty: np.ndarray  # (q,)
+    Zt: sp.csr_matrix  # (q, n) Zᵀ in internal order
+
+    def block_columns(self, b: int) -> tuple[Group, np.ndarray]:
+        """The group of design block `b` and the within-level positions of its terms."""
+        for group in self.groups:
+            if b in group.blocks:
+                j = group.blocks.index(b)
+                return group, group.term_offsets[j] + np.arange(group.sizes[j])
+        raise KeyError(b)
+
+
+def make_layout(design: Design) -> Layout:
+    groups = _groups(design)
+    n, p = design.X.shape
+    Zt = _zt(groups, n)
+    X = design.X
+    beta_ols, *_ = np.linalg.lstsq(X, design.y, rcond=None)
+    y0 = design.y - X @ beta_ols
+    return Layout(
+        groups=groups, q=Zt.shape[0], n=n, p=p, beta_ols=beta_ols, XtX=X.T @ X, Xty=X.T @ y0,
+        yty=float(y0 @ y0), ZtX=np.asarray(Zt @ X), Zty=np.asarray(Zt @ y0), Zt=Zt,
+    )
+
+
+def _groups(design: Design) -> tuple[Group, ...]:
+    by_name: dict[str, list[int]] = {}
+    for b, block in enumerate(design.blocks):
+        by_name.setdefault(block.group, []).append(b)
+    specs = []
+    for name, members in by_name.items():
+        blocks = [design.blocks[b] for b in members]
+        sizes = [block.n_terms for block in blocks]
+        offsets = tuple(np.cumsum([0, *sizes[:-1]]).tolist())
+        specs.append((name, tuple(members), tuple(sizes), offsets, blocks[0].n_levels,
+                      sum(sizes), blocks[0].index, np.hstack([block.Z for block in blocks])))
+    # Largest group first (stable): the Schur backend eliminates it as a block diagonal.
+    specs.sort(key=lambda s: -s[4] * s[5])
+    groups, offset = [], 0
+    for name, members, sizes, offsets, n_levels, K, index, Z in specs:
+        groups.append(Group(name, members, sizes, offsets, n_levels, K, offset, index, Z))
+        offset += n_levels * K
+    return tuple(groups)
+
+
+def _zt(groups: tuple[Group, ...], n: int) -> sp.csr_matrix:
+    rows, cols, vals = [], [], []
+    for group in groups:
+        K = group.K
+        # Every (row, term) pair is stored, zeros included, so the pattern is structural.
+        cols.append((group.offset + group.index[:, None] * K + np.arange(K)).ravel())
+        rows.append(np.repeat(np.arange(n), K))
+        vals.append(group.Z.ravel())
+    q = sum(group.q for group in groups)
+    Z = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n, q))
+    return Z.T.tocsr()
+
+
+def level_blocks(group: Group) -> np.ndarray:
+    """(L, K, K): Σ z zᵀ over the rows of each level, the diagonal blocks of ZᵀZ."""
+    L, K = group.n_levels, group.K
+    out = np.empty((L, K, K))
+    for a in range(K):
+        for c in range(a, K):
+            out[:, a, c] = np.bincount(group.index, weights=group.Z[:, a] * group.Z[:, c],
+                                       minlength=L)
+            out[:, c, a] = out[:, a, c]
+    return out
+
+
+def group_template(group: Group, templates: list[np.ndarray]) -> np.ndarray:
+    """K×K template of a group: its blocks' templates on the diagonal."""
+    T = np.zeros((group.K, group.K))
+    for b, start in zip(group.blocks, group.term_offsets, strict=True):
+        k = templates[b].shape[0]
+        T[start:start + k, start:start + k] = templates[b]
+    return T

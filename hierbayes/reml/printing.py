@@ -1,0 +1,54 @@
+"""A plain-text view of a `RemlFit` laid out like lme4's `print(summary(fit))`. Formats only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def format_fit(fit) -> str:
+    design = fit.design
+    by = "REML" if fit.method == "REML" else "maximum likelihood"
+    crit = "REML criterion at convergence" if fit.method == "REML" else "Deviance"
+    lines = [
+        f"Linear mixed model fit by {by} (hierbayes.fit_reml)",
+        f"Formula: {design.formula}",
+        f"{crit}: {fit.criterion:.4f}",
+        f"AIC {fit.aic:.1f}  BIC {fit.bic:.1f}  logLik {fit.loglik:.2f}",
+    ]
+    status = [s for s, bad in (("singular fit", fit.singular),
+                               ("NOT CONVERGED", not fit.converged)) if bad]
+    if status:
+        lines.append("Note: " + "; ".join(status))
+    lines += ["", "Random effects:", *_random_lines(fit)]
+    counts = ", ".join(f"{g}, {len(levels)}" for g, levels in design.groups.items())
+    lines += [f"Number of obs: {design.n_obs}, groups:  {counts}", "", "Fixed effects:"]
+    lines += _fixed_lines(fit)
+    return "\n".join(lines)
+
+
+def _random_lines(fit) -> list[str]:
+    rows = [("Groups", "Name", "Std.Dev.", "Corr")]
+    for block in fit.design.blocks:
+        cov = fit.covariance[block.name]
+        sd = np.sqrt(np.diag(cov))
+        for i, term in enumerate(block.terms):
+            corr = [cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                    for j in range(i)]
+            rows.append((block.name if i == 0 else "", term, f"{sd[i]:.4g}",
+                         " ".join(f"{c:5.2f}" for c in corr)))
+    rows.append(("Residual", "", f"{fit.sigma:.4g}", ""))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    return [" " + " ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
+
+
+def _fixed_lines(fit) -> list[str]:
+    table = fit.fixef()
+    rows = [("", "Estimate", "Std. Error", "t value")]
+    for term, row in table.iterrows():
+        rows.append((str(term), f"{row.estimate:.5g}", f"{row.std_error:.5g}",
+                     f"{row.statistic:.3f}"))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    return [r[0].ljust(widths[0]) + " " + " ".join(c.rjust(w) for c, w in
+                                                   zip(r[1:], widths[1:], strict=True))
+            for r in rows]
