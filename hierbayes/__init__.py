@@ -44,6 +44,15 @@ from .reml import fit_reml as fit_reml
 from .reml import make_deviance as make_deviance
 
 # --- Bayesian engine exports (hierbayes.bayes) ---
+from .bayes import BayesFit as BayesFit
+from .bayes import fit_bayes as fit_bayes
+from .persist import load as load
+from .priors import Prior as Prior
+from .priors import Priors as Priors
+from .priors import default_priors as default_priors
+from .sampling import BayesModel as BayesModel
+from .sampling import build_model as build_model
+from .sampling import sample as sample
 
 # --- Comparison exports (hierbayes.compare) ---
 from .compare import Comparison, compare, compare_formula  # noqa: E402

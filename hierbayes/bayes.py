@@ -1,0 +1,216 @@
+"""Fully Bayesian fits: `fit_bayes` and the `BayesFit` it returns.
+
+``fit = hb.fit_bayes("Reaction ~ Days + (Days | Subject)", data, random_seed=1)``
+
+What other modules (compare, report) can rely on:
+
+- ``fit.idata``: `xarray.DataTree` with groups ``posterior``, ``sample_stats``, ``observed_data``,
+  ``log_likelihood`` (so ``arviz_stats.loo(fit.idata)`` works), and after the corresponding calls
+  ``prior``, ``prior_predictive``, ``posterior_predictive``. Posterior variables are named as in
+  `hierbayes.builder`: ``beta`` (dim ``fixed``), ``sd_<b>``, ``corr_<b>``, ``r_<b>`` (dims
+  ``<group>`` × ``<b>__term``), ``z_<b>``, ``sigma``, ``nu``, ``alpha``; ``<b>`` is `Block.name`.
+- ``fixef()``, ``varcorr()``, ``ranef()``: the tidy tables of the API contract, estimate = posterior
+  mean, std_error = posterior SD, plus ``median`` and a 95 % equal-tailed interval (``ci_prob=``);
+  ``attrs["interval"]`` says which.
+- ``draws("fixef" | "varcorr" | "ranef")``: (chain, draw, row) draws whose rows are those of the
+  matching table, in order (see `hierbayes.posterior`).
+- ``design``, ``priors``, ``model``, ``link``, ``settings`` (sampler, seed, draws, tune, chains).
+"""
+
+from __future__ import annotations
+
+import arviz_stats as azs
+import pandas as pd
+import xarray as xr
+
+from . import posterior as post
+from .diagnostics import diagnostics_table, emit_warnings, reported_quantities
+from .errors import HierbayesError
+from .posterior import SAMPLE_DIMS
+from .predict import predict_draws
+from .sampling import DEFAULT_TARGET_ACCEPT, BayesModel, build_model, sample
+from .tidy import CI_PROB
+
+DRAW_KINDS = ("fixef", "varcorr", "ranef")
+
+
+class BayesFit:
+    """A sampled Bayesian model: the `DataTree` of draws plus what is needed to read it."""
+
+    def __init__(self, spec: BayesModel, idata: xr.DataTree, settings: dict):
+        self.spec = spec
+        self.idata = idata
+        self.settings = dict(settings)
+        self._diagnostics: pd.DataFrame | None = None
+
+    # --- what the fit is -------------------------------------------------------------------
+    design = property(lambda self: self.spec.design)
+    priors = property(lambda self: self.spec.priors)
+    model = property(lambda self: self.spec.model)
+    link = property(lambda self: self.spec.link)
+    formula = property(lambda self: self.spec.formula)
+    family = property(lambda self: self.spec.family)
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.idata["posterior"].to_dataset()
+
+    # --- tidy tables ------------------------------------------------------------------------
+    def fixef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """Fixed effects: posterior mean, SD, median and equal-tailed interval per term."""
+        return post.fixef_table(self.posterior, _prob(ci_prob))
+
+    def varcorr(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """SDs and correlations per grouping factor, then the residual SD (group "Residual")."""
+        return post.varcorr_table(self.design, self.posterior, _prob(ci_prob))
+
+    def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """Group effects as deviations from the fixed effects (lme4's ranef), per level × term."""
+        return post.ranef_table(self.design, self.posterior, _prob(ci_prob))
+
+    def draws(self, what: str = "ranef") -> xr.DataArray:
+        """(chain, draw, row) posterior draws lined up with the rows of fixef/varcorr/ranef."""
+        if what == "fixef":
+            return post.fixef_draws(self.posterior)
+        if what == "varcorr":
+            return post.varcorr_draws(self.design, self.posterior)
+        if what == "ranef":
+            return post.ranef_draws(self.design, self.posterior)
+        raise HierbayesError(f"draws() takes one of {', '.join(DRAW_KINDS)}; got {what!r}.")
+
+    def summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """ArviZ summary (mean, sd, equal-tailed interval, MCSE, ESS, R-hat) of the parameters.
+
+        Rows: ``beta[<term>]``, ``sd_<b>[<term>]``, ``corr_<b>[<term1>, <term2>]`` (each pair
+        once), ``sigma``, ``nu``, ``alpha`` — the group effects are left to `ranef`.
+        """
+        quantities = reported_quantities(self.design, self.posterior, group_effects=False)
+        data = xr.Dataset({label: (SAMPLE_DIMS, v) for label, v in quantities.items()})
+        frame = azs.summary(data, ci_prob=_prob(ci_prob), ci_kind="eti", round_to="none")
+        frame = pd.DataFrame(frame)
+        frame.attrs["interval"] = post.interval_label(ci_prob)
+        return frame
+
+    # --- sampling checks --------------------------------------------------------------------
+    def diagnostics(self, warn: bool = False) -> pd.DataFrame:
+        """Divergences, R-hat, ESS, BFMI and tree depth, each with threshold, verdict, remedy.
+
+        The failed checks' messages are in ``attrs["messages"]``; with `warn` each is also
+        issued as a `SamplingWarning`.
+        """
+        if self._diagnostics is None:
+            self._diagnostics = diagnostics_table(self.idata, self.design, self.settings)
+        frame = self._diagnostics.copy()
+        frame.attrs = dict(self._diagnostics.attrs)
+        if warn:
+            emit_warnings(frame)
+        return frame
+
+    # --- predictive -------------------------------------------------------------------------
+    def sample_prior_predictive(self, draws: int = 500, random_seed=None) -> xr.DataTree:
+        """Prior and prior-predictive draws; also added to ``idata`` (groups prior, ...)."""
+        prior = self.spec.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        for group in ("prior", "prior_predictive"):
+            self.idata[group] = prior[group]
+        return prior
+
+    def sample_posterior_predictive(self, random_seed=None, progressbar=False) -> xr.DataTree:
+        """Replicated data ``y`` per posterior draw; also added to ``idata``."""
+        import pymc as pm
+
+        out = pm.sample_posterior_predictive(
+            self.idata, model=self.model, random_seed=random_seed, progressbar=progressbar
+        )
+        self.idata["posterior_predictive"] = out["posterior_predictive"]
+        return out
+
+    def log_likelihood(self) -> xr.DataArray:
+        """Pointwise log-likelihood (chain, draw, obs)."""
+        return self.idata["log_likelihood"]["y"]
+
+    def loo(self):
+        """PSIS-LOO (`arviz_stats.loo`) of the fit."""
+        return azs.loo(self.idata)
+
+    def predict(
+        self,
+        new_data: pd.DataFrame | None = None,
+        kind: str = "mean",
+        group_effects: str = "sample_new",
+        random_seed=None,
+        summary: bool = False,
+        ci_prob: float = CI_PROB,
+    ):
+        """Predictions per posterior draw, (chain, draw, obs); see `hierbayes.predict`.
+
+        With `summary` a DataFrame (one row per row of `new_data`: estimate = posterior mean,
+        std_error, median, lower, upper) instead of the draws.
+        """
+        draws = predict_draws(
+            self.design, self.link, self.posterior, new_data, kind, group_effects, random_seed
+        )
+        if not summary:
+            return draws
+        s = post.summarize(draws, _prob(ci_prob))
+        frame = pd.DataFrame(s, index=pd.Index(draws["obs"].values, name="row"))
+        frame.attrs["interval"] = post.interval_label(ci_prob)
+        return frame
+
+    # --- persistence ------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the fit to one netCDF file; `hierbayes.load` rebuilds it."""
+        from .persist import save_fit
+
+        save_fit(self, path)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"BayesFit: {self.formula} (family {self.family}, link {self.link})\n"
+            f"  {s.get('chains')} chains × {s.get('draws')} draws after {s.get('tune')} tuning, "
+            f"sampler {s.get('sampler')}, seed {s.get('random_seed')}\n"
+            f"  {self.design.n_obs} observations; "
+            + ", ".join(f"{b.group}: {b.n_levels} levels" for b in self.design.blocks)
+        )
+
+
+def _prob(ci_prob: float) -> float:
+    if not 0 < ci_prob < 1:
+        raise HierbayesError(f"ci_prob must be between 0 and 1, got {ci_prob!r}.")
+    return float(ci_prob)
+
+
+def fit_bayes(
+    formula: str,
+    data: pd.DataFrame,
+    family="gaussian",
+    priors=None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+    sampler: str | None = None,
+    target_accept: float = DEFAULT_TARGET_ACCEPT,
+    progressbar: bool = True,
+    link: str | None = None,
+    missing: str = "drop",
+    **sample_kwargs,
+) -> BayesFit:
+    """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
+
+    `priors`: name -> `hb.Prior` overrides of the defaults (`hb.default_priors` lists the names).
+    `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
+    Extra keyword arguments go to `pymc.sample`.
+    """
+    spec = build_model(formula, data, family, priors, link, missing)
+    return sample(
+        spec,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        sampler=sampler,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        **sample_kwargs,
+    )

@@ -1,0 +1,178 @@
+"""`Design` + `Priors` -> `pymc.Model`. Pure: builds the graph, never samples.
+
+Variables of the model (the names `BayesFit` and the comparison rely on):
+
+- ``beta`` (``fixed``): fixed effects, coordinate = term names (``Intercept``, ``Days``...).
+  If the fixed-effect priors are not all of one distribution, each term gets its own free
+  variable ``beta__<term>`` and ``beta`` is a deterministic stack of them.
+- per block ``<b>`` (``Block.name``: the grouping factor, e.g. ``Subject``, ``batch:cask``, or
+  ``g.1`` for a second block on ``g``), with dims ``<group>`` (levels) and ``<b>__term``:
+
+  - ``sd_<b>`` (``<b>__term``): SDs of the block's effects;
+  - ``corr_<b>`` (``<b>__term``, ``<b>__term2``): correlation matrix, correlated blocks with
+    more than one term only (free variable ``chol_<b>``: the packed Cholesky factor);
+  - ``z_<b>`` (``<group>``, ``<b>__term``): standard-normal raw effects (non-centred);
+  - ``r_<b>`` (``<group>``, ``<b>__term``): the group effects themselves, deviations from the
+    fixed effects, as lme4's ``ranef``: ``r = z * sd`` or, correlated, ``r_l = L z_l``.
+
+- ``sigma`` (gaussian, student_t), ``nu`` (student_t), ``alpha`` (negative_binomial);
+- ``y`` (``obs``): the observed response (successes for binomial); ``obs`` is labelled with the
+  row labels of the caller's data frame.
+
+Group effects are gathered by index: row ``i`` adds ``Z[i] · r[index[i]]``; no dense Z is built.
+Predictors enter as constants, not ``pm.Data``: prediction for new data is done in numpy from
+the posterior draws (`hierbayes.predict`), which also lets unseen levels draw new effects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from .design import Block, Design
+from .errors import FamilyError
+from .families import check_link
+from .priors import Prior, Priors
+
+OBS_DIM = "obs"
+
+
+def corr_dim(block: Block) -> str:
+    """Second dimension of a block's correlation matrix."""
+    return f"{block.name}__term2"
+
+
+def model_coords(design: Design) -> dict[str, list]:
+    coords: dict[str, list] = dict(design.coords)
+    for block in design.blocks:
+        if _is_correlated(block):
+            coords[corr_dim(block)] = list(block.terms)
+    coords[OBS_DIM] = obs_labels(design)
+    return coords
+
+
+def obs_labels(design: Design) -> list:
+    labels = np.asarray(design.row_labels)
+    # netCDF stores numbers and strings, not arbitrary Python objects.
+    if labels.dtype == object:
+        labels = labels.astype(str)
+    return labels.tolist()
+
+
+def build_model(design: Design, priors: Priors, link: str | None = None) -> pm.Model:
+    """The PyMC model of `design` under `priors` (see the module docstring for its variables)."""
+    link = check_link(design.family, link)
+    with pm.Model(coords=model_coords(design)) as model:
+        eta = _fixed_part(design, priors)  # (n,)
+        for block in design.blocks:
+            r = _block_effects(block, priors)  # (levels, terms)
+            # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.
+            eta = eta + (r[block.index] * block.Z).sum(axis=1)  # (n,)
+        _likelihood(design, priors, link, eta)
+    return model
+
+
+def _is_correlated(block: Block) -> bool:
+    return block.correlated and block.n_terms > 1
+
+
+def _fixed_part(design: Design, priors: Priors):
+    names = design.fixed_names
+    if not names:
+        return pt.zeros(design.n_obs)
+    beta = _fixed_effects(names, [priors[name] for name in names])  # (p,)
+    return pt.dot(design.X, beta)  # (n, p) @ (p,) -> (n,)
+
+
+def _fixed_effects(names, priors: list[Prior]):
+    first = priors[0]
+    alike = all(
+        p.distribution == first.distribution and p.params.keys() == first.params.keys()
+        for p in priors
+    )
+    if alike:
+        # One vector variable: parameters stacked along the `fixed` dimension.
+        params = {k: np.array([p.params[k] for p in priors], dtype=float) for k in first.params}
+        return first.pymc_class()("beta", **params, dims="fixed")
+    parts = [
+        p.pymc_class()(f"beta__{name}", **p.params) for name, p in zip(names, priors, strict=True)
+    ]
+    return pm.Deterministic("beta", pt.stack(parts), dims="fixed")
+
+
+def _block_effects(block: Block, priors: Priors):
+    """Deterministic ``r_<b>`` (levels, terms) for one block, non-centred."""
+    name, levels, terms = block.name, block.level_dim, block.term_dim
+    sd_prior = priors[f"sd_{name}"]
+    z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(levels, terms))  # (L, k)
+    if _is_correlated(block):
+        chol, corr, sd = pm.LKJCholeskyCov(
+            f"chol_{name}",
+            n=block.n_terms,
+            eta=priors[f"corr_{name}"].params["eta"],
+            sd_dist=sd_prior.pymc_class().dist(**sd_prior.params, shape=block.n_terms),
+            compute_corr=True,
+            store_in_trace=False,
+        )
+        pm.Deterministic(f"sd_{name}", sd, dims=terms)
+        pm.Deterministic(f"corr_{name}", corr, dims=(terms, corr_dim(block)))
+        # r_l = L z_l for every level l: (L, k) @ (k, k)^T -> (L, k).
+        return pm.Deterministic(f"r_{name}", pt.dot(z, chol.T), dims=(levels, terms))
+    sd = sd_prior.pymc_class()(f"sd_{name}", **sd_prior.params, dims=terms)  # (k,)
+    return pm.Deterministic(f"r_{name}", z * sd, dims=(levels, terms))  # (L, k) * (k,)
+
+
+def inverse_link(link: str, eta, lib=pt):
+    """Mean of the response (per trial for binomial) from the linear predictor.
+
+    `lib` is ``pytensor.tensor`` inside the model and ``numpy`` for prediction.
+    """
+    if link == "identity":
+        return eta
+    if link == "log":
+        return lib.exp(eta)
+    if link == "logit":
+        return 1.0 / (1.0 + lib.exp(-eta))
+    if link == "probit":
+        if lib is pt:
+            return pm.math.invprobit(eta)
+        from scipy.special import ndtr
+
+        return ndtr(eta)
+    if link == "cloglog":
+        return 1.0 - lib.exp(-lib.exp(eta))
+    raise FamilyError(f"Unknown link {link!r}.")
+
+
+def _likelihood(design: Design, priors: Priors, link: str, eta) -> None:
+    family, y = design.family.name, design.y
+    mu = inverse_link(link, eta)
+    if family in ("gaussian", "student_t"):
+        sigma = _scalar(priors, "sigma")
+        if family == "gaussian":
+            pm.Normal("y", mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
+        else:
+            pm.StudentT("y", nu=_scalar(priors, "nu"), mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
+    elif family == "bernoulli":
+        if link == "logit":  # logit_p is the numerically stable form
+            pm.Bernoulli("y", logit_p=eta, observed=y, dims=OBS_DIM)
+        else:
+            pm.Bernoulli("y", p=mu, observed=y, dims=OBS_DIM)
+    elif family == "binomial":
+        n = design.trials.astype("int64")
+        if link == "logit":
+            pm.Binomial("y", n=n, logit_p=eta, observed=y, dims=OBS_DIM)
+        else:
+            pm.Binomial("y", n=n, p=mu, observed=y, dims=OBS_DIM)
+    elif family == "poisson":
+        pm.Poisson("y", mu=mu, observed=y, dims=OBS_DIM)
+    elif family == "negative_binomial":
+        pm.NegativeBinomial("y", mu=mu, alpha=_scalar(priors, "alpha"), observed=y, dims=OBS_DIM)
+    else:
+        raise FamilyError(f"The Bayesian engine has no likelihood for family {family!r}.")
+
+
+def _scalar(priors: Priors, name: str):
+    prior = priors[name]
+    return prior.pymc_class()(name, **prior.params)

@@ -1,0 +1,161 @@
+"""The staged path: build the Bayesian model (no sampling), then sample it with NUTS.
+
+>>> spec = hb.build_model("Reaction ~ Days + (Days | Subject)", data)   # BayesModel
+>>> spec.priors                     # the prior table; spec.model is the pm.Model
+>>> prior = spec.sample_prior_predictive(draws=200)
+>>> fit = hb.sample(spec, draws=1000, chains=4, random_seed=1)        # BayesFit
+
+Samplers (``sampler=``): ``"nutpie"`` (the default when installed: compiled with numba, fast),
+``"pymc"`` (PyMC's own NUTS, the fallback), ``"numpyro"`` or ``"blackjax"`` (JAX; for a GPU; need
+``pip install hierbayes[jax]``). A seed is always recorded: with ``random_seed=None`` one is drawn
+and stored in ``fit.settings`` so that any fit can be reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from .builder import build_model as build_pymc_model
+from .design import Design, make_design
+from .errors import HierbayesError
+from .families import check_link
+from .priors import Priors, make_priors
+
+SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
+_NEEDS = {"nutpie": ("nutpie",), "numpyro": ("numpyro", "jax"), "blackjax": ("blackjax", "jax")}
+DEFAULT_TARGET_ACCEPT = 0.9  # above PyMC's 0.8: hierarchical posteriors have funnels
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BayesModel:
+    """A Bayesian model ready to sample: the design, the priors used and the `pm.Model`."""
+
+    design: Design
+    priors: Priors
+    link: str
+    model: pm.Model = field(repr=False)
+    missing: str = "drop"
+
+    @property
+    def formula(self) -> str:
+        return self.design.formula
+
+    @property
+    def family(self) -> str:
+        return self.design.family.name
+
+    def sample(self, **kwargs):
+        """`hierbayes.sample` on this model."""
+        return sample(self, **kwargs)
+
+    def sample_prior_predictive(self, draws: int = 500, random_seed=None) -> xr.DataTree:
+        """Draws of every parameter and of ``y`` from the prior (groups prior, prior_predictive)."""
+        return pm.sample_prior_predictive(draws=draws, model=self.model, random_seed=random_seed)
+
+    def __repr__(self) -> str:
+        return f"BayesModel(link={self.link!r})\n{self.design!r}\n{self.priors!r}"
+
+
+def build_model(
+    formula: str,
+    data: pd.DataFrame,
+    family="gaussian",
+    priors=None,
+    link: str | None = None,
+    missing: str = "drop",
+) -> BayesModel:
+    """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling."""
+    design = make_design(formula, data, family, missing)
+    return model_from_design(design, priors, link, missing)
+
+
+def model_from_design(design: Design, priors=None, link=None, missing="drop") -> BayesModel:
+    link = check_link(design.family, link)
+    table = make_priors(design, priors, link)
+    return BayesModel(design, table, link, build_pymc_model(design, table, link), missing)
+
+
+def sample(
+    spec: BayesModel,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+    sampler: str | None = None,
+    target_accept: float = DEFAULT_TARGET_ACCEPT,
+    progressbar: bool = True,
+    warn: bool = True,
+    **sample_kwargs,
+):
+    """NUTS on `spec`; returns a `BayesFit` with pointwise log-likelihood (for LOO).
+
+    Extra keyword arguments go to `pymc.sample` unchanged (e.g. ``cores``, ``init``, ``nuts``).
+    With `warn` (the default) failed convergence checks raise a `SamplingWarning` with a remedy.
+    """
+    from .bayes import BayesFit  # bayes imports this module
+
+    if not isinstance(spec, BayesModel):
+        raise HierbayesError(
+            f"hb.sample needs a BayesModel from hb.build_model(...), got {type(spec).__name__}."
+        )
+    sampler = resolve_sampler(sampler)
+    seed = _seed(random_seed)
+    idata = pm.sample(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=seed,
+        nuts_sampler=sampler,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        model=spec.model,
+        **sample_kwargs,
+    )
+    idata = pm.compute_log_likelihood(idata, model=spec.model, progressbar=False)
+    settings = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": seed,
+        "sampler": sampler,
+        "target_accept": target_accept,
+    }
+    fit = BayesFit(spec, idata, settings)
+    if warn:
+        fit.diagnostics(warn=True)
+    return fit
+
+
+def resolve_sampler(sampler: str | None) -> str:
+    """The NUTS implementation to use; a clear error when its packages are missing."""
+    if sampler is None:
+        return "nutpie" if _installed("nutpie") else "pymc"
+    if sampler not in SAMPLERS:
+        raise HierbayesError(f"Unknown sampler {sampler!r}; valid samplers: {', '.join(SAMPLERS)}.")
+    missing = [name for name in _NEEDS.get(sampler, ()) if not _installed(name)]
+    if missing:
+        raise ImportError(
+            f"sampler={sampler!r} needs {', '.join(missing)}, which is not installed. Install it "
+            f"(for numpyro/blackjax: pip install 'hierbayes[jax]'), or use sampler='nutpie' or "
+            "sampler='pymc'."
+        )
+    return sampler
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _seed(random_seed) -> int:
+    """An int seed: the caller's, or a fresh one, so that the fit records how to reproduce it."""
+    if random_seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
+    if isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer):
+        raise HierbayesError(f"random_seed must be an int or None, got {random_seed!r}.")
+    return int(random_seed)
