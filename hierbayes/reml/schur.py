@@ -13,11 +13,13 @@ products are done by scipy.sparse and never form anything of size q1².
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import cholesky, solve_triangular
 
+from .gram import WeightedGram
 from .layout import Layout, group_template, level_blocks
 from .theta import ThetaLayout
 
@@ -32,16 +34,28 @@ class SchurFactor:
     cu: np.ndarray  # (q,)
     RZX: np.ndarray  # (q, p)
     Linv11: np.ndarray  # (L1, K1, K1)
-    B: sp.csr_matrix  # (q1, q2) L11⁻¹ M12
+    BD: np.ndarray  # (L1, K1, K1) the blocks of L11⁻¹Λ1ᵀ
+    A12: sp.csr_matrix  # (q1, q2)
+    Lam2: sp.csr_matrix  # (q2, q2)
     LS: np.ndarray  # (q2, q2) lower Cholesky factor of the Schur complement
     Ts: list  # group templates, internal group order
+
+    @cached_property
+    def B(self) -> sp.csr_matrix:
+        """L11⁻¹M12 = L11⁻¹Λ1ᵀ A12 Λ2, formed only when a final quantity needs its rows."""
+        return (_block_diag(self.BD) @ (self.A12 @ self.Lam2)).tocsr()
+
+    def _B_times(self, w: np.ndarray) -> np.ndarray:
+        L1, K1, _ = self.BD.shape
+        v = (self.A12 @ (self.Lam2 @ w)).reshape(L1, K1, -1)
+        return np.einsum("lab,lbm->lam", self.BD, v).reshape(L1 * K1, *w.shape[1:])
 
     def backward(self, v: np.ndarray) -> np.ndarray:
         """L⁻ᵀ v."""
         L1, K1, _ = self.Linv11.shape
         q1 = L1 * K1
         w2 = solve_triangular(self.LS, v[q1:], lower=True, trans="T", check_finite=False)
-        w1 = np.einsum("lba,lb->la", self.Linv11, (v[:q1] - self.B @ w2).reshape(L1, K1))
+        w1 = np.einsum("lba,lb->la", self.Linv11, (v[:q1] - self._B_times(w2)).reshape(L1, K1))
         return np.concatenate([w1.ravel(), w2])
 
     def inverse_blocks(self, groups) -> list[np.ndarray]:
@@ -87,10 +101,12 @@ class SchurBackend:
         A = (layout.Zt @ layout.Zt.T).tocsr()
         self.A11 = level_blocks(first)
         self.A12 = A[:q1, q1:].tocsr()
+        self.A21 = self.A12.T.tocsr()
         self.A22 = A[q1:, q1:].toarray()
+        self.gram = WeightedGram(self.A12, first.K)
         self.q1, self.q2 = q1, q2
-        self._bd_structure = _block_diag_structure(first.n_levels, first.K)
-        self._lam_structure = [_block_diag_structure(g.n_levels, g.K) for g in rest]
+        self.RHS = np.column_stack([layout.ZtX, layout.Zty])
+        self._diagonal_rest = all(g.K == 1 for g in rest)
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         templates = self.thetas.templates(theta)
@@ -102,36 +118,44 @@ class SchurBackend:
         M11 = np.einsum("ab,lac,cd->lbd", T1, self.A11, T1, optimize=True) + np.eye(K1)
         chol11 = np.linalg.cholesky(M11)
         Linv11 = np.linalg.inv(chol11)
-        # L11⁻¹Λ1ᵀ as a sparse block diagonal, then B = L11⁻¹ Λ1ᵀ A12 Λ2.
-        P = np.einsum("lab,cb->lac", Linv11, T1)
-        BD = _block_diag(P, self._bd_structure)
-        Lam2 = sp.block_diag([_block_diag(np.broadcast_to(T, (g.n_levels, *T.shape)), s)
-                              for g, T, s in zip(self.rest, Trest, self._lam_structure,
-                                                 strict=True)], format="csr")
-        B = (BD @ (self.A12 @ Lam2)).tocsr()
-        S = Lam2.T @ (Lam2.T @ self.A22).T
+        BD = np.einsum("lab,cb->lac", Linv11, T1)  # L11⁻¹Λ1ᵀ per level
+        # S = Λ2ᵀ (A22 − A21 Λ1 M11⁻¹ Λ1ᵀ A12) Λ2 + I
+        S = self._sandwich(self.A22 - self.gram(np.einsum("lba,lbc->lac", BD, BD)), Trest)
         S[np.diag_indices_from(S)] += 1.0
-        S -= (B.T @ B).toarray()
         LS = cholesky(S, lower=True, overwrite_a=True, check_finite=False)
-        RHS = np.column_stack([self.layout.ZtX, self.layout.Zty])
-        z1 = np.einsum("lak,lkm->lam", P, RHS[: self.q1].reshape(L1, K1, -1)).reshape(self.q1, -1)
-        z2 = solve_triangular(LS, Lam2.T @ RHS[self.q1:] - B.T @ z1, lower=True,
+        Lam2 = self._lambda_rest(Trest)
+        z1 = np.einsum("lak,lkm->lam", BD, self.RHS[: self.q1].reshape(L1, K1, -1))
+        # Bᵀz1 = Λ2ᵀ A21 (L11⁻¹Λ1ᵀ)ᵀ z1, without forming B.
+        Bt_z1 = Lam2.T @ (self.A21 @ np.einsum("lka,lkm->lam", BD, z1).reshape(self.q1, -1))
+        z2 = solve_triangular(LS, Lam2.T @ self.RHS[self.q1:] - Bt_z1, lower=True,
                               check_finite=False)
-        z = np.vstack([z1, z2])
+        z = np.vstack([z1.reshape(self.q1, -1), z2])
         logdet = 2.0 * float(np.log(np.diagonal(chol11, axis1=1, axis2=2)).sum()
                              + np.log(np.diag(LS)).sum())
-        return SchurFactor(logdet, z[:, -1].copy(), z[:, :-1].copy(), Linv11, B, LS, Ts)
+        return SchurFactor(logdet, z[:, -1].copy(), z[:, :-1].copy(), Linv11, BD, self.A12,
+                           Lam2, LS, Ts)
+
+    def _lambda_rest(self, Trest: list[np.ndarray]) -> sp.csr_matrix:
+        return sp.block_diag([_block_diag(np.broadcast_to(T, (g.n_levels, *T.shape)))
+                              for g, T in zip(self.rest, Trest, strict=True)], format="csr")
+
+    def _sandwich(self, D: np.ndarray, Trest: list[np.ndarray]) -> np.ndarray:
+        """Λ2ᵀ D Λ2 for a dense symmetric D; a scaling when every Λ2 block is 1×1."""
+        if self._diagonal_rest:
+            d = np.concatenate([np.full(g.n_levels, T[0, 0]) for g, T in
+                                zip(self.rest, Trest, strict=True)])
+            D *= d[:, None]
+            D *= d[None, :]
+            return D
+        Lam2 = self._lambda_rest(Trest)
+        X = Lam2.T @ D
+        return np.ascontiguousarray((Lam2.T @ np.ascontiguousarray(X.T)).T)
 
 
-def _block_diag_structure(L: int, K: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR indptr/indices of a block diagonal of L dense K×K blocks (zeros kept: fixed pattern)."""
+def _block_diag(blocks: np.ndarray) -> sp.csr_matrix:
+    """A block diagonal of L dense K×K blocks, zeros kept so the pattern is fixed."""
+    L, K, _ = blocks.shape
     indptr = np.arange(0, L * K * K + 1, K)
     indices = ((np.arange(L * K) // K) * K)[:, None] + np.arange(K)
-    return indptr, indices.ravel()
-
-
-def _block_diag(blocks: np.ndarray, structure) -> sp.csr_matrix:
-    L, K, _ = blocks.shape
-    indptr, indices = structure
-    return sp.csr_matrix((np.ascontiguousarray(blocks).ravel(), indices, indptr),
+    return sp.csr_matrix((np.ascontiguousarray(blocks).ravel(), indices.ravel(), indptr),
                          shape=(L * K, L * K))
