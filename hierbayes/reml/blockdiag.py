@@ -31,8 +31,10 @@ class BlockFactor:
     T: np.ndarray  # (K, K) the group's template
 
     def backward(self, v: np.ndarray) -> np.ndarray:
+        """L⁻ᵀ v for a vector or a matrix v."""
         L, K, _ = self.Linv.shape
-        return np.einsum("lba,lb->la", self.Linv, v.reshape(L, K)).ravel()
+        out = np.einsum("lba,lb...->la...", self.Linv, v.reshape(L, K, *v.shape[1:]))
+        return out.reshape(v.shape)
 
     def inverse_blocks(self, groups) -> list[np.ndarray]:
         """Per group (here the one), the (L, K, K) diagonal blocks of M⁻¹."""
@@ -49,6 +51,7 @@ class BlockDiagBackend:
         self.A = level_blocks(group)  # (L, K, K)
         self.ZtX = layout.ZtX.reshape(L, K, p)
         self.Zty = layout.Zty.reshape(L, K)
+        self.has_gradient = True
 
     def template(self, theta: np.ndarray) -> np.ndarray:
         return group_template(self.group, self.thetas.templates(theta))

@@ -34,7 +34,7 @@ class Deviance:
 
     @property
     def has_gradient(self) -> bool:
-        return hasattr(self.backend, "gradient")
+        return bool(self.backend.has_gradient)
 
     def state(self, theta) -> PLSState:
         theta = self._check(theta)

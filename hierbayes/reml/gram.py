@@ -23,9 +23,10 @@ class WeightedGram:
         self.K1 = K1
         counts = np.diff(A12.indptr)
         n_pairs = int((counts.astype(np.int64) ** 2).sum())
-        self.pairs = None
-        if K1 == 1 and n_pairs <= max(MAX_PAIRS, 0):
+        self.pairs = self.pair_cols = None
+        if K1 == 1 and n_pairs <= MAX_PAIRS:
             self.pairs = _pairs(A12, counts, self.q2)
+            self.pair_cols = np.divmod(self.pairs[0], self.q2)  # (i, j) of each pair
 
     def __call__(self, W: np.ndarray) -> np.ndarray:
         """Dense (q2, q2) A12ᵀ blockdiag(W) A12 for W of shape (L1, K1, K1)."""

@@ -21,6 +21,7 @@ from scipy.linalg import cholesky, solve_triangular
 
 from .gram import WeightedGram
 from .layout import Layout, group_template, level_blocks
+from .schur_grad import schur_gradient
 from .theta import ThetaLayout
 
 # Above this many columns in the smaller factors a dense Schur complement would take
@@ -47,16 +48,17 @@ class SchurFactor:
 
     def _B_times(self, w: np.ndarray) -> np.ndarray:
         L1, K1, _ = self.BD.shape
-        v = (self.A12 @ (self.Lam2 @ w)).reshape(L1, K1, -1)
-        return np.einsum("lab,lbm->lam", self.BD, v).reshape(L1 * K1, *w.shape[1:])
+        v = (self.A12 @ (self.Lam2 @ w)).reshape(L1, K1, *w.shape[1:])
+        return np.einsum("lab,lb...->la...", self.BD, v).reshape(L1 * K1, *w.shape[1:])
 
     def backward(self, v: np.ndarray) -> np.ndarray:
         """L⁻ᵀ v."""
         L1, K1, _ = self.Linv11.shape
         q1 = L1 * K1
         w2 = solve_triangular(self.LS, v[q1:], lower=True, trans="T", check_finite=False)
-        w1 = np.einsum("lba,lb->la", self.Linv11, (v[:q1] - self._B_times(w2)).reshape(L1, K1))
-        return np.concatenate([w1.ravel(), w2])
+        rest = (v[:q1] - self._B_times(w2)).reshape(L1, K1, *v.shape[1:])
+        w1 = np.einsum("lba,lb...->la...", self.Linv11, rest).reshape(q1, *v.shape[1:])
+        return np.concatenate([w1, w2])
 
     def inverse_blocks(self, groups) -> list[np.ndarray]:
         """Per group, the (L, K, K) diagonal blocks of M⁻¹ = L⁻ᵀL⁻¹."""
@@ -107,6 +109,25 @@ class SchurBackend:
         self.q1, self.q2 = q1, q2
         self.RHS = np.column_stack([layout.ZtX, layout.Zty])
         self._diagonal_rest = all(g.K == 1 for g in rest)
+        # The analytic gradient covers 1×1 blocks, one block per group (crossed/nested intercepts).
+        self.has_gradient = (all(g.K == 1 for g in layout.groups)
+                             and self.gram.pairs is not None)
+
+    def gradient(self, state, method: str) -> np.ndarray:
+        return schur_gradient(self, state, method)
+
+    def rest_lambda(self, Trest: list[np.ndarray]) -> np.ndarray:
+        """The diagonal of Λ2 when every remaining block is 1×1."""
+        return np.concatenate([np.full(g.n_levels, T[0, 0]) for g, T in
+                               zip(self.rest, Trest, strict=True)])
+
+    def A_times(self, v: np.ndarray) -> np.ndarray:
+        """ZᵀZ v from its stored pieces (A11 per level, A12, A22)."""
+        L1, K1 = self.first.n_levels, self.first.K
+        v1, v2 = v[: self.q1], v[self.q1:]
+        top = (np.einsum("lab,lb...->la...", self.A11, v1.reshape(L1, K1, *v.shape[1:]))
+               .reshape(v1.shape) + self.A12 @ v2)
+        return np.concatenate([top, self.A21 @ v1 + self.A22 @ v2])
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         templates = self.thetas.templates(theta)
@@ -142,8 +163,7 @@ class SchurBackend:
     def _sandwich(self, D: np.ndarray, Trest: list[np.ndarray]) -> np.ndarray:
         """Λ2ᵀ D Λ2 for a dense symmetric D; a scaling when every Λ2 block is 1×1."""
         if self._diagonal_rest:
-            d = np.concatenate([np.full(g.n_levels, T[0, 0]) for g, T in
-                                zip(self.rest, Trest, strict=True)])
+            d = self.rest_lambda(Trest)
             D *= d[:, None]
             D *= d[None, :]
             return D

@@ -1,0 +1,133 @@
+"""Time hierbayes.fit_reml side by side with mixedlm and statsmodels MixedLM (not a pytest file).
+
+Same data, same machine, one timed run per fit (after one untimed warm-up fit of sleepstudy per
+library, so imports and first-call costs are not counted). Prints times, ratios and criteria.
+
+    .venv/bin/python benchmarks/bench_reml.py                 # all cases
+    .venv/bin/python benchmarks/bench_reml.py --cases sleepstudy sim100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import hierbayes as hb
+
+
+def sleepstudy() -> tuple[str, pd.DataFrame, dict]:
+    data = _csv("sleepstudy", "Subject")
+    return "Reaction ~ Days + (Days | Subject)", data, {"groups": "Subject", "re": "~Days"}
+
+
+def _csv(name: str, factor: str) -> pd.DataFrame:
+    path = Path(__file__).resolve().parents[1] / "hierbayes" / "data" / f"{name}.csv"
+    return pd.read_csv(path, dtype={factor: str})
+
+
+def sim100k(seed: int) -> tuple[str, pd.DataFrame, dict]:
+    """100,000 rows, 2,000 groups, correlated random intercept and slope."""
+    rng = np.random.default_rng(seed)
+    n, G = 100_000, 2_000
+    g, x = rng.integers(0, G, n), rng.normal(size=n)
+    b = rng.multivariate_normal([0, 0], [[4.0, 0.6], [0.6, 1.0]], G)
+    y = 1 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(size=n)
+    data = pd.DataFrame({"y": y, "x": x, "g": [f"g{i:04d}" for i in g]})
+    return "y ~ x + (x | g)", data, {"groups": "g", "re": "~x"}
+
+
+def insteval_shaped(seed: int) -> tuple[str, pd.DataFrame, dict | None]:
+    """InstEval's shape: 73,421 ratings, 2,972 students × 1,128 lecturers, crossed intercepts.
+
+    Students rate ~25 lecturers each, lecturers with very unequal numbers of ratings (lognormal
+    popularity), as in the real data set."""
+    rng = np.random.default_rng(seed)
+    n, ns, nd = 73_421, 2_972, 1_128
+    popularity = rng.lognormal(0.0, 1.0, nd)
+    s = rng.integers(0, ns, n)
+    d = rng.choice(nd, n, p=popularity / popularity.sum())
+    y = 3.2 + rng.normal(0, 0.32, ns)[s] + rng.normal(0, 0.52, nd)[d] + rng.normal(0, 1.18, n)
+    data = pd.DataFrame({"y": y, "s": [f"s{i:04d}" for i in s], "d": [f"d{i:04d}" for i in d]})
+    return "y ~ 1 + (1 | s) + (1 | d)", data, None  # statsmodels: one grouping factor only
+
+
+def time_it(fn):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = fn()
+    return time.perf_counter() - start, out
+
+
+def run_hierbayes(formula, data):
+    total, fit = time_it(lambda: hb.fit_reml(formula, data))
+    design = fit.design
+    engine, fit2 = time_it(lambda: hb.fit_reml(design))
+    return {"hierbayes": (total, fit.criterion), "hierbayes (engine)": (engine, fit2.criterion)}
+
+
+def run_mixedlm(formula, data):
+    import mixedlm
+    seconds, fit = time_it(lambda: mixedlm.lmer(formula, data))
+    return {"mixedlm": (seconds, float(fit.REMLcrit()))}
+
+
+def run_statsmodels(formula, data, spec):
+    if spec is None:
+        return {"statsmodels": (np.nan, np.nan)}
+    import statsmodels.formula.api as smf
+    fixed = formula.split("+ (")[0].strip()
+
+    def fit():
+        model = smf.mixedlm(fixed, data, groups=data[spec["groups"]], re_formula=spec["re"])
+        return model.fit(reml=True)
+
+    seconds, result = time_it(fit)
+    return {"statsmodels": (seconds, -2.0 * float(result.llf))}
+
+
+def warm_up(skip_statsmodels: bool) -> None:
+    formula, data, spec = sleepstudy()
+    run_hierbayes(formula, data)
+    run_mixedlm(formula, data)
+    if not skip_statsmodels:
+        run_statsmodels(formula, data, spec)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=["sleepstudy", "sim100k", "insteval"],
+                        choices=["sleepstudy", "sim100k", "insteval"])
+    parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument("--skip-statsmodels", action="store_true")
+    args = parser.parse_args(argv)
+    makers = {"sleepstudy": lambda: sleepstudy(), "sim100k": lambda: sim100k(args.seed),
+              "insteval": lambda: insteval_shaped(args.seed)}
+    warm_up(args.skip_statsmodels)
+    rows = []
+    for case in args.cases:
+        formula, data, spec = makers[case]()
+        results = run_hierbayes(formula, data) | run_mixedlm(formula, data)
+        if not args.skip_statsmodels:
+            results |= run_statsmodels(formula, data, spec)
+        base = results["hierbayes"][0]
+        for tool, (seconds, crit) in results.items():
+            rows.append({"case": case, "rows": len(data), "tool": tool, "seconds": seconds,
+                         "time / hierbayes": seconds / base, "criterion": crit,
+                         "criterion - hierbayes": crit - results["hierbayes"][1]})
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 140, "display.max_columns", 20,
+                           "display.float_format", "{:.6g}".format):
+        print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Analytic gradient of the profiled criterion for the Schur backend, when every block is 1×1.
+
+Same formula as the block-diagonal backend (see blockdiag.py): for θ_j, the relative SD of group g,
+
+    ∂/∂θ_j = 2 Σ_{i ∈ g} [ W_ii − c·(Zᵀe)_i u_i / r² − [REML] H_iᵀ (XᵀV⁻¹X)⁻¹ G_i ],
+
+W = M⁻¹ΛᵀA (A = ZᵀZ, Λ diagonal here). Only the diagonal of W is needed. With M⁻¹ written in
+Schur form (X22 = S⁻¹, X12 = −M11⁻¹M12S⁻¹, X11 = M11⁻¹ + M11⁻¹M12S⁻¹M21M11⁻¹) every term of
+that diagonal is a sum over pairs (i, j) of non-zeros in one row l of A12 of A12_li·A12_lj·λ_i·λ_j
+·S⁻¹_ij, i.e. over the Gram's pair list, plus the dense part diag(S⁻¹Λ2A22). So one S⁻¹ (LAPACK
+potri) and two bincounts give all of it: no selected-inversion machinery is needed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import lapack
+
+from .pls import PLSState, spherical_modes
+
+
+def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
+    f = state.factor
+    layout, q1 = backend.layout, backend.q1
+    lam1 = f.Ts[0][0, 0]
+    lam2 = backend.rest_lambda(f.Ts[1:])
+    m11 = lam1 * lam1 * backend.A11[:, 0, 0] + 1.0
+    Sinv = _inverse(f.LS)
+    target, row, prod = backend.gram.pairs
+    i, j = backend.gram.pair_cols
+    # Σ over a row's pairs of A12_li A12_lj λ_i λ_j S⁻¹_ij, and the same per column i.
+    base = prod * Sinv.ravel()[target] * lam2[j]
+    P = np.bincount(row, weights=base * lam2[i], minlength=m11.size)
+    w = lam1 * lam1 / m11
+    diag1 = (1 / m11 + w / m11 * P) * lam1 * backend.A11[:, 0, 0] - lam1 / m11 * P
+    diag2 = (np.einsum("ik,ki->i", Sinv, backend.A22 * lam2[:, None])
+             - np.bincount(i, weights=w[row] * base, minlength=lam2.size))
+    W_diag = np.concatenate([diag1, diag2])
+    u = spherical_modes(state)
+    lam = np.concatenate([np.full(q1, lam1), lam2])
+    Zte = layout.Zty - layout.ZtX @ state.beta - backend.A_times(lam * u)
+    dof = layout.n - layout.p if method == "REML" else layout.n
+    per_column = W_diag - dof * Zte * u / state.r2
+    if method == "REML":
+        H = f.backward(f.RZX)  # M⁻¹ΛᵀZᵀX
+        G = layout.ZtX - backend.A_times(lam[:, None] * H)
+        Cinv = np.linalg.inv(state.RX @ state.RX.T)
+        per_column -= np.einsum("ip,pq,iq->i", H, Cinv, G)
+    return 2.0 * _sum_by_theta(backend, per_column)
+
+
+def _inverse(LS: np.ndarray) -> np.ndarray:
+    """S⁻¹ from its lower Cholesky factor, both triangles filled."""
+    inv, info = lapack.dpotri(LS, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dpotri failed ({info}).")
+    return np.tril(inv) + np.tril(inv, -1).T
+
+
+def _sum_by_theta(backend, per_column: np.ndarray) -> np.ndarray:
+    """Add the columns of each group; θ_j is the (only) entry of block j's 1×1 template."""
+    out = np.zeros(backend.thetas.n_theta)
+    for group in backend.layout.groups:
+        (b,) = group.blocks  # 1×1 templates: one block per group
+        j = int(np.flatnonzero(backend.thetas.block_of == b)[0])
+        out[j] = per_column[group.offset:group.offset + group.q].sum()
+    return out
