@@ -1,0 +1,397 @@
+"""The `hierbayes` command: fit model cards, compare with REML, write and re-render reports.
+
+    hierbayes fit models/sleepstudy.toml --out out/sleepstudy
+    hierbayes compare models/pastes.toml --out out/pastes
+    hierbayes report out/sleepstudy
+    hierbayes models
+
+Results go to stdout, progress and warnings to stderr. Exit codes: 0 success; 2 bad input (a
+card, file, formula or option: one line on stderr, no traceback); 1 anything else (``--debug``
+shows its traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import textwrap
+import time
+import tomllib
+import warnings
+from pathlib import Path
+
+from . import fit_bayes, fit_reml, load
+from .cards import CardError, accepts, card_paths, load_card
+from .compare import compare
+from .errors import HierbayesError
+from .report import comparison_report, fit_report
+
+PROG = "hierbayes"
+POSTERIOR_FILE = "posterior.nc"
+CARD_COPY = "card.toml"
+
+
+class Progress:
+    """Step messages on stderr ("fitting REML ... done in 0.4 s"); silent with --quiet."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+    def warn(self, message: str) -> None:
+        """Warnings show even with --quiet: they change what the outputs mean."""
+        print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def step(self, message: str):
+        self.say(f"{message} ...")
+        start = time.perf_counter()
+        yield
+        self.say(f"{message}: done in {time.perf_counter() - start:.1f} s")
+
+
+# --- the subcommands ------------------------------------------------------------------------
+
+
+def cmd_fit(args) -> int:
+    """Fit the card by NUTS and by REML/Laplace; write the report, posterior and tables."""
+    progress = Progress(args.quiet)
+    card, data = _card_and_data(args, progress)
+    bayes = _fit_bayes(card, data, args, progress)
+    out = _out_dir(args.out)
+    with progress.step("drawing posterior predictive replicates"):
+        bayes.sample_posterior_predictive(random_seed=card.sampler.seed)
+    with progress.step(f"saving the posterior to {out / POSTERIOR_FILE}"):
+        _save_fit(bayes, out / POSTERIOR_FILE)
+    shutil.copyfile(card.path, out / CARD_COPY)
+    reml = _fit_reml(card.formula, data, card.family, progress, card.known_sigma)
+    cmp, failed = _compare(bayes, reml, progress)
+    _write_tables(out, bayes=bayes, cmp=cmp)
+    with progress.step("writing the report"):
+        report = fit_report(bayes, out, comparison=cmp, title=card.name,
+                            description=card.description)
+    _print_summary(card, bayes, cmp, report)
+    return 1 if failed else 0
+
+
+def cmd_compare(args) -> int:
+    """Fit both ways (or load a saved posterior) and write the comparison report and tables."""
+    progress = Progress(args.quiet)
+    card, data = _card_and_data(args, progress)
+    reml = _fit_reml(card.formula, data, card.family, progress, card.known_sigma)
+    if reml is None:
+        raise HierbayesError(f"No REML/Laplace fit of {card.name!r} to compare with (see above).")
+    if args.posterior:
+        with progress.step(f"loading the posterior {args.posterior}"):
+            bayes = _load_fit(Path(args.posterior))
+    else:
+        bayes = _fit_bayes(card, data, args, progress)
+    with progress.step("comparing the two fits"):
+        cmp = compare(bayes, reml)
+    out = _out_dir(args.out)
+    _write_tables(out, cmp=cmp)
+    with progress.step("writing the comparison report"):
+        report = comparison_report(cmp, out / "comparison.html", title=f"{card.name}: Bayes vs "
+                                   f"{cmp.method}", description=card.description)
+    print("\n".join(cmp.verdict()))
+    print(f"\nwrote {report.html_path} and {report.markdown_path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Re-render the report of a saved fit (a posterior.nc, or the folder holding one)."""
+    progress = Progress(args.quiet)
+    path = Path(args.path)
+    file = path / POSTERIOR_FILE if path.is_dir() else path
+    with progress.step(f"loading {file}"):
+        bayes = _load_fit(file)
+    title, description = _card_header(file.parent / CARD_COPY)
+    cmp, failed = None, False
+    if not args.no_compare:
+        design = bayes.design
+        reml = _fit_reml(design.formula, design.data, design.family.name, progress)
+        cmp, failed = _compare(bayes, reml, progress)
+    out = _out_dir(args.out) if args.out else file.parent
+    with progress.step("writing the report"):
+        report = fit_report(bayes, out, comparison=cmp, title=title, description=description)
+    print(f"wrote {report.html_path} and {report.markdown_path}")
+    return 1 if failed else 0
+
+
+def cmd_models(args) -> int:
+    """List the cards in a folder: name, family, formula (and why a card is broken)."""
+    folder = Path(args.folder) if args.folder else default_models_folder()
+    cards, broken = [], 0
+    for path in card_paths(folder):
+        try:
+            cards.append(load_card(path))
+        except HierbayesError as err:
+            broken += 1
+            print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
+    if not cards and not broken:
+        print(f"No model cards (*.toml) in {folder}.")
+    width = max((len(c.name) for c in cards), default=0)
+    fam = max((len(c.family) for c in cards), default=0)
+    for card in cards:
+        print(f"{card.name:<{width}}  {card.family:<{fam}}  {card.formula}")
+        if args.long:
+            print(textwrap.fill(f"{card.path.name}: {card.description}", width=100,
+                                initial_indent="    ", subsequent_indent="    ") + "\n")
+    return 2 if broken else 0
+
+
+# --- steps ----------------------------------------------------------------------------------
+
+
+def default_models_folder() -> Path:
+    """``./models`` when there is one, else the cards shipped beside the package."""
+    here = Path.cwd() / "models"
+    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve_card(spec: str) -> Path:
+    """A card file, or a card name looked up in the default folder (``sleepstudy``)."""
+    path = Path(spec)
+    if path.is_file() or path.suffix or "/" in spec:
+        return path
+    folder = default_models_folder()
+    candidate = folder / f"{spec}.toml"
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(p.stem for p in card_paths(folder)) if folder.is_dir() else "none"
+    raise CardError(f"No model card {spec!r}: not a file, and not a card in {folder} "
+                    f"(available: {names}).")
+
+
+def _card_header(path: Path) -> tuple[str | None, str]:
+    """Name and description of the card copy beside a saved fit (its data path, relative to
+    the original card, no longer resolves there, so it is not validated as a card)."""
+    if not path.is_file():
+        return None, ""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None, ""
+    return raw.get("name"), " ".join(str(raw.get("description", "")).split())
+
+
+def _card_and_data(args, progress: Progress):
+    card = load_card(resolve_card(args.card))
+    sampler = card.sampler.replace(draws=getattr(args, "draws", None),
+                                   tune=getattr(args, "tune", None),
+                                   chains=getattr(args, "chains", None),
+                                   seed=getattr(args, "seed", None))
+    card = type(card)(**{**card.__dict__, "sampler": sampler})
+    progress.say(f"model {card.summary()}")
+    data = card.load_data()
+    progress.say(f"data {card.data_path.name}: {len(data)} rows")
+    return card, data
+
+
+def _fit_bayes(card, data, args, progress: Progress):
+    if card.known_sigma:
+        card.require_known_sigma(fit_bayes, "fit_bayes")
+    s = card.sampler
+    kwargs = {"family": card.family, "priors": card.priors or None, "link": card.link,
+              "draws": s.draws, "tune": s.tune, "chains": s.chains, "random_seed": s.seed,
+              # A progress bar in a log file is noise: only on a terminal.
+              "progressbar": not args.quiet and sys.stderr.isatty()}
+    if s.target_accept is not None:
+        kwargs["target_accept"] = s.target_accept
+    if card.known_sigma:
+        kwargs["known_sigma"] = card.known_sigma
+    with progress.step(f"sampling by NUTS ({s.chains} chains × {s.draws} draws, {s.tune} tuning)"):
+        return fit_bayes(card.formula, data, **kwargs)
+
+
+def _fit_reml(formula, data, family, progress: Progress, known_sigma=None):
+    """The REML (Gaussian) or Laplace fit, or None with a warning when there is none for this
+    model: the Bayesian fit and its report are still worth having."""
+    if known_sigma and not accepts(fit_reml, "known_sigma"):
+        progress.warn(f"no REML counterpart: fit_reml does not take known SDs "
+                      f"(known_sigma = {known_sigma!r}).")
+        return None
+    try:
+        with progress.step("fitting by REML/Laplace"):
+            return fit_reml(formula, data, family=family)
+    except HierbayesError as err:
+        progress.warn(f"no REML/Laplace counterpart: {one_line(err)}")
+        return None
+
+
+def _compare(bayes, reml, progress: Progress):
+    """(comparison or None, failed). A comparison that breaks must not lose the fit's report,
+    so it is reported and the command exits non-zero after writing everything else."""
+    if reml is None:
+        return None, False
+    try:
+        with progress.step("comparing the posterior with the REML/Laplace fit"):
+            return compare(bayes, reml), False
+    except Exception as err:  # see the docstring
+        print(f"{PROG}: error: the comparison failed ({type(err).__name__}: {one_line(err)}); "
+              "the report is written without it.", file=sys.stderr)
+        return None, True
+
+
+def _save_fit(bayes, path: Path) -> None:
+    if hasattr(bayes, "save"):
+        bayes.save(path)
+    else:
+        bayes.idata.to_netcdf(path)
+
+
+def _load_fit(path: Path):
+    if not path.is_file():
+        raise CardError(f"No saved fit at {str(path)!r} (expected a {POSTERIOR_FILE} written by "
+                        "'hierbayes fit' or BayesFit.save).")
+    return load(path)
+
+
+def _out_dir(out) -> Path:
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return Path(out)
+
+
+def _write_tables(out: Path, bayes=None, cmp=None) -> None:
+    """The tables behind the report as CSV: the fit's tidy tables and the comparison's."""
+    if bayes is not None:
+        bayes.fixef().to_csv(out / "fixef.csv")
+        bayes.varcorr().to_csv(out / "varcorr.csv", index=False)
+        bayes.ranef().to_csv(out / "ranef.csv", index=False)
+    if cmp is not None:
+        for name in ("fixed", "variance", "groups", "reasons"):
+            getattr(cmp, name).to_csv(out / f"comparison_{name}.csv", index=False)
+
+
+def _print_summary(card, bayes, cmp, report) -> None:
+    import pandas as pd
+
+    fixef = bayes.fixef()
+    print(f"{card.name}: {card.formula} ({card.family})")
+    print(f"\nFixed effects (posterior mean, SD and {fixef.attrs.get('interval', 'interval')}):")
+    with pd.option_context("display.width", 100, "display.precision", 4):
+        print(fixef[["estimate", "std_error", "lower", "upper"]].to_string())
+    checks = bayes.diagnostics()
+    failed = checks.loc[~checks["ok"].astype(bool), "check"].tolist() if "ok" in checks else []
+    print("\nSampler checks: " + (f"FAILED {', '.join(failed)}" if failed else "all pass"))
+    if cmp is not None:
+        print(f"\nBayes vs {cmp.method}:")
+        print("\n".join(f"  {line}" for line in cmp.verdict()))
+    print(f"\nwrote {report.html_path} and {report.markdown_path}")
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+# --- parser and entry point -----------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Bayesian hierarchical models from lme4-style formulas (NUTS), "
+        "compared with REML. See 'hierbayes COMMAND --help'.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fit = commands.add_parser(
+        "fit", help="fit a model card by NUTS and REML; write report, posterior and tables",
+        description="Fit the card's model by NUTS and its REML/Laplace counterpart, print a "
+        "summary and write to DIR: report.html, report.md (+ report_files/), posterior.nc, "
+        "card.toml, fixef/varcorr/ranef.csv and comparison_*.csv.")
+    _card_arguments(fit, sampler=True)
+    compare = commands.add_parser(
+        "compare", help="compare the posterior with the REML/Laplace fit of a card",
+        description="Fit the card both ways (or load --posterior) and write comparison.html, "
+        "comparison.md and comparison_*.csv to DIR; print the verdict.")
+    _card_arguments(compare, sampler=True)
+    compare.add_argument("--posterior", metavar="FILE",
+                         help="a saved fit (posterior.nc) to use instead of sampling again")
+    report = commands.add_parser(
+        "report", help="re-render the report of a saved fit",
+        description="Re-render report.html and report.md from a saved fit: PATH is a "
+        "posterior.nc or the folder 'hierbayes fit' wrote. The REML fit is recomputed from the "
+        "saved data (it is fast) unless --no-compare.")
+    report.add_argument("path", metavar="PATH")
+    report.add_argument("--out", metavar="DIR", help="output folder (default: beside PATH)")
+    report.add_argument("--no-compare", action="store_true", help="leave out the comparison")
+    report.add_argument("--quiet", action="store_true", help="no progress messages")
+    models = commands.add_parser(
+        "models", help="list the model cards", description="List the model cards (*.toml) in "
+        "FOLDER (default: ./models, else the shipped cards) with name, family and formula.")
+    models.add_argument("folder", nargs="?", metavar="FOLDER")
+    models.add_argument("--long", action="store_true", help="also show file and description")
+    for name, func in (("fit", cmd_fit), ("compare", cmd_compare), ("report", cmd_report),
+                       ("models", cmd_models)):
+        commands.choices[name].set_defaults(func=func)
+    return parser
+
+
+def _card_arguments(parser: argparse.ArgumentParser, sampler: bool) -> None:
+    parser.add_argument("card", metavar="CARD",
+                        help="a model card (.toml), or the name of a shipped card")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    if sampler:
+        for name, what, least in (("draws", "draws per chain", 1),
+                                  ("tune", "tuning steps per chain", 0),
+                                  ("chains", "number of chains", 1), ("seed", "random seed", 0)):
+            parser.add_argument(f"--{name}", type=_whole(least), metavar="N",
+                                help=f"{what} (default: the card's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def _whole(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected a number >= {least}, got {value}")
+        return value
+
+    return parse
+
+
+def main(argv=None) -> int:
+    """Entry point of the `hierbayes` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        logging.getLogger("pymc").setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
+    except BrokenPipeError:  # stdout closed early (`hierbayes models | head`): not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
+        return 0
+    except (HierbayesError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {type(err).__name__}: {one_line(err)} (run with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, without the source line that Python prints."""
+    print(f"{PROG}: warning: {category.__name__}: {one_line(message)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
