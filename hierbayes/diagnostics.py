@@ -136,10 +136,10 @@ def _ess(quantities, method: str, chains: int) -> list:
     value, where = float(ess[worst]), labels[worst]
     if value >= threshold:
         return [name, value, threshold, True, where, ""]
-    what = "tail quantiles" if method == "tail" else "mean"
+    what, verb = ("tail quantiles", "are") if method == "tail" else ("mean", "is")
     message = (
         f"The {method} effective sample size of {where} is {value:.0f} (< {threshold}, i.e. "
-        f"{ESS_PER_CHAIN} per chain): its {what} are imprecise. Draw more (e.g. draws=2000, "
+        f"{ESS_PER_CHAIN} per chain): its {what} {verb} imprecise. Draw more (e.g. draws=2000, "
         f"tune=2000){_sd_hint(where)}."
     )
     return [name, value, threshold, False, where, message]

@@ -6,8 +6,10 @@ key columns as coordinates:
 
 - `fixef_draws`   dim ``term``: coordinate = fixed-effect names;
 - `varcorr_draws` dim ``component``: coordinates ``group``, ``term1``, ``term2`` ("" on SD rows),
-  ``kind`` ("sd", "corr" or "residual") and ``variable`` (the posterior variable it comes from);
-- `ranef_draws`   dim ``effect``: coordinates ``group``, ``level``, ``term`` and ``block``.
+  ``kind`` ("sd", "corr" or "residual"), ``variable`` (the posterior variable it comes from) and
+  ``block`` (`Block.name`, "Residual" for the residual row);
+- `ranef_draws`   dim ``effect``: coordinates ``group``, ``level``, ``term`` and ``block``, rows
+  level-major (each level's terms together), as the REML side orders them.
 
 The tidy tables are summaries of these draws, so comparison code that needs per-draw values can
 use them directly and line them up with the tables row by row.
@@ -36,30 +38,39 @@ def varcorr_draws(design: Design, posterior: xr.Dataset) -> xr.DataArray:
     for block in design.blocks:
         sd = _values(posterior[f"sd_{block.name}"], block.term_dim)  # (C, D, k)
         parts.append(sd)
-        rows.extend((block.group, term, "", "sd", f"sd_{block.name}") for term in block.terms)
+        rows.extend(
+            (block.group, term, "", "sd", f"sd_{block.name}", block.name) for term in block.terms
+        )
         if f"corr_{block.name}" in posterior:
             corr = _values(posterior[f"corr_{block.name}"], block.term_dim, corr_dim(block))
             upper = np.triu_indices(block.n_terms, k=1)
             parts.append(corr[..., upper[0], upper[1]])  # (C, D, pairs)
             rows.extend(
-                (block.group, block.terms[i], block.terms[j], "corr", f"corr_{block.name}")
+                (
+                    block.group,
+                    block.terms[i],
+                    block.terms[j],
+                    "corr",
+                    f"corr_{block.name}",
+                    block.name,
+                )
                 for i, j in zip(*upper, strict=True)
             )
     if "sigma" in posterior and design.family.name in ("gaussian", "student_t"):
         parts.append(_values(posterior["sigma"])[..., None])
-        rows.append(("Residual", "", "", "residual", "sigma"))
-    names = ("group", "term1", "term2", "kind", "variable")
+        rows.append(("Residual", "", "", "residual", "sigma", "Residual"))
+    names = ("group", "term1", "term2", "kind", "variable", "block")
     return _stack(parts, rows, "component", names, posterior)
 
 
 def ranef_draws(design: Design, posterior: xr.Dataset) -> xr.DataArray:
     parts, rows = [], []
     for block in design.blocks:
-        # Rows ordered by term, then level, as lme4's as.data.frame(ranef(fit)).
-        r = _values(posterior[f"r_{block.name}"], block.term_dim, block.level_dim)  # (C, D, k, L)
-        parts.append(r.reshape(*r.shape[:2], -1))  # (C, D, k * L)
+        # Rows level-major (level, then term), as the REML side's ranef().
+        r = _values(posterior[f"r_{block.name}"], block.level_dim, block.term_dim)  # (C, D, L, k)
+        parts.append(r.reshape(*r.shape[:2], -1))  # (C, D, L * k)
         rows.extend(
-            (block.group, level, term, block.name) for term in block.terms for level in block.levels
+            (block.group, level, term, block.name) for level in block.levels for term in block.terms
         )
     return _stack(parts, rows, "effect", ("group", "level", "term", "block"), posterior)
 
@@ -137,6 +148,7 @@ def varcorr_table(design: Design, posterior: xr.Dataset, ci_prob: float):
                 "median": s["median"][k],
                 "lower": s["lower"][k],
                 "upper": s["upper"][k],
+                "block": str(draws["block"].values[k]),
             }
         )
     if not rows:
@@ -148,6 +160,7 @@ def _empty_varcorr(ci_prob: float):
     import pandas as pd
 
     columns = ["group", "term1", "term2", "estimate", "std_error", "median", "lower", "upper"]
+    columns.append("block")
     frame = pd.DataFrame(columns=columns)
     frame.attrs["interval"] = interval_label(ci_prob)
     return frame
@@ -167,4 +180,5 @@ def ranef_table(design: Design, posterior: xr.Dataset, ci_prob: float):
         interval_label(ci_prob),
     )
     frame.insert(5, "median", s["median"])
+    frame["block"] = draws["block"].values.astype(str)
     return frame

@@ -47,6 +47,7 @@ listing the valid names.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -141,6 +142,12 @@ class Priors(Mapping):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+    def get(self, name, default=None):
+        return self._entries[name].prior if name in self._entries else default
 
     def entry(self, name: str) -> PriorEntry:
         try:
@@ -345,6 +352,7 @@ def _validate(prior: Prior, entry: PriorEntry) -> None:
             f"e.g. HalfNormal, Exponential, Gamma, HalfStudentT; got {prior!r}."
         )
     _check_sizes(prior, entry)
+    _check_names(prior, entry, cls)
     try:
         cls.dist(**prior.params, shape=(entry.size,))
     except (TypeError, ValueError) as err:
@@ -362,6 +370,23 @@ def _check_sizes(prior: Prior, entry: PriorEntry) -> None:
                 f"The parameter {key}={value!r} of the prior {entry.name!r} must be a scalar or "
                 f"{what}."
             )
+
+
+def _check_names(prior: Prior, entry: PriorEntry, cls) -> None:
+    # PyMC's `dist` silently swallows unknown keywords (Normal(mean=0) would be Normal(0, 1)).
+    signature = inspect.signature(cls.dist)
+    named = {
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    } - {"shape", "size", "dims", "rng"}
+    unknown = sorted(set(prior.params) - named)
+    if unknown:
+        raise PriorError(
+            f"Invalid parameters for the prior {entry.name!r} {prior!r}: {cls.__name__} has no "
+            f"parameter {', '.join(map(repr, unknown))}; its parameters are "
+            f"{', '.join(sorted(named))}."
+        )
 
 
 def _plain(value):
