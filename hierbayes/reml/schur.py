@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import cholesky, solve_triangular
 
-from .gram import WeightedGram
+from .gram import WeightedGram, symmetric
 from .layout import Layout, group_template, level_blocks
 from .schur_grad import schur_gradient
 from .theta import ThetaLayout
@@ -105,6 +105,8 @@ class SchurBackend:
         self.A12 = A[:q1, q1:].tocsr()
         self.A21 = self.A12.T.tocsr()
         self.A22 = A[q1:, q1:].toarray()
+        A22_diagonal = A[q1:, q1:].count_nonzero() == np.count_nonzero(A[q1:, q1:].diagonal())
+        self.A22_diag = np.diag(self.A22).copy() if A22_diagonal else None
         self.gram = WeightedGram(self.A12, first.K)
         self.q1, self.q2 = q1, q2
         self.RHS = np.column_stack([layout.ZtX, layout.Zty])
@@ -127,7 +129,11 @@ class SchurBackend:
         v1, v2 = v[: self.q1], v[self.q1:]
         top = (np.einsum("lab,lb...->la...", self.A11, v1.reshape(L1, K1, *v.shape[1:]))
                .reshape(v1.shape) + self.A12 @ v2)
-        return np.concatenate([top, self.A21 @ v1 + self.A22 @ v2])
+        if self.A22_diag is not None:
+            bottom = (self.A22_diag if v.ndim == 1 else self.A22_diag[:, None]) * v2
+        else:
+            bottom = self.A22 @ v2
+        return np.concatenate([top, self.A21 @ v1 + bottom])
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         templates = self.thetas.templates(theta)
@@ -168,7 +174,7 @@ class SchurBackend:
             D *= d[None, :]
             return D
         Lam2 = self._lambda_rest(Trest)
-        X = Lam2.T @ D
+        X = Lam2.T @ symmetric(D)
         return np.ascontiguousarray((Lam2.T @ np.ascontiguousarray(X.T)).T)
 
 

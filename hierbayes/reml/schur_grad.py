@@ -25,16 +25,19 @@ def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
     lam1 = f.Ts[0][0, 0]
     lam2 = backend.rest_lambda(f.Ts[1:])
     m11 = lam1 * lam1 * backend.A11[:, 0, 0] + 1.0
-    Sinv = _inverse(f.LS)
-    target, row, prod = backend.gram.pairs
-    i, j = backend.gram.pair_cols
-    # Σ over a row's pairs of A12_li A12_lj λ_i λ_j S⁻¹_ij, and the same per column i.
-    base = prod * Sinv.ravel()[target] * lam2[j]
-    P = np.bincount(row, weights=base * lam2[i], minlength=m11.size)
+    Sinv = _lower_inverse(f.LS)  # lower triangle of S⁻¹
+    pr = backend.gram.pairs
+    i, j, off = pr.i, pr.j, pr.off
+    # Over unordered pairs: S⁻¹_ij A12_li A12_lj, then weighted by λ's for each use.
+    base = pr.prod * Sinv.ravel()[pr.target]
+    P = np.bincount(pr.row, weights=base * lam2[i] * lam2[j] * np.where(off, 2.0, 1.0),
+                    minlength=m11.size)
     w = lam1 * lam1 / m11
     diag1 = (1 / m11 + w / m11 * P) * lam1 * backend.A11[:, 0, 0] - lam1 / m11 * P
-    diag2 = (np.einsum("ik,ki->i", Sinv, backend.A22 * lam2[:, None])
-             - np.bincount(i, weights=w[row] * base, minlength=lam2.size))
+    wb = w[pr.row] * base
+    pair_part = (np.bincount(i, weights=wb * lam2[j], minlength=lam2.size)
+                 + np.bincount(j, weights=np.where(off, wb * lam2[i], 0.0), minlength=lam2.size))
+    diag2 = _diag_Sinv_lam_A22(Sinv, lam2, backend) - pair_part
     W_diag = np.concatenate([diag1, diag2])
     u = spherical_modes(state)
     lam = np.concatenate([np.full(q1, lam1), lam2])
@@ -49,12 +52,22 @@ def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
     return 2.0 * _sum_by_theta(backend, per_column)
 
 
-def _inverse(LS: np.ndarray) -> np.ndarray:
-    """S⁻¹ from its lower Cholesky factor, both triangles filled."""
+def _lower_inverse(LS: np.ndarray) -> np.ndarray:
+    """The lower triangle of S⁻¹ from S's lower Cholesky factor (upper triangle zero)."""
     inv, info = lapack.dpotri(LS, lower=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"dpotri failed ({info}).")
-    return np.tril(inv) + np.tril(inv, -1).T
+    return inv
+
+
+def _diag_Sinv_lam_A22(Sinv_lower: np.ndarray, lam2: np.ndarray, backend) -> np.ndarray:
+    """diag(S⁻¹ Λ2 A22) from the lower triangle of S⁻¹ (A22 is often diagonal: one factor)."""
+    d = np.diag(Sinv_lower)
+    if backend.A22_diag is not None:
+        return d * lam2 * backend.A22_diag
+    B = backend.A22 * lam2[:, None]  # B_ki = λ_k A22_ki
+    full = (Sinv_lower * B.T).sum(1) + (Sinv_lower * B).sum(0)
+    return full - d * np.diag(B)
 
 
 def _sum_by_theta(backend, per_column: np.ndarray) -> np.ndarray:
