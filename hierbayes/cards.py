@@ -144,6 +144,9 @@ def load_card(path) -> ModelCard:
         if key in raw and not (isinstance(raw[key], str) and raw[key].strip()):
             raise CardError(f"{path}: {key!r} must be a non-empty string, got {raw[key]!r}.")
     _check_model(raw, path)
+    # The card's own content first, then the file system: a typo is reported before a path.
+    sampler = _sampler(raw.get("sampler", {}), path)
+    priors = _priors(raw.get("priors", {}), path)
     data_path, factors = _data(raw["data"], path)
     return ModelCard(
         path=path,
@@ -155,8 +158,8 @@ def load_card(path) -> ModelCard:
         factors=factors,
         link=raw.get("link"),
         known_sigma=raw.get("known_sigma"),
-        sampler=_sampler(raw.get("sampler", {}), path),
-        priors=_priors(raw.get("priors", {}), path),
+        sampler=sampler,
+        priors=priors,
     )
 
 
