@@ -57,13 +57,15 @@ class BlockDiagBackend:
         return group_template(self.group, self.thetas.templates(theta))
 
     def evaluate(self, theta: np.ndarray) -> BlockFactor:
+        # Stacked matmuls (L, K, K): cheaper per call than einsum's path search for small K.
         T = self.template(theta)
         K = T.shape[0]
-        M = np.einsum("ab,lac,cd->lbd", T, self.A, T, optimize=True) + np.eye(K)
+        M = T.T @ self.A @ T + np.eye(K)
         chol = np.linalg.cholesky(M)
         Linv = np.linalg.inv(chol)
-        RZX = np.einsum("lka,ab,lbp->lkp", Linv, T.T, self.ZtX, optimize=True)
-        cu = np.einsum("lka,ab,lb->lk", Linv, T.T, self.Zty, optimize=True)
+        LT = Linv @ T.T
+        RZX = LT @ self.ZtX
+        cu = (LT @ self.Zty[..., None])[..., 0]
         logdet = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
         return BlockFactor(logdet, cu.ravel(), RZX.reshape(-1, RZX.shape[2]), Linv, T)
 
@@ -72,18 +74,18 @@ class BlockDiagBackend:
         f: BlockFactor = state.factor
         L, K, _ = f.Linv.shape
         T, n, p = f.T, self.layout.n, self.layout.p
-        Minv = np.einsum("lba,lbc->lac", f.Linv, f.Linv)
-        W = np.einsum("lab,cb,lcd->lad", Minv, T, self.A, optimize=True)  # M⁻¹TᵀA per level
+        MinvTt = np.swapaxes(f.Linv, 1, 2) @ (f.Linv @ T.T)  # M⁻¹Tᵀ per level
+        W = MinvTt @ self.A
         u = spherical_modes(state).reshape(L, K)
-        AT = np.einsum("lab,bc->lac", self.A, T)
-        Zte = self.Zty - self.ZtX @ state.beta - np.einsum("lab,lb->la", AT, u)
+        AT = self.A @ T
+        Zte = self.Zty - self.ZtX @ state.beta - (AT @ u[..., None])[..., 0]
         dof = n - p if method == "REML" else n
-        grad_mat = 2.0 * W.sum(0).T - 2.0 * dof * np.einsum("la,lb->ab", Zte, u) / state.r2
+        grad_mat = 2.0 * W.sum(0).T - 2.0 * dof * (Zte.T @ u) / state.r2
         if method == "REML":
-            H = np.einsum("lab,cb,lcp->lap", Minv, T, self.ZtX, optimize=True)
-            G = self.ZtX - np.einsum("lab,lbp->lap", AT, H)
+            H = MinvTt @ self.ZtX
+            G = self.ZtX - AT @ H
             Cinv = np.linalg.inv(state.RX @ state.RX.T)
-            grad_mat -= 2.0 * np.einsum("lbp,pq,laq->ab", H, Cinv, G, optimize=True)
+            grad_mat -= 2.0 * np.tensordot(G @ Cinv, H, axes=([0, 2], [0, 2]))
         return self._theta_gradient(grad_mat)
 
     def _theta_gradient(self, grad_mat: np.ndarray) -> np.ndarray:

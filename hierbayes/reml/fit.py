@@ -52,16 +52,25 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     return fit
 
 
+_BLAS = {}
+
+
 def _single_threaded_blas():
     """One BLAS thread for the fit. Each θ step is many small LAPACK calls (and L-BFGS-B's own
     BLAS calls); OpenBLAS threads spin-waiting for them cost 2-10× on a busy 2-core machine
     (measured: sleepstudy 100 ms -> 8 ms, InstEval-sized 2.2 s -> 0.8 s under load).
-    threadpoolctl comes with PyMC; without it, nothing is limited."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
+    threadpoolctl comes with PyMC; without it, nothing is limited. Its scan of the loaded
+    libraries is done once (it costs ~4 ms)."""
+    if "controller" not in _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS["controller"] = ThreadpoolController()
+        except ImportError:  # pragma: no cover
+            _BLAS["controller"] = None
+    controller = _BLAS["controller"]
+    if controller is None:  # pragma: no cover
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
 
 
 class RemlFit:
