@@ -66,13 +66,29 @@ def fit_figures(fit, ci_prob: float) -> list:
                 combined=True, ci_kind="eti", ci_probs=(0.5, ci_prob)),
         ))
     if "posterior_predictive" in idata.children:
-        out.append(drawn("ppc", "Posterior predictive check: observed response against "
-                         "replicated data sets drawn from the posterior",
-                         lambda: azp.plot_ppc_dist(idata, num_samples=50)))
+        out.append(ppc_figure(idata, design.family.response, ci_prob))
     else:
         out.append(Text("No posterior predictive check: call fit.sample_posterior_predictive() "
                         "before rendering the report to include one.", "note"))
     return out
+
+
+def ppc_figure(idata, response: str, ci_prob: float):
+    """A density overlay for continuous responses; counts get a rootogram and binary responses a
+    PAVA calibration plot, since densities of discrete data mislead (ArviZ warns about them)."""
+    import arviz_plots as azp
+
+    if response == "binary":
+        return drawn("ppc", "Posterior predictive check: PAVA calibration of the predicted "
+                     "probabilities against the observed 0/1 outcomes",
+                     lambda: azp.plot_ppc_pava(idata))
+    if response in ("binomial", "count"):
+        return drawn("ppc", "Posterior predictive check: rootogram of observed counts against "
+                     f"the posterior predictive ({percent(ci_prob)} intervals)",
+                     lambda: azp.plot_ppc_rootogram(idata, ci_prob=ci_prob))
+    return drawn("ppc", "Posterior predictive check: observed response against replicated "
+                 "data sets drawn from the posterior", lambda: azp.plot_ppc_dist(idata,
+                                                                                 num_samples=50))
 
 
 def _forest_coords(fit, block, term: str) -> dict:
