@@ -21,7 +21,7 @@ from scipy.linalg import cholesky, solve_triangular
 
 from .gram import WeightedGram, symmetric
 from .layout import Layout, group_template, level_blocks
-from .schur_grad import schur_gradient
+from .schur_grad import lower_inverse, row_pair_sums, schur_gradient
 from .theta import ThetaLayout
 
 # Above this many columns in the smaller factors a dense Schur complement would take
@@ -40,6 +40,7 @@ class SchurFactor:
     Lam2: sp.csr_matrix  # (q2, q2)
     LS: np.ndarray  # (q2, q2) lower Cholesky factor of the Schur complement
     Ts: list  # group templates, internal group order
+    pairs: object = None  # the Gram's pair list when every block is 1×1 (fast M⁻¹ diagonal)
 
     @cached_property
     def B(self) -> sp.csr_matrix:
@@ -62,6 +63,26 @@ class SchurFactor:
 
     def inverse_blocks(self, groups) -> list[np.ndarray]:
         """Per group, the (L, K, K) diagonal blocks of M⁻¹ = L⁻ᵀL⁻¹."""
+        if self.pairs is not None:
+            return self._scalar_inverse_diagonal(groups)
+        return self._dense_inverse_blocks(groups)
+
+    def _scalar_inverse_diagonal(self, groups) -> list[np.ndarray]:
+        """All blocks 1×1: (M⁻¹)_ll = 1/m_l + (λ1/m_l)² P_l (X11 of the Schur form, see
+        schur_grad.py) for the first group, and diag(S⁻¹) for the rest. O(pairs + q2³)."""
+        Sinv = lower_inverse(self.LS)
+        inv_m11 = self.Linv11[:, 0, 0] ** 2
+        lam1, lam2 = self.Ts[0][0, 0], self.Lam2.diagonal()
+        base = self.pairs.prod * Sinv.ravel()[self.pairs.target]
+        P = row_pair_sums(self.pairs, base, lam2, inv_m11.size)
+        first = inv_m11 + (lam1 * inv_m11) ** 2 * P
+        out, offset, d = [first.reshape(-1, 1, 1)], 0, np.diag(Sinv)
+        for group in groups[1:]:
+            out.append(d[offset:offset + group.n_levels].reshape(-1, 1, 1).copy())
+            offset += group.n_levels
+        return out
+
+    def _dense_inverse_blocks(self, groups) -> list[np.ndarray]:
         L1, K1, _ = self.Linv11.shape
         eye = np.eye(self.LS.shape[0])
         Sinv_half = solve_triangular(self.LS, eye, lower=True, check_finite=False)  # LS⁻¹
@@ -160,7 +181,7 @@ class SchurBackend:
         logdet = 2.0 * float(np.log(np.diagonal(chol11, axis1=1, axis2=2)).sum()
                              + np.log(np.diag(LS)).sum())
         return SchurFactor(logdet, z[:, -1].copy(), z[:, :-1].copy(), Linv11, BD, self.A12,
-                           Lam2, LS, Ts)
+                           Lam2, LS, Ts, self.gram.pairs if self.has_gradient else None)
 
     def _lambda_rest(self, Trest: list[np.ndarray]) -> sp.csr_matrix:
         return sp.block_diag([_block_diag(np.broadcast_to(T, (g.n_levels, *T.shape)))

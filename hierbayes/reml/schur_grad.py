@@ -25,13 +25,12 @@ def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
     lam1 = f.Ts[0][0, 0]
     lam2 = backend.rest_lambda(f.Ts[1:])
     m11 = lam1 * lam1 * backend.A11[:, 0, 0] + 1.0
-    Sinv = _lower_inverse(f.LS)  # lower triangle of S⁻¹
+    Sinv = lower_inverse(f.LS)  # lower triangle of S⁻¹
     pr = backend.gram.pairs
     i, j, off = pr.i, pr.j, pr.off
     # Over unordered pairs: S⁻¹_ij A12_li A12_lj, then weighted by λ's for each use.
     base = pr.prod * Sinv.ravel()[pr.target]
-    P = np.bincount(pr.row, weights=base * lam2[i] * lam2[j] * np.where(off, 2.0, 1.0),
-                    minlength=m11.size)
+    P = row_pair_sums(pr, base, lam2, m11.size)
     w = lam1 * lam1 / m11
     diag1 = (1 / m11 + w / m11 * P) * lam1 * backend.A11[:, 0, 0] - lam1 / m11 * P
     wb = w[pr.row] * base
@@ -52,7 +51,13 @@ def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
     return 2.0 * _sum_by_theta(backend, per_column)
 
 
-def _lower_inverse(LS: np.ndarray) -> np.ndarray:
+def row_pair_sums(pairs, base: np.ndarray, lam2: np.ndarray, n_rows: int) -> np.ndarray:
+    """P_l = Σ_{i,j} A12_li A12_lj λ_i λ_j S⁻¹_ij for every row l, from `base` = prod·S⁻¹_ij."""
+    weights = base * lam2[pairs.i] * lam2[pairs.j] * np.where(pairs.off, 2.0, 1.0)
+    return np.bincount(pairs.row, weights=weights, minlength=n_rows)
+
+
+def lower_inverse(LS: np.ndarray) -> np.ndarray:
     """The lower triangle of S⁻¹ from S's lower Cholesky factor (upper triangle zero)."""
     inv, info = lapack.dpotri(LS, lower=1)
     if info != 0:
