@@ -173,12 +173,12 @@ class Collect(HTMLParser):
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs += [(tag, k, v or "") for k, v in attrs]
-        self._in_caption = self._in_caption or tag == "caption"
-        if tag == "caption":
+        self._in_caption = self._in_caption or tag == "figcaption"
+        if tag == "figcaption":
             self.captions.append("")
 
     def handle_endtag(self, tag):
-        self._in_caption = self._in_caption and tag != "caption"
+        self._in_caption = self._in_caption and tag != "figcaption"
 
     def handle_data(self, data):
         if self._in_caption:
@@ -208,8 +208,10 @@ def test_html_is_self_contained(written):
 
 
 def test_every_table_states_its_interval(written):
-    captions = parse(written.html_path.read_text()).captions
-    assert len(captions) >= 8
+    text = written.html_path.read_text()
+    captions = parse(text).captions
+    assert text.count("<table>") == text.count("<figure class=\"table\">") >= 8
+    assert len(captions) >= text.count("<table>")
     interval_tables = [c for c in captions if "lower/upper" in c]
     assert len(interval_tables) >= 5  # fixed, variance, group tables and comparison tables
     for caption in interval_tables:

@@ -22,21 +22,20 @@ CSS = """
 .hb-report nav ol { columns: 2; margin: 0.5rem 0 1rem; }
 .hb-report code { font-family: ui-monospace, Menlo, Consolas, monospace; background: #f2f4f8;
   padding: 0.1rem 0.3rem; border-radius: 3px; }
-.hb-report table { border-collapse: collapse; margin: 0.5rem 0 0.2rem; font-size: 0.88rem; }
+.hb-report table { border-collapse: collapse; font-size: 0.88rem; }
+.hb-report figure.table { margin: 0.5rem 0 1rem; }
 .hb-report th, .hb-report td { border: 1px solid #d0d7e2; padding: 0.2rem 0.5rem; }
 .hb-report th { background: #eef2f7; text-align: left; }
 .hb-report td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .hb-report tr.warn td { background: #fdecea; }
 .hb-report tr.ok td { background: #f1f8f2; }
-.hb-report caption { caption-side: bottom; text-align: left; color: #4a5568;
-  font-size: 0.82rem; padding-top: 0.2rem; }
 .hb-report .table-wrap { overflow-x: auto; }
 .hb-report p.note { color: #4a5568; font-size: 0.9rem; }
 .hb-report p.warn { background: #fdecea; border-left: 4px solid #c0392b; padding: 0.3rem 0.6rem; }
 .hb-report p.ok { background: #f1f8f2; border-left: 4px solid #2e7d32; padding: 0.3rem 0.6rem; }
 .hb-report figure { margin: 1rem 0; }
 .hb-report figure img { max-width: 100%; height: auto; }
-.hb-report figcaption { color: #4a5568; font-size: 0.85rem; }
+.hb-report figcaption { color: #4a5568; font-size: 0.82rem; padding-top: 0.2rem; }
 .hb-report details { margin: 0.5rem 0; }
 .hb-report summary { cursor: pointer; color: #2b4c7e; }
 """
@@ -110,10 +109,12 @@ def table(item: Table) -> str:
             for j, v in enumerate(row)
         )
         lines.append(f"<tr{cls}>{cells}</tr>")
-    caption = f"<caption>{escape(item.caption)}</caption>" if item.caption else ""
+    # The caption sits outside the scrolling wrapper so that it wraps at the page's width, not
+    # at the width of a wide table.
+    caption = f"<figcaption>{escape(item.caption)}</figcaption>" if item.caption else ""
     return (
-        f"<div class=\"table-wrap\"><table>{caption}<thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(lines)}</tbody></table></div>"
+        f"<figure class=\"table\"><div class=\"table-wrap\"><table><thead><tr>{head}</tr>"
+        f"</thead><tbody>{''.join(lines)}</tbody></table></div>{caption}</figure>"
     )
 
 
