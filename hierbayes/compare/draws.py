@@ -17,6 +17,13 @@ class PosteriorDraws:
     effects: tuple[np.ndarray, ...]  # per block (S, J, k) group effects (deviations)
 
 
+def row_key(row: dict) -> tuple:
+    """(group, term1, term2) of a varcorr-shaped row, with missing terms as None."""
+    return tuple(
+        None if v is None or v != v else v for v in (row["group"], row["term1"], row["term2"])
+    )
+
+
 def varcorr_draws(draws: PosteriorDraws, design) -> dict[tuple, np.ndarray]:
     """(group, term1, term2) -> draws, with the row keys of ``varcorr()``."""
     out: dict[tuple, np.ndarray] = {}

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-from .draws import varcorr_draws
+from .draws import row_key, varcorr_draws
 
 COLORS = {"no_pool": "0.55", "reml": "tab:orange", "bayes": "tab:blue", "prior": "0.6"}
 
@@ -95,19 +95,23 @@ def plot_forest(cmp):
 def _label(row: dict) -> str:
     if row["group"] == "Residual":
         return "sigma (residual)"
-    if row["term2"] is None:
+    if is_sd(row):
         return f"sd({row['term1']} | {row['group']})"
     return f"cor({row['term1']}, {row['term2']} | {row['group']})"
+
+
+def is_sd(row: dict) -> bool:
+    return row_key(row)[2] is None
 
 
 def plot_variance(cmp):
     """Posterior density of each SD with its prior and the REML estimate marked."""
     post = varcorr_draws(cmp.draws, cmp.design)
     prior = varcorr_draws(cmp.prior_draws, cmp.design) if cmp.prior_draws else {}
-    rows = [r for r in cmp.variance.to_dict("records") if r["term2"] is None]
+    rows = [r for r in cmp.variance.to_dict("records") if is_sd(r)]
     fig, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 3.2), squeeze=False)
     for ax, row in zip(axes[0], rows, strict=True):
-        key = (row["group"], row["term1"], None)
+        key = row_key(row)
         sample = post[key]
         top = np.quantile(sample, 0.995) * 1.3
         grid = np.linspace(0, max(top, row["reml_estimate"] * 1.2, 1e-9), 300)

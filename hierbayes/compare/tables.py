@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .draws import PosteriorDraws, varcorr_draws
+from .draws import PosteriorDraws, row_key, varcorr_draws
 from .nopool import no_pooling
 from .shrinkage import posterior_lambda
 
@@ -50,7 +50,7 @@ def variance_table(
     post, pri = varcorr_draws(draws, design), varcorr_draws(prior, design) if prior else {}
     lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
     for rec in reml.varcorr().to_dict("records"):
-        key = (rec["group"], rec["term1"], _none(rec.get("term2")))
+        key = row_key(rec)
         sample = post[key]
         est = float(rec["estimate"])
         is_sd = key[2] is None
@@ -88,10 +88,6 @@ def _at_boundary(estimate: float, is_sd: bool, reml) -> bool:
         return abs(estimate) > 1 - 1e-4
     scale = reml.sigma if getattr(reml, "sigma", None) else 1.0
     return estimate < 1e-4 * scale
-
-
-def _none(value):
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 
 def _near_zero(design, key) -> float:

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .plots import is_sd
+
 FEW_GROUPS = 10  # fewer levels than this: the group SD is poorly determined by the data
 SMALL_GROUP = 5  # groups with fewer observations than this are "small"
 
@@ -96,7 +98,7 @@ def _fixed_line(fixed: pd.DataFrame) -> str:
 def _row_name(row: dict) -> str:
     if row["group"] == "Residual":
         return "residual SD"
-    if row["term2"] is None:
+    if is_sd(row):
         return f"SD of {row['term1']} over {row['group']}"
     return f"correlation of {row['term1']} and {row['term2']} over {row['group']}"
 
@@ -108,7 +110,7 @@ def _variance_line(row: dict) -> str:
         f"{name}: REML {row['reml_estimate']:.3g} vs posterior median "
         f"{row['bayes_median']:.3g} {interval}"
     )
-    if row["singular"] and row["term2"] is None:
+    if row["singular"] and is_sd(row):
         return (
             f"{head} — REML is at the boundary (singular fit); the prior and the "
             "uncertainty about the SD keep the posterior off zero."
@@ -123,10 +125,17 @@ def _variance_line(row: dict) -> str:
     return f"{head} — agree (REML at posterior quantile {row['reml_quantile']:.2f})."
 
 
+def _rank_correlation(a: pd.Series, b: pd.Series) -> float:
+    """Spearman's rho; NaN when one side is constant (e.g. every REML mode is 0)."""
+    if a.nunique() < 2 or b.nunique() < 2:
+        return float("nan")
+    return float(stats.spearmanr(a, b).statistic)
+
+
 def _group_lines(groups: pd.DataFrame) -> list[str]:
     lines = []
     for (group, term), part in groups.groupby(["group", "term"], sort=False):
-        rho = stats.spearmanr(part["reml_estimate"], part["bayes_estimate"]).statistic
+        rho = _rank_correlation(part["reml_estimate"], part["bayes_estimate"])
         small = part["n"] < SMALL_GROUP
         line = (
             f"{term} over {group}: rank correlation of group estimates {rho:.3f}; "
