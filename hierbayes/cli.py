@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -23,6 +24,8 @@ import time
 import tomllib
 import warnings
 from pathlib import Path
+
+import pandas as pd
 
 from . import fit_bayes, fit_reml, load
 from .cards import CardError, accepts, card_paths, load_card
@@ -66,11 +69,10 @@ def cmd_fit(args) -> int:
     card, data = _card_and_data(args, progress)
     bayes = _fit_bayes(card, data, args, progress)
     out = _out_dir(args.out)
-    with progress.step("drawing posterior predictive replicates"):
-        bayes.sample_posterior_predictive(random_seed=card.sampler.seed)
     with progress.step(f"saving the posterior to {out / POSTERIOR_FILE}"):
         _save_fit(bayes, out / POSTERIOR_FILE)
     shutil.copyfile(card.path, out / CARD_COPY)
+    _predictive(bayes, card.sampler.seed, progress)
     reml = _fit_reml(card.formula, data, card.family, progress, card.known_sigma)
     cmp, failed = _compare(bayes, reml, progress)
     _write_tables(out, bayes=bayes, cmp=cmp)
@@ -113,6 +115,7 @@ def cmd_report(args) -> int:
     with progress.step(f"loading {file}"):
         bayes = _load_fit(file)
     title, description = _card_header(file.parent / CARD_COPY)
+    _predictive(bayes, getattr(bayes, "settings", {}).get("random_seed"), progress)
     cmp, failed = None, False
     if not args.no_compare:
         design = bayes.design
@@ -184,11 +187,8 @@ def _card_header(path: Path) -> tuple[str | None, str]:
 
 def _card_and_data(args, progress: Progress):
     card = load_card(resolve_card(args.card))
-    sampler = card.sampler.replace(draws=getattr(args, "draws", None),
-                                   tune=getattr(args, "tune", None),
-                                   chains=getattr(args, "chains", None),
-                                   seed=getattr(args, "seed", None))
-    card = type(card)(**{**card.__dict__, "sampler": sampler})
+    overrides = {k: getattr(args, k, None) for k in ("draws", "tune", "chains", "seed")}
+    card = dataclasses.replace(card, sampler=card.sampler.replace(**overrides))
     progress.say(f"model {card.summary()}")
     data = card.load_data()
     progress.say(f"data {card.data_path.name}: {len(data)} rows")
@@ -240,11 +240,17 @@ def _compare(bayes, reml, progress: Progress):
         return None, True
 
 
+def _predictive(bayes, seed, progress: Progress) -> None:
+    """Replicates for the report's predictive check. Drawn after saving, and again (same seed,
+    same draws) when re-rendering: as big as the data times the draws, they would double the
+    size of posterior.nc for one plot."""
+    if "posterior_predictive" not in bayes.idata.children:
+        with progress.step("drawing posterior predictive replicates"):
+            bayes.sample_posterior_predictive(random_seed=seed)
+
+
 def _save_fit(bayes, path: Path) -> None:
-    if hasattr(bayes, "save"):
-        bayes.save(path)
-    else:
-        bayes.idata.to_netcdf(path)
+    bayes.save(path) if hasattr(bayes, "save") else bayes.idata.to_netcdf(path)
 
 
 def _load_fit(path: Path):
@@ -271,8 +277,6 @@ def _write_tables(out: Path, bayes=None, cmp=None) -> None:
 
 
 def _print_summary(card, bayes, cmp, report) -> None:
-    import pandas as pd
-
     fixef = bayes.fixef()
     print(f"{card.name}: {card.formula} ({card.family})")
     print(f"\nFixed effects (posterior mean, SD and {fixef.attrs.get('interval', 'interval')}):")
@@ -349,13 +353,9 @@ def _card_arguments(parser: argparse.ArgumentParser, sampler: bool) -> None:
 
 def _whole(least: int):
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"expected a number >= {least}, got {value}")
-        return value
+        if not (text.isdigit() and int(text) >= least):
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {text!r}")
+        return int(text)
 
     return parse
 

@@ -126,7 +126,7 @@ def test_known_sigma_card_says_it_is_not_supported_yet(capsys, tmp_path):
 
 def test_bad_options(capsys, tmp_path):
     status, _, err = run(capsys, "fit", "sleepstudy", "--out", str(tmp_path), "--draws", "0")
-    assert status == 2 and "expected a number >= 1, got 0" in err
+    assert status == 2 and "expected a whole number >= 1, got '0'" in err
     status, _, err = run(capsys, "fit", "sleepstudy", "--draws", "10")
     assert status == 2 and "--out" in err
     status, _, err = run(capsys)
