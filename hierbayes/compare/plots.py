@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 from scipy import stats
 
@@ -13,22 +14,21 @@ COLORS = {"no_pool": "0.55", "reml": "tab:orange", "bayes": "tab:blue", "prior":
 
 def plot_shrinkage(cmp, group: str | None = None, term: str | None = None):
     """Per group: no pooling → REML → posterior mean, against group size, with the population
-    value. Groups move further toward the population when they are small."""
-    part = _select(cmp.groups, group, term)
+    value. Groups move further toward the population when they are small. When every group has
+    the same size, groups are spread out in the order of their no-pooling estimates instead."""
+    part = _select(cmp.groups, group, term).sort_values("no_pool")
     population = part["population_bayes"].iloc[0]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     n = part["n"].to_numpy(float)
-    jitter = np.exp(np.random.default_rng(0).uniform(-0.08, 0.08, size=len(n)))
-    x = n * jitter
-    for col, label, marker in (
-        ("no_pool", "no pooling", "o"),
-        ("reml_estimate", "REML", "s"),
-        ("bayes_estimate", "posterior mean", "D"),
-    ):
-        key = col.split("_")[0] if col != "no_pool" else "no_pool"
-        ax.scatter(
-            x, population + part[col], s=14, marker=marker, color=COLORS[key], label=label, zorder=3
-        )
+    balanced = np.ptp(n) == 0
+    if balanced:
+        x = np.arange(len(n))
+        ax.set_xlabel(f"groups in order of their own estimate (each has n = {int(n[0])})")
+    else:
+        x = n * np.exp(np.random.default_rng(0).uniform(-0.08, 0.08, size=len(n)))
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mticker.ScalarFormatter())
+        ax.set_xlabel("observations in group (log scale)")
     ax.vlines(
         x,
         population + part["no_pool"],
@@ -37,11 +37,17 @@ def plot_shrinkage(cmp, group: str | None = None, term: str | None = None):
         lw=0.8,
         zorder=1,
     )
+    for col, key, label, marker in (
+        ("no_pool", "no_pool", "no pooling", "o"),
+        ("reml_estimate", "reml", cmp.method, "s"),
+        ("bayes_estimate", "bayes", "posterior mean", "D"),
+    ):
+        ax.scatter(
+            x, population + part[col], s=14, marker=marker, color=COLORS[key], label=label, zorder=3
+        )
     ax.axhline(population, color="k", lw=1, ls="--", label="population value")
-    ax.set_xscale("log")
-    ax.set_xlabel("observations in group (log scale)")
     ax.set_ylabel(f"{part['term'].iloc[0]} of each {part['group'].iloc[0]}")
-    ax.set_title("Partial pooling: small groups move furthest toward the population value")
+    ax.set_title("Partial pooling: each group's own estimate pulled toward the population")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig
@@ -55,40 +61,32 @@ def _select(groups, group, term):
 
 
 def plot_forest(cmp):
-    """Posterior intervals of fixed effects and variance components with REML overlaid."""
-    fixed, variance = cmp.fixed, cmp.variance
-    labels = list(fixed["term"]) + [_label(r) for r in variance.to_dict("records")]
-    lower = np.r_[fixed["bayes_lower"], variance["bayes_lower"]]
-    upper = np.r_[fixed["bayes_upper"], variance["bayes_upper"]]
-    mid = np.r_[fixed["bayes_estimate"], variance["bayes_median"]]
-    reml = np.r_[fixed["reml_estimate"], variance["reml_estimate"]]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(labels) + 1.5), sharey=True)
-    y = np.arange(len(labels))[::-1]
-    n_fixed = len(fixed)
-    for ax, rows in zip(axes, (slice(0, n_fixed), slice(n_fixed, None)), strict=True):
-        ax.hlines(
-            y[rows],
-            lower[rows],
-            upper[rows],
-            color=COLORS["bayes"],
-            lw=2,
-            label=f"posterior {cmp.ci_prob:.0%} interval",
-        )
-        ax.scatter(mid[rows], y[rows], color=COLORS["bayes"], zorder=3)
-        ax.scatter(
-            reml[rows],
-            y[rows],
-            marker="x",
-            s=50,
-            color=COLORS["reml"],
-            zorder=4,
-            label=f"{cmp.method} estimate",
-        )
-    axes[0].set_yticks(y, labels)
-    axes[0].set_title("fixed effects")
-    axes[1].set_title("SDs and correlations")
-    axes[1].legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    """Posterior intervals of fixed effects and variance components with the REML estimates
+    overlaid; one panel per parameter, each on its own scale."""
+    rows = [
+        (term, r["bayes_lower"], r["bayes_estimate"], r["bayes_upper"], r["reml_estimate"])
+        for term, r in cmp.fixed.set_index("term").iterrows()
+    ]
+    rows += [
+        (_label(r), r["bayes_lower"], r["bayes_median"], r["bayes_upper"], r["reml_estimate"])
+        for r in cmp.variance.to_dict("records")
+    ]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 0.55 * len(rows) + 0.9), squeeze=False)
+    for ax, (label, lo, mid, hi, reml) in zip(axes[:, 0], rows, strict=True):
+        ax.hlines(0, lo, hi, color=COLORS["bayes"], lw=3)
+        ax.scatter([mid], [0], color=COLORS["bayes"], zorder=3, s=25)
+        ax.scatter([reml], [0], marker="x", s=60, color=COLORS["reml"], zorder=4)
+        left, right = min(lo, reml), max(hi, reml)
+        pad = 0.6 * (right - left) or 1.0
+        ax.set_xlim(left - pad, right + pad)
+        ax.set_yticks([0], [label])
+        ax.tick_params(axis="x", labelsize=7)
+        ax.spines[["top", "right", "left"]].set_visible(False)
+    fig.suptitle(
+        f"posterior {cmp.ci_prob:.0%} interval and mean (median for SDs), {cmp.method} ×",
+        fontsize=9,
+    )
+    fig.tight_layout(h_pad=0.2)
     return fig
 
 
