@@ -215,3 +215,15 @@ def test_bad_input():
         dev([-1.0, 0.0, 1.0])
     with pytest.raises(hb.DesignError):
         hb.fit_reml("Reaction ~ Days + (1 | Nope)", data)
+
+
+def test_no_fixed_effects_and_ml_print():
+    mixedlm = pytest.importorskip("mixedlm")
+    data, ref = load_reference("sleepstudy")
+    fit = hb.fit_reml("Reaction ~ 0 + (1 | Subject)", data)
+    assert fit.fixef().empty
+    assert fit.criterion == pytest.approx(
+        mixedlm.lmer("Reaction ~ 0 + (1 | Subject)", data).REMLcrit(), abs=1e-6)
+    ml = hb.fit_reml(ref["formula"], data, method="ML")
+    assert ml.method == "ML" and "Deviance:" in repr(ml)
+    assert ml.criterion <= make_deviance(ml.design, "ML")(fit.theta[:1].repeat(3) * [1, 0, 1])

@@ -67,7 +67,7 @@ class BlockDiagBackend:
         RZX = LT @ self.ZtX
         cu = (LT @ self.Zty[..., None])[..., 0]
         logdet = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
-        return BlockFactor(logdet, cu.ravel(), RZX.reshape(-1, RZX.shape[2]), Linv, T)
+        return BlockFactor(logdet, cu.ravel(), RZX.reshape(cu.size, self.layout.p), Linv, T)
 
     def gradient(self, state: PLSState, method: str) -> np.ndarray:
         """Analytic gradient of the profiled criterion at `state` (see the module docstring)."""

@@ -41,7 +41,8 @@ def profiled(layout, factor, theta: np.ndarray, method: str) -> PLSState:
     """Solve the PLS problem given the backend's factor and profile out β and σ."""
     RZX, cu = factor.RZX, factor.cu
     C = layout.XtX - RZX.T @ RZX
-    RX = cholesky(C, lower=True, check_finite=False)
+    # A model without fixed effects (y ~ 0 + ...) has p = 0: nothing to factor.
+    RX = cholesky(C, lower=True, check_finite=False) if C.size else C
     cbeta = solve_triangular(RX, layout.Xty - RZX.T @ cu, lower=True, check_finite=False)
     beta = solve_triangular(RX, cbeta, lower=True, trans="T", check_finite=False)
     # Clipped: at a perfect fit r² would be a rounding error of either sign.
