@@ -193,3 +193,19 @@ def test_missing_card_and_folder(tmp_path):
     with pytest.raises(CardError, match=r"folder '.*nowhere' not found"):
         card_paths(tmp_path / "nowhere")
     assert list_cards(tmp_path) == []
+
+
+# --- the cards fit (slow: real NUTS runs with tiny draws) -------------------------------------
+
+FITTABLE = [p for p in CARDS if "known_sigma" not in p.read_text()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", FITTABLE, ids=[p.stem for p in FITTABLE])
+def test_card_fits(path):
+    card = load_card(path)
+    fit = hb.fit_bayes(card.formula, card.load_data(), family=card.family,
+                       priors=card.priors or None, draws=60, tune=60, chains=2,
+                       random_seed=card.sampler.seed, progressbar=False, warn=False)
+    assert list(fit.fixef().index) == list(fit.design.fixed_names)
+    assert set(fit.varcorr()["group"]) >= {b.group for b in fit.design.blocks}

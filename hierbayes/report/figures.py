@@ -60,7 +60,8 @@ def fit_figures(fit, ci_prob: float) -> list:
         out.append(drawn(
             f"forest-{_stem(block.name)}-{_stem(term)}",
             f"Forest plot: {term} by {block.group}, deviations from the fixed effect "
-            f"(posterior median, 50% and {percent(ci_prob)} equal-tailed intervals)",
+            f"(posterior median, 50% and {percent(ci_prob)} equal-tailed intervals)"
+            + _levels_note(block),
             lambda b=block, t=term: azp.plot_forest(
                 idata, var_names=[f"r_{b.name}"], coords=_forest_coords(fit, b, t),
                 combined=True, ci_kind="eti", ci_probs=(0.5, ci_prob)),
@@ -89,6 +90,13 @@ def ppc_figure(idata, response: str, ci_prob: float):
     return drawn("ppc", "Posterior predictive check: observed response against replicated "
                  "data sets drawn from the posterior", lambda: azp.plot_ppc_dist(idata,
                                                                                  num_samples=50))
+
+
+def _levels_note(block) -> str:
+    if block.n_levels <= MAX_FOREST_LEVELS:
+        return ""
+    half = MAX_FOREST_LEVELS // 2
+    return f"; the {half} lowest and {half} highest of {block.n_levels} levels"
 
 
 def _forest_coords(fit, block, term: str) -> dict:
