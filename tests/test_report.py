@@ -330,7 +330,8 @@ def test_report_opens_in_a_headless_browser(written, tmp_path):
     n_images = written.html_path.read_text().count("<img ")
     probe = tmp_path / "probe.html"
     probe.write_text(written.html_path.read_text().replace("</body>", PROBE + "</body>"))
-    result = subprocess.run([CHROMIUM, *BROWSER_FLAGS, "--dump-dom", probe.as_uri()],
+    profile = f"--user-data-dir={tmp_path / 'profile'}"  # no shared profile between test runs
+    result = subprocess.run([CHROMIUM, *BROWSER_FLAGS, profile, "--dump-dom", probe.as_uri()],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Tiny &lt;model&gt;</h1>" in result.stdout  # the DOM has the page, title text intact
