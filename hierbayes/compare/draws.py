@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_DRAW = "__hierbayes_draw__"
+
 
 @dataclass(frozen=True)
 class PosteriorDraws:
@@ -79,10 +81,11 @@ def _names(design) -> list[str]:
 
 
 def _posterior_values(posterior, names: list[str], max_draws: int) -> dict[str, np.ndarray]:
-    stacked = posterior[names].stack(sample=("chain", "draw"))
-    n = stacked.sizes["sample"]
+    # A private name: a grouping factor may itself be called "sample".
+    stacked = posterior[names].stack({_DRAW: ("chain", "draw")})
+    n = stacked.sizes[_DRAW]
     keep = np.unique(np.linspace(0, n - 1, min(n, max_draws)).astype(int))
-    stacked = stacked.isel(sample=keep)
+    stacked = stacked.isel({_DRAW: keep})
     return {name: np.moveaxis(stacked[name].to_numpy(), -1, 0) for name in names}
 
 
