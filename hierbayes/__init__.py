@@ -37,22 +37,29 @@ __all__ = [
     "parse_formula",
 ]
 
-# --- REML engine exports (hierbayes.reml) ---
+# Engines, comparison, data, model cards and reports (re-exported by name).
+from . import datasets as datasets
 from . import reml as reml
-from .reml import RemlFit as RemlFit
-from .reml import fit_reml as fit_reml
-from .reml import make_deviance as make_deviance
-
-# --- Bayesian engine exports (hierbayes.bayes) ---
+from . import simulate as simulate
 from .bayes import BayesFit as BayesFit
 from .bayes import fit_bayes as fit_bayes
+from .cards import CardError as CardError
+from .cards import ModelCard as ModelCard
+from .cards import list_cards as list_cards
+from .cards import load_card as load_card
+from .compare import Comparison as Comparison
+from .compare import compare as compare
+from .compare import compare_formula as compare_formula
 from .persist import load as load
 from .priors import Prior as Prior
 from .priors import Priors as Priors
 from .priors import default_priors as default_priors
+from .reml import RemlFit as RemlFit
+from .reml import fit_reml as fit_reml
+from .reml import make_deviance as make_deviance
+from .report import Report as Report
+from .report import comparison_report as comparison_report
+from .report import fit_report as fit_report
 from .sampling import BayesModel as BayesModel
 from .sampling import build_model as build_model
 from .sampling import sample as sample
-
-# --- Comparison exports (hierbayes.compare) ---
-from .compare import Comparison, compare, compare_formula  # noqa: E402
