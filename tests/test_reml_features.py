@@ -227,3 +227,23 @@ def test_no_fixed_effects_and_ml_print():
     ml = hb.fit_reml(ref["formula"], data, method="ML")
     assert ml.method == "ML" and "Deviance:" in repr(ml)
     assert ml.criterion <= make_deviance(ml.design, "ML")(fit.theta[:1].repeat(3) * [1, 0, 1])
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (x | g)", "y ~ x + (1 | g) + (1 | h)"])
+def test_prior_weights_match_mixedlm(formula):
+    """lme4's prior weights, var(e_i) = σ²/w_i (the weighted PLS a GLMM's PIRLS step reuses)."""
+    mixedlm = pytest.importorskip("mixedlm")
+    data = simulated_crossed()
+    w = np.random.default_rng(1).uniform(0.5, 2.0, len(data))
+    for reml in (True, False):
+        fit = hb.fit_reml(formula, data, method="REML" if reml else "ML", weights=w)
+        other = mixedlm.lmer(formula, data, REML=reml, weights=w)
+        theirs = other.REMLcrit() if reml else other.deviance
+        assert fit.criterion == pytest.approx(theirs, abs=1e-6)
+        assert fit.sigma == pytest.approx(other.sigma, rel=1e-5)
+    as_series = hb.fit_reml(formula, data, weights=pd.Series(w, index=data.index))
+    assert as_series.criterion == pytest.approx(hb.fit_reml(formula, data, weights=w).criterion)
+    with pytest.raises(hb.HierbayesError, match="> 0"):
+        hb.fit_reml(formula, data, weights=-w)
+    with pytest.raises(hb.HierbayesError, match="rows"):
+        hb.fit_reml(formula, data, weights=w[:10])

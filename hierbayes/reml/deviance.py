@@ -8,6 +8,7 @@ PLS solution and `dev.gradient(theta)` (analytic with one grouping factor, else 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ..design import Design
 from ..errors import HierbayesError
@@ -21,12 +22,13 @@ from .theta import ThetaLayout, theta_layout
 class Deviance:
     """The profiled REML criterion or ML deviance of one design."""
 
-    def __init__(self, design: Design, method: str = "REML"):
+    def __init__(self, design: Design, method: str = "REML", weights=None):
         check_method(method)
         check_gaussian(design)
         self.design, self.method = design, method
+        self.weights = check_weights(weights, design)
         self.thetas: ThetaLayout = theta_layout(design)
-        self.layout: Layout = make_layout(design)
+        self.layout: Layout = make_layout(design, self.weights)
         single = len(self.layout.groups) == 1
         self.backend = (BlockDiagBackend if single else SchurBackend)(self.layout, self.thetas)
         self._last: PLSState | None = None
@@ -68,9 +70,30 @@ class Deviance:
         return theta
 
 
-def make_deviance(design: Design, method: str = "REML") -> Deviance:
-    """The profiled criterion of `design` as a function of θ (lme4's θ order, design blocks)."""
-    return Deviance(design, method)
+def make_deviance(design: Design, method: str = "REML", weights=None) -> Deviance:
+    """The profiled criterion of `design` as a function of θ (lme4's θ order, design blocks).
+
+    `weights`: optional prior weights, var(e_i) = σ²/w_i as in lme4 (one per row of the design).
+    """
+    return Deviance(design, method, weights)
+
+
+def check_weights(weights, design: Design) -> np.ndarray | None:
+    """Weights aligned with the design's rows: an array of n_obs values, or a Series indexed like
+    the caller's data (rows the design dropped are dropped here too)."""
+    if weights is None:
+        return None
+    if isinstance(weights, pd.Series):
+        weights = weights.reindex(design.row_labels)
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    if w.shape != (design.n_obs,):
+        raise HierbayesError(
+            f"weights has {w.size} values; the design has {design.n_obs} rows (pass one weight "
+            "per used row, or a Series indexed like the data)."
+        )
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise HierbayesError("weights must be finite and > 0 (var(e_i) = σ²/w_i).")
+    return w
 
 
 def check_method(method: str) -> None:

@@ -20,20 +20,23 @@ from .printing import format_fit
 
 
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str = "REML",
-             family: str = "gaussian", missing: str = "drop", *, start=None,
+             family: str = "gaussian", missing: str = "drop", *, weights=None, start=None,
              maxiter: int = 1000) -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does.
 
     `formula` is an lme4 formula (with `data`) or an already built `Design`. θ starts at lme4's
-    start unless `start` is given. Warns with `SingularFitWarning` when a relative SD is below
-    1e-4 (lme4's isSingular) and with `ConvergenceWarning` when the optimiser did not converge;
-    the best point found is returned either way.
+    start unless `start` is given. `weights` are lme4's prior weights (var(e_i) = σ²/w_i): an
+    array with one value per used row, or a Series indexed like `data`.
+
+    Warns with `SingularFitWarning` when a relative SD is below 1e-4 (lme4's isSingular) and with
+    `ConvergenceWarning` when the optimiser did not converge; the best point found is returned
+    either way. Intervals are Wald (see `fixef`, `ranef`).
     """
     check_method(method)
     design = formula if isinstance(formula, Design) else make_design(formula, data, family, missing)
     check_gaussian(design)
     with _single_threaded_blas():
-        dev = make_deviance(design, method)
+        dev = make_deviance(design, method, weights)
         opt = optimize_theta(dev, start=start, maxiter=maxiter)
         fit = RemlFit(dev, opt)
     if not fit.converged:

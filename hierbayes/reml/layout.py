@@ -51,7 +51,8 @@ class Layout:
     yty: float  # y0ᵀ y0
     ZtX: np.ndarray  # (q, p)
     Zty: np.ndarray  # (q,)
-    Zt: sp.csr_matrix  # (q, n) Zᵀ in internal order
+    Zt: sp.csr_matrix  # (q, n) Zᵀ in internal order (rows scaled by √w when weighted)
+    log_weights: float = 0.0  # Σ log w_i: the criterion subtracts it (log|V| = log|M| − Σ log w)
 
     def block_columns(self, b: int) -> tuple[Group, np.ndarray]:
         """The group of design block `b` and the within-level positions of its terms."""
@@ -62,20 +63,25 @@ class Layout:
         raise KeyError(b)
 
 
-def make_layout(design: Design) -> Layout:
-    groups = _groups(design)
+def make_layout(design: Design, weights: np.ndarray | None = None) -> Layout:
+    """Cross-products of the design; with `weights` (var(e_i) = σ²/w_i) rows are scaled by √w,
+    so the same backends solve the weighted problem (what a GLMM's PIRLS step needs)."""
+    sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+    groups = _groups(design, sw)
     n, p = design.X.shape
     Zt = _zt(groups, n)
-    X = design.X
-    beta_ols, *_ = np.linalg.lstsq(X, design.y, rcond=None)
-    y0 = design.y - X @ beta_ols
+    X = design.X if sw is None else design.X * sw[:, None]
+    y = design.y if sw is None else design.y * sw
+    beta_ols, *_ = np.linalg.lstsq(X, y, rcond=None)
+    y0 = y - X @ beta_ols
     return Layout(
         groups=groups, q=Zt.shape[0], n=n, p=p, beta_ols=beta_ols, XtX=X.T @ X, Xty=X.T @ y0,
         yty=float(y0 @ y0), ZtX=np.asarray(Zt @ X), Zty=np.asarray(Zt @ y0), Zt=Zt,
+        log_weights=0.0 if sw is None else 2.0 * float(np.log(sw).sum()),
     )
 
 
-def _groups(design: Design) -> tuple[Group, ...]:
+def _groups(design: Design, sw: np.ndarray | None) -> tuple[Group, ...]:
     by_name: dict[str, list[int]] = {}
     for b, block in enumerate(design.blocks):
         by_name.setdefault(block.group, []).append(b)
@@ -85,7 +91,7 @@ def _groups(design: Design) -> tuple[Group, ...]:
         sizes = [block.n_terms for block in blocks]
         offsets = tuple(np.cumsum([0, *sizes[:-1]]).tolist())
         specs.append((name, tuple(members), tuple(sizes), offsets, blocks[0].n_levels,
-                      sum(sizes), blocks[0].index, np.hstack([block.Z for block in blocks])))
+                      sum(sizes), blocks[0].index, _scaled(np.hstack([b.Z for b in blocks]), sw)))
     # Largest group first (stable): the Schur backend eliminates it as a block diagonal.
     specs.sort(key=lambda s: -s[4] * s[5])
     groups, offset = [], 0
@@ -93,6 +99,10 @@ def _groups(design: Design) -> tuple[Group, ...]:
         groups.append(Group(name, members, sizes, offsets, n_levels, K, offset, index, Z))
         offset += n_levels * K
     return tuple(groups)
+
+
+def _scaled(Z: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
+    return Z if sw is None else Z * sw[:, None]
 
 
 def _zt(groups: tuple[Group, ...], n: int) -> sp.csr_matrix:

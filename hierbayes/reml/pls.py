@@ -48,7 +48,7 @@ def profiled(layout, factor, theta: np.ndarray, method: str) -> PLSState:
     # Clipped: at a perfect fit r² would be a rounding error of either sign.
     r2 = max(layout.yty - cu @ cu - cbeta @ cbeta, 1e-300)
     logdet_X = 2.0 * float(np.log(np.diag(RX)).sum())
-    crit = criterion(factor.logdet, logdet_X, r2, layout.n, layout.p, method)
+    crit = criterion(factor.logdet, logdet_X, r2, layout.n, layout.p, method) - layout.log_weights
     return PLSState(np.array(theta, float), factor, RX, beta, r2, factor.logdet, logdet_X, crit)
 
 
