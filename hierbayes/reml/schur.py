@@ -5,9 +5,11 @@ Order the columns as [largest group | the rest]. The largest group's block M11 i
 small ones. What is left is the Schur complement S = M22 − BᵀB, B = L11⁻¹M12, of the remaining
 q2 columns, factored densely with LAPACK. Then L = [[L11, 0], [Bᵀ, LS]] is a Cholesky factor of M.
 
-This is exact for any design. Memory is nnz(ZᵀZ) plus q2² for S, where q2 counts the columns of
-the smaller factors only (InstEval: 1,128 lecturers after eliminating 2,972 students); the sparse
-products are done by scipy.sparse and never form anything of size q1².
+This is exact for any design. Memory is nnz(ZᵀZ), the Gram's pair list (gram.py: the
+elimination's own work, Σ_l (partners of level l)²/2) and q2² for S, where q2 counts the columns of
+the smaller factors only (InstEval: 1,128 lecturers after eliminating 2,972 students). Nothing of
+size q1² is formed. For q2 beyond MAX_DENSE_SCHUR a sparse Cholesky of S would be needed; that is
+not implemented and such designs are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from .layout import Layout, group_template, level_blocks
 from .schur_grad import lower_inverse, row_pair_sums, schur_gradient
 from .theta import ThetaLayout
 
-# Above this many columns in the smaller factors a dense Schur complement would take
-# q2² · 8 bytes (1.3 GB at 13k); refuse rather than swap.
-MAX_DENSE_SCHUR = 12_000
+# Above this many columns in the smaller factors the dense pieces (A22, S, its factor and inverse,
+# q2² · 8 bytes each: 0.5 GB at 8,000) would crowd a 24 GB machine; refuse rather than swap.
+MAX_DENSE_SCHUR = 8_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,8 +120,9 @@ class SchurBackend:
         q2 = layout.q - q1
         if q2 > MAX_DENSE_SCHUR:
             raise NotImplementedError(
-                f"{q2} random-effect columns outside the largest grouping factor: the dense "
-                f"Schur complement would need {q2 * q2 * 8 / 1e9:.1f} GB."
+                f"{q2} random-effect columns outside the largest grouping factor (limit "
+                f"{MAX_DENSE_SCHUR}): the dense Schur complement would need "
+                f"{q2 * q2 * 8 / 1e9:.1f} GB per copy; a sparse one is not implemented yet."
             )
         A = (layout.Zt @ layout.Zt.T).tocsr()
         self.A11 = level_blocks(first)
@@ -163,7 +166,7 @@ class SchurBackend:
     def evaluate(self, theta: np.ndarray) -> SchurFactor:
         T1, *Trest = Ts = self.templates(theta)
         L1, K1 = self.first.n_levels, self.first.K
-        M11 = np.einsum("ab,lac,cd->lbd", T1, self.A11, T1, optimize=True) + np.eye(K1)
+        M11 = T1.T @ self.A11 @ T1 + np.eye(K1)
         chol11 = np.linalg.cholesky(M11)
         Linv11 = np.linalg.inv(chol11)
         BD = np.einsum("lab,cb->lac", Linv11, T1)  # L11⁻¹Λ1ᵀ per level
