@@ -37,8 +37,9 @@ DRAW_KINDS = ("fixef", "varcorr", "ranef")
 class BayesFit:
     """A sampled Bayesian model: the `DataTree` of draws plus what is needed to read it."""
 
-    def __init__(self, spec: BayesModel, idata: xr.DataTree, settings: dict):
+    def __init__(self, spec: BayesModel, idata: xr.DataTree, settings: dict, model=None):
         self.spec = spec
+        self._model = model  # the copy of spec.model that was sampled (see hierbayes.sampling)
         self.idata = idata
         self.settings = dict(settings)
         self._diagnostics: pd.DataFrame | None = None
@@ -46,7 +47,7 @@ class BayesFit:
     # --- what the fit is -------------------------------------------------------------------
     design = property(lambda self: self.spec.design)
     priors = property(lambda self: self.spec.priors)
-    model = property(lambda self: self.spec.model)
+    model = property(lambda self: self._model if self._model is not None else self.spec.model)
     link = property(lambda self: self.spec.link)
     formula = property(lambda self: self.spec.formula)
     family = property(lambda self: self.spec.family)

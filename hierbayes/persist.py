@@ -53,6 +53,11 @@ def load(path):
     from .bayes import BayesFit
     from .design import make_design
 
+    if not Path(path).is_file():
+        raise HierbayesError(
+            f"No file {str(path)!r} to load a fit from (hb.load reads what BayesFit.save wrote; "
+            "shipped data sets are loaded with hierbayes.datasets.load)."
+        )
     with xr.open_datatree(Path(path)) as opened:
         tree = opened.load()
     if META_KEY not in tree.attrs or DATA_GROUP not in tree.children:

@@ -102,13 +102,15 @@ def _new_levels(block, posterior, index, Z, levels, rng) -> np.ndarray:
         corr = _flat(posterior[f"corr_{block.name}"], block.term_dim, f"{block.name}__term2")
         # A tiny ridge keeps the factorisation defined for correlations at ±1.
         chol = np.linalg.cholesky(corr + 1e-10 * np.eye(block.n_terms))  # (S, k, k)
-    out = np.zeros((sd.shape[0], len(index)))
     unseen = index < 0
-    for level in sorted(set(levels[unseen])):
-        rows = unseen & (levels == level)
-        z = rng.standard_normal((sd.shape[0], block.n_terms))  # (S, k)
-        effect = sd * np.einsum("sij,sj->si", chol, z)  # (S, k): diag(sd) L_corr z
-        out[:, rows] = effect @ Z[rows].T  # (S, k) @ (k, m) -> (S, m)
+    # One code per distinct unseen level (sorted labels, so a seed gives the same draws whatever
+    # the row order); rows of the same level share its effect.
+    labels, codes = np.unique(levels[unseen].astype(str), return_inverse=True)
+    z = rng.standard_normal((sd.shape[0], len(labels), block.n_terms))  # (S, U, k)
+    effect = sd[:, None, :] * np.einsum("sij,suj->sui", chol, z)  # (S, U, k): diag(sd) L z
+    out = np.zeros((sd.shape[0], len(index)))
+    # Row i of level u adds Z_i · effect_u: gather by code, multiply row-wise, sum over terms.
+    out[:, unseen] = np.einsum("smk,mk->sm", effect[:, codes, :], Z[unseen])
     return out
 
 

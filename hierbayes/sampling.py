@@ -9,6 +9,12 @@ Samplers (``sampler=``): ``"nutpie"`` (the default when installed: compiled with
 ``"pymc"`` (PyMC's own NUTS, the fallback), ``"numpyro"`` or ``"blackjax"`` (JAX; for a GPU; need
 ``pip install hierbayes[jax]``). A seed is always recorded: with ``random_seed=None`` one is drawn
 and stored in ``fit.settings`` so that any fit can be reproduced exactly.
+
+Reproducibility: PyTensor does not compile a graph it has compiled before to bit-identical code
+(gradients can differ in the last bit), and NUTS amplifies such differences. So `sample` samples a
+fresh copy of the model, rebuilt from the design and the priors, and the same seed gives the same
+draws however often the model was sampled before. A model the user has extended (variables added
+to ``spec.model``) is sampled as it is, without this guarantee.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class BayesModel:
     link: str
     model: pm.Model = field(repr=False)
     missing: str = "drop"
+    built_vars: tuple[str, ...] = field(default=(), repr=False)  # to tell if users extended it
 
     @property
     def formula(self) -> str:
@@ -78,7 +85,15 @@ def build_model(
 def model_from_design(design: Design, priors=None, link=None, missing="drop") -> BayesModel:
     link = check_link(design.family, link)
     table = make_priors(design, priors, link)
-    return BayesModel(design, table, link, build_pymc_model(design, table, link), missing)
+    model = build_pymc_model(design, table, link)
+    return BayesModel(design, table, link, model, missing, tuple(model.named_vars))
+
+
+def fresh_model(spec: BayesModel) -> pm.Model:
+    """The model to sample: a new build of `spec` unless the user extended ``spec.model``."""
+    if tuple(spec.model.named_vars) != spec.built_vars:
+        return spec.model
+    return build_pymc_model(spec.design, spec.priors, spec.link)
 
 
 def sample(
@@ -106,6 +121,7 @@ def sample(
         )
     sampler = resolve_sampler(sampler)
     seed = _seed(random_seed)
+    model = fresh_model(spec)  # see "Reproducibility" in the module docstring
     idata = pm.sample(
         draws=draws,
         tune=tune,
@@ -114,10 +130,10 @@ def sample(
         nuts_sampler=sampler,
         target_accept=target_accept,
         progressbar=progressbar,
-        model=spec.model,
+        model=model,
         **sample_kwargs,
     )
-    idata = pm.compute_log_likelihood(idata, model=spec.model, progressbar=False)
+    idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
     settings = {
         "draws": draws,
         "tune": tune,
@@ -126,7 +142,7 @@ def sample(
         "sampler": sampler,
         "target_accept": target_accept,
     }
-    fit = BayesFit(spec, idata, settings)
+    fit = BayesFit(spec, idata, settings, model=model)
     if warn:
         fit.diagnostics(warn=True)
     return fit

@@ -72,22 +72,45 @@ def _bernoulli_data():
 
 
 CASES = {
-    "gaussian": ("Reaction ~ Days + (Days | Subject)", lambda: load("sleepstudy"), None),
-    "student_t": ("Reaction ~ Days + (1 | Subject)", lambda: load("sleepstudy"), None),
-    "bernoulli": ("y ~ x + (1 | g)", _bernoulli_data, "probit"),
+    "gaussian": (
+        "Reaction ~ Days + (Days | Subject)",
+        lambda: load("sleepstudy"),
+        "gaussian",
+        None,
+    ),
+    "crossed": (
+        "diameter ~ 1 + (1 | plate) + (1 | sample)",
+        lambda: load("Penicillin"),
+        "gaussian",
+        None,
+    ),
+    "nested": ("strength ~ 1 + (1 | batch/cask)", lambda: load("Pastes"), "gaussian", None),
+    "student_t": (
+        "log_radon ~ floor + (1 + floor || county)",
+        lambda: load("radon"),
+        "student_t",
+        None,
+    ),
+    "bernoulli": ("y ~ x + (1 | g)", _bernoulli_data, "bernoulli", "probit"),
     "binomial": (
         "cbind(incidence, size - incidence) ~ period + (1 | herd)",
         lambda: load("cbpp"),
+        "binomial",
         None,
     ),
-    "poisson": ("y ~ x + (1 | g)", lambda: simulate_counts("poisson"), None),
-    "negative_binomial": ("y ~ x + (1 | g)", lambda: simulate_counts("nb"), None),
+    "poisson": ("y ~ x + (1 | g)", lambda: simulate_counts("poisson"), "poisson", None),
+    "negative_binomial": (
+        "y ~ x + (1 | g)",
+        lambda: simulate_counts("nb"),
+        "negative_binomial",
+        None,
+    ),
 }
 
 
-@pytest.mark.parametrize("family", list(CASES))
-def test_log_likelihood_matches_a_hand_computation(family):
-    formula, data, link = CASES[family]
+@pytest.mark.parametrize("case", list(CASES))
+def test_log_likelihood_matches_a_hand_computation(case):
+    formula, data, family, link = CASES[case]
     spec = hb.build_model(formula, data(), family=family, link=link)
     model, design = spec.model, spec.design
     point = _random_point(model)

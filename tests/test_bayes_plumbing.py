@@ -7,7 +7,7 @@ import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
-from bayes_support import fake_fit, fake_posterior
+from bayes_support import fake_fit, fake_posterior, simulate_counts
 
 import hierbayes as hb
 from hierbayes import sampling
@@ -179,6 +179,28 @@ def test_binomial_predictions(cbpp_fit):
         cbpp_fit.predict(data.drop(columns="incidence"), kind="response")
 
 
+@pytest.mark.parametrize(
+    ("family", "formula", "support"),
+    [
+        ("student_t", "Reaction ~ Days + (1 | Subject)", "real"),
+        ("bernoulli", "y ~ x + (1 | g)", "binary"),
+        ("poisson", "y ~ x + (1 | g)", "count"),
+        ("negative_binomial", "y ~ x + (1 | g)", "count"),
+    ],
+)
+def test_response_draws_have_the_family_support(family, formula, support):
+    data = load("sleepstudy") if family == "student_t" else simulate_counts("poisson")
+    if family == "bernoulli":
+        data = data.assign(y=(data["y"] > 1).astype(int))
+    fit = fake_fit(hb.build_model(formula, data, family=family), chains=2, draws=20)
+    draws = fit.predict(data.iloc[:7], kind="response", random_seed=1).values
+    assert draws.shape == (2, 20, 7) and np.isfinite(draws).all()
+    if support == "binary":
+        assert set(np.unique(draws)) <= {0.0, 1.0}
+    if support == "count":
+        assert (draws >= 0).all() and (draws == np.round(draws)).all()
+
+
 def test_posterior_and_prior_predictive_extend_idata(sleep_fit):
     out = sleep_fit.sample_posterior_predictive(random_seed=1)
     assert out["posterior_predictive"]["y"].shape == (2, 100, 180)
@@ -301,7 +323,18 @@ def test_staged_path_records_a_seed_and_can_stay_quiet(mocked_sample):
     assert isinstance(fit.settings["random_seed"], int)
     assert mocked_sample[0]["random_seed"] == fit.settings["random_seed"]
     assert mocked_sample[0]["nuts_sampler"] == "pymc"
-    assert fit.model is spec.model and fit.priors is spec.priors
+    assert fit.priors is spec.priors
+    # A fresh build of the same model was sampled (exact reproducibility, see hb.sampling).
+    assert fit.model is mocked_sample[0]["model"] and fit.model is not spec.model
+    assert list(fit.model.named_vars) == list(spec.model.named_vars)
+
+
+def test_a_model_extended_by_the_user_is_sampled_as_it_is(mocked_sample):
+    spec = hb.build_model("Reaction ~ Days + (1 | Subject)", load("sleepstudy"))
+    with spec.model:
+        pm.Deterministic("sd_ratio", spec.model["sd_Subject"][0] / spec.model["sigma"])
+    fit = hb.sample(spec, draws=20, chains=2, warn=False)
+    assert mocked_sample[0]["model"] is spec.model and fit.model is spec.model
 
 
 def test_sampler_choice_and_bad_arguments():
@@ -354,6 +387,8 @@ def test_load_rejects_foreign_files(tmp_path):
     xr.DataTree(xr.Dataset({"a": ("x", [1.0])})).to_netcdf(tmp_path / "other.nc")
     with pytest.raises(hb.HierbayesError, match=r"not written by BayesFit\.save"):
         hb.load(tmp_path / "other.nc")
+    with pytest.raises(hb.HierbayesError, match=r"datasets\.load"):
+        hb.load("radon")
 
 
 def test_pymc_sample_is_untouched_outside_the_mock():
