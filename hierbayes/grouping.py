@@ -26,9 +26,14 @@ def factor_levels(column: pd.Series) -> tuple[np.ndarray, list[str]]:
         uniques = np.unique(values)
         codes = np.searchsorted(uniques, values)
         return codes.astype(np.int64), [_number_label(v) for v in uniques]
-    labels = column.astype(str).to_numpy()
-    uniques = np.unique(labels)
-    return np.searchsorted(uniques, labels).astype(np.int64), [str(u) for u in uniques]
+    # Factorize first and sort only the distinct labels: sorting every row's string is the slow
+    # part of building a large design.
+    codes, uniques = pd.factorize(column.astype(str), sort=False)
+    labels = np.asarray(uniques, dtype=object).astype(str)
+    order = np.argsort(labels, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[codes].astype(np.int64), [str(u) for u in labels[order]]
 
 
 def _number_label(value) -> str:
