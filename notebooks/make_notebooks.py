@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 
 import hierbayes as hb
 
-DRAWS = int(os.environ.get("HIERBAYES_DRAWS", "1000"))
+DRAWS = int(os.environ.get("HIERBAYES_DRAWS", "500"))
 SAMPLING = dict(draws=DRAWS, tune=DRAWS, chains=2, random_seed=1, progressbar=False)"""
 
 NOTEBOOKS = {

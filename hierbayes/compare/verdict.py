@@ -137,8 +137,13 @@ def _group_lines(groups: pd.DataFrame) -> list[str]:
     for (group, term), part in groups.groupby(["group", "term"], sort=False):
         rho = _rank_correlation(part["reml_estimate"], part["bayes_estimate"])
         small = part["n"] < SMALL_GROUP
+        ranks = (
+            f"rank correlation of group estimates {rho:.3f}"
+            if np.isfinite(rho)
+            else "no rank correlation (one side puts every group at the same value)"
+        )
         line = (
-            f"{term} over {group}: rank correlation of group estimates {rho:.3f}; "
+            f"{term} over {group}: {ranks}; "
             f"{part['agree'].mean():.0%} of {len(part)} groups agree"
         )
         if small.any() and (~small).any():
