@@ -62,11 +62,19 @@ class BayesFit:
         return post.fixef_table(self.posterior, _prob(ci_prob))
 
     def varcorr(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
-        """SDs and correlations per grouping factor, then the residual SD (group "Residual")."""
+        """SDs and correlations per grouping factor, then the residual SD (group "Residual").
+
+        Columns as the REML side: group, term1, term2 (None on SD rows), estimate (posterior
+        mean), std_error (posterior SD), median, lower, upper, block (`Block.name`). For
+        student_t the "Residual" row is the scale sigma of the t distribution, not its SD.
+        """
         return post.varcorr_table(self.design, self.posterior, _prob(ci_prob))
 
     def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
-        """Group effects as deviations from the fixed effects (lme4's ranef), per level × term."""
+        """Group effects as deviations from the fixed effects (lme4's ranef), per level × term.
+
+        Rows level-major within each block (as the REML side), with a ``block`` column.
+        """
         return post.ranef_table(self.design, self.posterior, _prob(ci_prob))
 
     def draws(self, what: str = "ranef") -> xr.DataArray:

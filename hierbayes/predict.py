@@ -82,7 +82,7 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
 def _flat(array: xr.DataArray, *dims: str) -> np.ndarray:
     """(chain * draw, *dims) numpy array."""
     values = array.transpose(*SAMPLE_DIMS, *dims).to_numpy()
-    return values.reshape(-1, *values.shape[2:])
+    return values.reshape(values.shape[0] * values.shape[1], *values.shape[2:])
 
 
 def _block_part(r: np.ndarray, index: np.ndarray, Z: np.ndarray) -> np.ndarray:

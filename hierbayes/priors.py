@@ -47,18 +47,17 @@ listing the valid names.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pymc as pm
-from pymc.distributions.continuous import PositiveContinuous
 
 from .design import Design, make_design
 from .errors import PriorError
 from .families import check_link
+from .prior_checks import fmt, plain, validate
 
 INTERCEPT_SCALE = 2.5
 SLOPE_SCALE = 2.5
@@ -79,7 +78,7 @@ class Prior:
         if not isinstance(distribution, str):
             raise PriorError(f"A prior's distribution is named by a string, got {distribution!r}.")
         self.distribution = distribution
-        self.params = {k: _plain(v) for k, v in params.items()}
+        self.params = {k: plain(v) for k, v in params.items()}
 
     def __eq__(self, other) -> bool:
         return (
@@ -97,7 +96,7 @@ class Prior:
 
     def describe(self) -> str:
         """Parameters as text, e.g. ``"mu=0, sigma=5"``."""
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        return ", ".join(f"{k}={fmt(v)}" for k, v in self.params.items())
 
     def to_dict(self) -> dict:
         return {"distribution": self.distribution, "params": dict(self.params)}
@@ -200,7 +199,7 @@ def make_priors(design: Design, overrides=None, link: str | None = None) -> Prio
     entries = {e.name: e for e in _defaults(design, link)}
     for name, prior in _check_overrides(overrides, entries).items():
         entry = entries[name]
-        _validate(prior, entry)
+        validate(prior, entry)
         entries[name] = PriorEntry(name, prior, entry.kind, entry.applies_to, "user", entry.size)
     return Priors(list(entries.values()))
 
@@ -331,77 +330,3 @@ def _check_overrides(overrides, entries: dict[str, PriorEntry]) -> dict[str, Pri
                 f"sigma=1); got {prior!r}."
             )
     return dict(overrides)
-
-
-def _validate(prior: Prior, entry: PriorEntry) -> None:
-    if entry.kind == "corr":
-        if prior.distribution != "LKJ" or set(prior.params) != {"eta"}:
-            raise PriorError(
-                f"The prior {entry.name!r} is on correlations: use Prior('LKJ', eta=...) "
-                f"(eta > 0), got {prior!r}."
-            )
-        if not np.all(np.asarray(prior.params["eta"], dtype=float) > 0):
-            raise PriorError(f"LKJ needs eta > 0 for {entry.name!r}, got {prior.params['eta']!r}.")
-        return
-    cls = prior.pymc_class()
-    if not issubclass(cls, pm.Continuous):
-        raise PriorError(f"The prior {entry.name!r} must be a continuous distribution: {prior!r}.")
-    if entry.kind != "fixed" and not issubclass(cls, PositiveContinuous):
-        raise PriorError(
-            f"{entry.name!r} ({entry.applies_to}) is positive: its prior needs positive support, "
-            f"e.g. HalfNormal, Exponential, Gamma, HalfStudentT; got {prior!r}."
-        )
-    _check_sizes(prior, entry)
-    _check_names(prior, entry, cls)
-    try:
-        cls.dist(**prior.params, shape=(entry.size,))
-    except (TypeError, ValueError) as err:
-        raise PriorError(
-            f"Invalid parameters for the prior {entry.name!r} {prior!r}: {err}"
-        ) from None
-
-
-def _check_sizes(prior: Prior, entry: PriorEntry) -> None:
-    for key, value in prior.params.items():
-        size = np.size(value)
-        if size != 1 and size != entry.size:
-            what = f"one per term ({entry.size})" if entry.kind == "sd" else "a scalar"
-            raise PriorError(
-                f"The parameter {key}={value!r} of the prior {entry.name!r} must be a scalar or "
-                f"{what}."
-            )
-
-
-def _check_names(prior: Prior, entry: PriorEntry, cls) -> None:
-    # PyMC's `dist` silently swallows unknown keywords (Normal(mean=0) would be Normal(0, 1)).
-    signature = inspect.signature(cls.dist)
-    named = {
-        p.name
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    } - {"shape", "size", "dims", "rng"}
-    unknown = sorted(set(prior.params) - named)
-    if unknown:
-        raise PriorError(
-            f"Invalid parameters for the prior {entry.name!r} {prior!r}: {cls.__name__} has no "
-            f"parameter {', '.join(map(repr, unknown))}; its parameters are "
-            f"{', '.join(sorted(named))}."
-        )
-
-
-def _plain(value):
-    """Numbers and lists of numbers as plain Python (JSON-friendly, comparable)."""
-    if isinstance(value, np.ndarray | list | tuple):
-        values = [_plain(v) for v in np.asarray(value).tolist()]
-        return values[0] if len(values) == 1 else values
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _fmt(value) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return repr(value)

@@ -7,7 +7,7 @@ import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
-from bayes_support import fake_fit, fake_posterior, simulate_counts
+from bayes_support import fake_fit, fake_posterior, simulate_counts, simulate_gaussian
 
 import hierbayes as hb
 from hierbayes import sampling
@@ -393,3 +393,15 @@ def test_load_rejects_foreign_files(tmp_path):
 
 def test_pymc_sample_is_untouched_outside_the_mock():
     assert pm.sample.__module__ == "pymc.sampling.mcmc"
+
+
+@pytest.mark.parametrize(
+    ("formula", "shapes"), [("y ~ x", (2, 1, 0)), ("y ~ 0 + (1 | g)", (0, 2, 6))]
+)
+def test_models_without_group_or_fixed_effects(formula, shapes):
+    fit = fake_fit(hb.build_model(formula, simulate_gaussian()), chains=2, draws=30)
+    assert (len(fit.fixef()), len(fit.varcorr()), len(fit.ranef())) == shapes
+    assert fit.varcorr()["group"].iloc[-1] == "Residual"
+    new = simulate_gaussian().iloc[:3].assign(g="new")
+    assert fit.predict(new, summary=True)["estimate"].notna().all()
+    assert len(fit.diagnostics()) == 6
