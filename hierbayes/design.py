@@ -16,7 +16,7 @@ import pandas as pd
 from formulaic import ModelSpec, model_matrix
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
-from .errors import DesignError, FormulaError
+from .errors import DesignError, FamilyError, FormulaError
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of
@@ -109,6 +109,8 @@ class Design:
     dropped_fixed: tuple[str, ...]  # collinear fixed-effect columns dropped
     fixed_spec: ModelSpec = field(repr=False)
     fixed_keep: tuple[int, ...] = field(repr=False)
+    known_sigma: np.ndarray | None = None  # (n,) known residual SDs, if given
+    known_sigma_column: str | None = None
 
     @property
     def n_obs(self) -> int:
@@ -172,17 +174,25 @@ class Design:
 
 
 def make_design(
-    formula: str, data: pd.DataFrame, family: str | Family = "gaussian", missing: str = "drop"
+    formula: str,
+    data: pd.DataFrame,
+    family: str | Family = "gaussian",
+    missing: str = "drop",
+    known_sigma: str | None = None,
 ) -> Design:
     """Build the design of `formula` on `data`. The caller's data frame is never modified.
 
     `missing="drop"` drops rows with a missing value in a used column (with a warning that says how
-    many); `missing="raise"` makes that an error.
+    many); `missing="raise"` makes that an error. `known_sigma` names a column of known
+    per-observation residual SDs (Gaussian only: meta-analysis, e.g. eight schools), which then
+    replace the estimated residual SD.
     """
     parsed = parse_formula(formula)
     family = get_family(family)
     frame = _check_frame(data)
     columns = used_columns(parsed, frame)
+    if known_sigma is not None:
+        columns = _with_known_sigma(columns, known_sigma, frame, family)
     frame, n_dropped = drop_missing(frame.loc[:, columns].copy(), missing)
     check_finite(frame)
     response = build_response(parsed.response, frame, family, formula)
@@ -190,7 +200,7 @@ def make_design(
     full_names = list(spec.column_names)
     check_matrix_finite(X_full, full_names, "fixed-effect")
     keep = independent_columns(X_full, full_names)
-    blocks = _blocks(parsed, frame, family)
+    blocks = _blocks(parsed, frame, family, residual_known=known_sigma is not None)
     return Design(
         formula=formula,
         parsed=parsed,
@@ -206,7 +216,34 @@ def make_design(
         dropped_fixed=tuple(n for j, n in enumerate(full_names) if j not in keep),
         fixed_spec=spec,
         fixed_keep=tuple(keep),
+        known_sigma=None if known_sigma is None else _known_sigma(frame[known_sigma], known_sigma),
+        known_sigma_column=known_sigma,
     )
+
+
+def _with_known_sigma(columns: list[str], name: str, frame: pd.DataFrame, family: Family):
+    if family.name != "gaussian":
+        raise FamilyError(
+            f"known_sigma applies to the gaussian family only (got {family.name!r}): the other "
+            "families have no residual SD."
+        )
+    if name not in frame.columns:
+        raise DesignError(
+            f"known_sigma names column {name!r}, which is not in the data; available columns: "
+            f"{', '.join(map(repr, map(str, frame.columns)))}."
+        )
+    return columns if name in columns else [*columns, name]
+
+
+def _known_sigma(column: pd.Series, name: str) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        raise DesignError(
+            f"The known_sigma column {name!r} must hold positive, finite SDs; found "
+            f"{column[bad].iloc[0]!r} ({int(bad.sum())} such values)."
+        )
+    return values
 
 
 def _check_frame(data) -> pd.DataFrame:
@@ -250,7 +287,9 @@ def _encode(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
         raise DesignError(f"New data cannot be encoded for the {what}: {plain(err)}") from None
 
 
-def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, family: Family) -> tuple[Block, ...]:
+def _blocks(
+    parsed: ParsedFormula, frame: pd.DataFrame, family: Family, residual_known: bool = False
+) -> tuple[Block, ...]:
     blocks: list[Block] = []
     seen: dict[str, int] = {}
     for term in parsed.random:
@@ -258,7 +297,7 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, family: Family) -> tuple
         mm = _model_matrix(term.expr, frame, parsed.text)
         Z = mm.to_numpy(dtype=float)
         check_matrix_finite(Z, list(mm.columns), f"group-level term {term.source}")
-        _check_levels(term, levels, len(frame), family)
+        _check_levels(term, levels, len(frame), family, residual_known)
         if Z.shape[1] == 0:
             raise FormulaError(
                 f"In {parsed.text!r}, {term.source!r} has no columns left of the bar."
@@ -297,7 +336,9 @@ def _check_overlap(
             )
 
 
-def _check_levels(term: RandomTerm, levels: list[str], n_obs: int, family: Family) -> None:
+def _check_levels(
+    term: RandomTerm, levels: list[str], n_obs: int, family: Family, residual_known: bool
+) -> None:
     if len(levels) < 2:
         raise DesignError(
             f"The grouping factor {term.group!r} of {term.source!r} has {len(levels)} level "
@@ -306,7 +347,8 @@ def _check_levels(term: RandomTerm, levels: list[str], n_obs: int, family: Famil
         )
     # Observation-level effects are a standard overdispersion device in GLMMs (lme4 allows them
     # there too); in a Gaussian model they are confounded with the residual.
-    if family.response == "real" and len(levels) >= n_obs:
+    # With known residual SDs (meta-analysis) one level per observation is the usual model.
+    if family.response == "real" and not residual_known and len(levels) >= n_obs:
         raise DesignError(
             f"The grouping factor {term.group!r} of {term.source!r} has {len(levels)} levels for "
             f"{n_obs} observations: its variance cannot be told apart from the residual variance. "

@@ -231,3 +231,18 @@ def test_bad_structure(df, formula, message):
     with pytest.raises(FormulaError, match=message) as info:
         make_design(formula, df)
     assert "\x1b[" not in str(info.value)  # no terminal colour codes from formulaic
+
+
+def test_known_sigma_column():
+    schools = hb.simulate.eight_schools()
+    design = make_design("effect ~ 1 + (1 | school)", schools, known_sigma="se")
+    assert np.array_equal(design.known_sigma, schools["se"].to_numpy(float))
+    assert design.known_sigma_column == "se" and design.blocks[0].n_levels == 8
+    with pytest.raises(DesignError, match="8 levels for 8 observations"):
+        make_design("effect ~ 1 + (1 | school)", schools)  # without known SDs: unidentifiable
+    with pytest.raises(DesignError, match="positive, finite SDs; found -1.0"):
+        make_design("effect ~ 1 + (1 | school)", schools.assign(se=-1.0), known_sigma="se")
+    with pytest.raises(DesignError, match="known_sigma names column 'sd'"):
+        make_design("effect ~ 1 + (1 | school)", schools, known_sigma="sd")
+    with pytest.raises(FamilyError, match="gaussian family only"):
+        make_design("effect ~ 1 + (1 | school)", schools, family="poisson", known_sigma="se")
