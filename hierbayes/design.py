@@ -241,7 +241,7 @@ def _known_sigma(column: pd.Series, name: str) -> np.ndarray:
     if bad.any():
         raise DesignError(
             f"The known_sigma column {name!r} must hold positive, finite SDs; found "
-            f"{column[bad].iloc[0]!r} ({int(bad.sum())} such values)."
+            f"{column[bad].iloc[0]} ({int(bad.sum())} such values)."
         )
     return values
 
