@@ -240,7 +240,7 @@ def test_known_sigma_column():
     assert design.known_sigma_column == "se" and design.blocks[0].n_levels == 8
     with pytest.raises(DesignError, match="8 levels for 8 observations"):
         make_design("effect ~ 1 + (1 | school)", schools)  # without known SDs: unidentifiable
-    with pytest.raises(DesignError, match="positive, finite SDs; found -1.0"):
+    with pytest.raises(DesignError, match=r"positive, finite SDs; found -1\.0"):
         make_design("effect ~ 1 + (1 | school)", schools.assign(se=-1.0), known_sigma="se")
     with pytest.raises(DesignError, match="known_sigma names column 'sd'"):
         make_design("effect ~ 1 + (1 | school)", schools, known_sigma="sd")
