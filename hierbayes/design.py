@@ -30,6 +30,8 @@ from .validation import (
     used_columns,
 )
 
+RESERVED_DIMS = frozenset({"chain", "draw", "sample", "fixed", "obs"})
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Block:
@@ -62,7 +64,9 @@ class Block:
 
     @property
     def level_dim(self) -> str:
-        return self.group
+        """The xarray/PyMC dimension of the levels: the group's name, unless that name is taken
+        by another dimension (ArviZ's chain/draw/sample, our fixed/obs)."""
+        return f"{self.group}_level" if self.group in RESERVED_DIMS else self.group
 
     @property
     def term_dim(self) -> str:
@@ -133,7 +137,7 @@ class Design:
     def coords(self) -> dict[str, list[str]]:
         """Coordinates for PyMC/xarray: fixed-effect names, group levels, block term names."""
         coords = {"fixed": list(self.fixed_names)}
-        coords.update({group: list(levels) for group, levels in self.groups.items()})
+        coords.update({block.level_dim: list(block.levels) for block in self.blocks})
         coords.update({block.term_dim: list(block.terms) for block in self.blocks})
         return coords
 

@@ -246,3 +246,11 @@ def test_known_sigma_column():
         make_design("effect ~ 1 + (1 | school)", schools, known_sigma="sd")
     with pytest.raises(FamilyError, match="gaussian family only"):
         make_design("effect ~ 1 + (1 | school)", schools, family="poisson", known_sigma="se")
+
+
+def test_level_dims_avoid_reserved_names(df):
+    data = df.assign(sample=df["g"], obs=np.arange(len(df)).astype(str))
+    design = make_design("cbind(s, k - s) ~ x + (1 | sample) + (1 | obs)", data, family="binomial")
+    assert [b.level_dim for b in design.blocks] == ["sample_level", "obs_level"]
+    assert design.coords["obs_level"] == sorted(str(i) for i in range(len(df)))
+    assert "sample" not in design.coords and "obs" not in design.coords
