@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from ..tidy import CI_PROB
-from .draws import PosteriorDraws, from_fit
+from .draws import PosteriorDraws, from_fit, row_key
 from .guard import check_same_model
 from .tables import fixed_table, groups_table, variance_table
 from .verdict import reasons, verdicts
@@ -111,10 +111,7 @@ class Comparison:
 
 
 def _row_labels(variance: pd.DataFrame) -> list[str]:
-    return [
-        "/".join(str(v) for v in (g, t1, t2) if v is not None and v == v)
-        for g, t1, t2 in variance[["group", "term1", "term2"]].itertuples(index=False)
-    ]
+    return ["/".join(v for v in row_key(r) if v) for r in variance.to_dict("records")]
 
 
 def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Comparison:

@@ -26,6 +26,25 @@ def row_key(row: dict) -> tuple:
     )
 
 
+_NAMES = {
+    "short": ("sigma (residual)", "sd({t1} | {g})", "cor({t1}, {t2} | {g})"),
+    "prose": ("residual SD", "SD of {t1} over {g}", "correlation of {t1} and {t2} over {g}"),
+}
+
+
+def is_sd(row: dict) -> bool:
+    return row_key(row)[2] is None
+
+
+def row_name(row: dict, style: str = "short") -> str:
+    """How plots ("short") and verdicts ("prose") name a varcorr row."""
+    residual, sd, corr = _NAMES[style]
+    g, t1, t2 = row_key(row)
+    if g == "Residual":
+        return residual
+    return (sd if t2 is None else corr).format(g=g, t1=t1, t2=t2)
+
+
 def varcorr_draws(draws: PosteriorDraws, design) -> dict[tuple, np.ndarray]:
     """(group, term1, term2) -> draws, with the row keys of ``varcorr()``."""
     out: dict[tuple, np.ndarray] = {}

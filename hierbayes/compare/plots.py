@@ -7,7 +7,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 from scipy import stats
 
-from .draws import row_key, varcorr_draws
+from .draws import is_sd, row_key, row_name, varcorr_draws
 
 COLORS = {"no_pool": "0.55", "reml": "tab:orange", "bayes": "tab:blue", "prior": "0.6"}
 
@@ -68,7 +68,7 @@ def plot_forest(cmp):
         for term, r in cmp.fixed.set_index("term").iterrows()
     ]
     rows += [
-        (_label(r), r["bayes_lower"], r["bayes_median"], r["bayes_upper"], r["reml_estimate"])
+        (row_name(r), r["bayes_lower"], r["bayes_median"], r["bayes_upper"], r["reml_estimate"])
         for r in cmp.variance.to_dict("records")
     ]
     fig, axes = plt.subplots(len(rows), 1, figsize=(7, 0.55 * len(rows) + 0.9), squeeze=False)
@@ -90,18 +90,6 @@ def plot_forest(cmp):
     return fig
 
 
-def _label(row: dict) -> str:
-    if row["group"] == "Residual":
-        return "sigma (residual)"
-    if is_sd(row):
-        return f"sd({row['term1']} | {row['group']})"
-    return f"cor({row['term1']}, {row['term2']} | {row['group']})"
-
-
-def is_sd(row: dict) -> bool:
-    return row_key(row)[2] is None
-
-
 def plot_variance(cmp):
     """Posterior density of each SD with its prior and the REML estimate marked."""
     post = varcorr_draws(cmp.draws, cmp.design)
@@ -117,7 +105,7 @@ def plot_variance(cmp):
         if key in prior:
             ax.plot(grid, _density(prior[key], grid), color=COLORS["prior"], ls="--", label="prior")
         ax.axvline(row["reml_estimate"], color=COLORS["reml"], label=cmp.method)
-        ax.set_title(_label(row), fontsize=9)
+        ax.set_title(row_name(row), fontsize=9)
         ax.set_yticks([])
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .plots import is_sd
+from .draws import is_sd, row_name
 
 FEW_GROUPS = 10  # fewer levels than this: the group SD is poorly determined by the data
 SMALL_GROUP = 5  # groups with fewer observations than this are "small"
@@ -45,7 +45,7 @@ def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -
                 )
             )
     for row in variance.to_dict("records"):
-        name = _row_name(row)
+        name = row_name(row, "prose")
         if row["singular"]:
             rows.append(
                 (
@@ -95,16 +95,8 @@ def _fixed_line(fixed: pd.DataFrame) -> str:
     return f"Fixed effects differ for {off} (up to {worst:.2f} posterior SD from REML)."
 
 
-def _row_name(row: dict) -> str:
-    if row["group"] == "Residual":
-        return "residual SD"
-    if is_sd(row):
-        return f"SD of {row['term1']} over {row['group']}"
-    return f"correlation of {row['term1']} and {row['term2']} over {row['group']}"
-
-
 def _variance_line(row: dict) -> str:
-    name = _row_name(row)
+    name = row_name(row, "prose")
     interval = f"[{row['bayes_lower']:.3g}, {row['bayes_upper']:.3g}]"
     head = (
         f"{name}: REML {row['reml_estimate']:.3g} vs posterior median "
@@ -143,8 +135,7 @@ def _group_lines(groups: pd.DataFrame) -> list[str]:
             else "no rank correlation (one side puts every group at the same value)"
         )
         line = (
-            f"{term} over {group}: {ranks}; "
-            f"{part['agree'].mean():.0%} of {len(part)} groups agree"
+            f"{term} over {group}: {ranks}; {part['agree'].mean():.0%} of {len(part)} groups agree"
         )
         if small.any() and (~small).any():
             d_small = part.loc[small, "std_diff"].abs().mean()
