@@ -89,10 +89,14 @@ class BlockDiagBackend:
         return self._theta_gradient(grad_mat)
 
     def _theta_gradient(self, grad_mat: np.ndarray) -> np.ndarray:
-        """Pick ∂/∂T_ab out of the K×K matrix for every θ (group positions of each block)."""
-        out = np.empty(self.thetas.n_theta)
-        for j in range(self.thetas.n_theta):
-            b = self.thetas.block_of[j]
-            start = self.group.term_offsets[self.group.blocks.index(b)]
-            out[j] = grad_mat[start + self.thetas.rows[j], start + self.thetas.cols[j]]
-        return out
+        return theta_gradient(self.thetas, self.group, grad_mat)
+
+
+def theta_gradient(thetas: ThetaLayout, group, grad_mat: np.ndarray) -> np.ndarray:
+    """Pick ∂/∂T_ab out of the K×K matrix for every θ (group positions of each block)."""
+    out = np.empty(thetas.n_theta)
+    for j in range(thetas.n_theta):
+        b = thetas.block_of[j]
+        start = group.term_offsets[group.blocks.index(b)]
+        out[j] = grad_mat[start + thetas.rows[j], start + thetas.cols[j]]
+    return out

@@ -13,6 +13,7 @@ import pandas as pd
 from ..design import Design
 from ..errors import HierbayesError
 from .blockdiag import BlockDiagBackend
+from .laplace import LaplaceDeviance
 from .layout import Layout, make_layout
 from .pls import METHODS, PLSState, profiled
 from .schur import SchurBackend
@@ -70,11 +71,17 @@ class Deviance:
         return theta
 
 
-def make_deviance(design: Design, method: str = "REML", weights=None) -> Deviance:
+def make_deviance(design: Design, method: str = "REML", weights=None, link: str | None = None):
     """The profiled criterion of `design` as a function of θ (lme4's θ order, design blocks).
 
     `weights`: optional prior weights, var(e_i) = σ²/w_i as in lme4 (one per row of the design).
+    With method "Laplace" (bernoulli, binomial and poisson designs) it is the Laplace deviance of
+    a GLMM as a function of (θ, β) instead: see hierbayes.reml.laplace.
     """
+    if method == "Laplace":
+        if weights is not None:
+            raise HierbayesError("Prior weights are not supported for GLMM fits yet.")
+        return LaplaceDeviance(design, link)
     return Deviance(design, method, weights)
 
 
@@ -105,7 +112,7 @@ def check_method(method: str) -> None:
 def check_gaussian(design: Design) -> None:
     if design.family.name != "gaussian":
         raise HierbayesError(
-            f"fit_reml fits Gaussian linear mixed models only; the {design.family.name!r} family "
-            "needs a GLMM Laplace fit, which is not implemented yet. Use family='gaussian', or "
-            "fit_bayes for this family."
+            f"The profiled REML/ML criterion is for Gaussian models; the {design.family.name!r} "
+            "family is fitted by the Laplace approximation: make_deviance(design, 'Laplace') "
+            "or fit_reml(..., family=...)."
         )

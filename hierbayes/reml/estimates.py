@@ -15,7 +15,7 @@ from .pls import PLSState, beta_covariance, sigma2, spherical_modes
 class Estimates:
     beta: np.ndarray  # (p,)
     vcov: np.ndarray  # (p, p)
-    sigma: float
+    sigma: float | None  # None for families without a residual SD (binomial, Poisson)
     covariance: dict[str, np.ndarray]  # block name -> (k, k) covariance of its effects
     modes: dict[str, np.ndarray]  # block name -> (L, k) conditional modes b = Λu
     condcov: dict[str, np.ndarray]  # block name -> (L, k, k) conditional covariance of b
@@ -23,11 +23,18 @@ class Estimates:
 
 
 def estimates(dev: Deviance, state: PLSState) -> Estimates:
-    layout, design, n, p = dev.layout, dev.design, dev.layout.n, dev.layout.p
+    layout, n, p = dev.layout, dev.layout.n, dev.layout.p
     s2 = sigma2(state, n, p, dev.method)
-    templates = dev.thetas.templates(state.theta)
-    u = spherical_modes(state)
-    inverse = state.factor.inverse_blocks(layout.groups)
+    random = random_effects(dev.design, layout, dev.thetas.templates(state.theta),
+                            spherical_modes(state), state.factor, s2)
+    return Estimates(beta=layout.beta_ols + state.beta, vcov=s2 * beta_covariance(state),
+                     sigma=float(np.sqrt(s2)), **random)
+
+
+def random_effects(design, layout, templates, u: np.ndarray, factor, s2: float) -> dict:
+    """Covariances, modes b = Λu and conditional covariances s2·ΛM⁻¹Λᵀ of every block, from the
+    spherical modes `u` and the factor of M at the optimum (s2 = σ², or 1 for a GLMM)."""
+    inverse = factor.inverse_blocks(layout.groups)
     modes, condcov, group_condcov = {}, {}, {}
     for group, Minv in zip(layout.groups, inverse, strict=True):
         T = group_template(group, templates)
@@ -42,9 +49,5 @@ def estimates(dev: Deviance, state: PLSState) -> Estimates:
             condcov[name] = cov[:, start:start + k, start:start + k].copy()
     covariance = {block.name: s2 * (T @ T.T) for block, T in zip(design.blocks, templates,
                                                                  strict=True)}
-    return Estimates(
-        beta=layout.beta_ols + state.beta, vcov=s2 * beta_covariance(state),
-        sigma=float(np.sqrt(s2)),
-        covariance=covariance, modes=modes, condcov=condcov, group_condcov=group_condcov,
-    )
-
+    return dict(covariance=covariance, modes=modes, condcov=condcov,
+                group_condcov=group_condcov)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..design import Design, make_design
-from ..errors import ConvergenceWarning, SingularFitWarning
+from ..errors import ConvergenceWarning, HierbayesError, SingularFitWarning
 from ..tidy import CI_PROB
 from . import tables
 from .deviance import Deviance, check_gaussian, check_method, make_deviance
@@ -19,10 +19,12 @@ from .optimize import OptimResult, optimize_theta
 from .printing import format_fit
 
 
-def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str = "REML",
-             family: str = "gaussian", missing: str = "drop", *, weights=None, start=None,
-             maxiter: int = 1000) -> RemlFit:
-    """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does.
+def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
+             family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
+             weights=None, start=None, maxiter: int = 1000) -> RemlFit:
+    """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
+    bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
+    `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
 
     `formula` is an lme4 formula (with `data`) or an already built `Design`. θ starts at lme4's
     start unless `start` is given. `weights` are lme4's prior weights (var(e_i) = σ²/w_i): an
@@ -32,27 +34,46 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     `ConvergenceWarning` when the optimiser did not converge; the best point found is returned
     either way. Intervals are Wald (see `fixef`, `ranef`).
     """
-    check_method(method)
+    if method is not None and not isinstance(formula, Design) and family == "gaussian":
+        check_method(method)  # before the design: a typo is reported first
     design = formula if isinstance(formula, Design) else make_design(formula, data, family, missing)
+    if design.family.name != "gaussian":
+        from .glmm import fit_glmm  # glmm builds on RemlFit: imported here to avoid a cycle
+        return fit_glmm(design, method, link=link, weights=weights, start=start,
+                        maxiter=maxiter)
+    method = "REML" if method is None else method
+    check_method(method)
     check_gaussian(design)
+    if link not in (None, "identity"):
+        raise HierbayesError(
+            f"fit_reml fits Gaussian models with the identity link only, got link={link!r}. "
+            "Use fit_bayes for other links."
+        )
     with _single_threaded_blas():
         dev = make_deviance(design, method, weights)
         opt = optimize_theta(dev, start=start, maxiter=maxiter)
         fit = RemlFit(dev, opt)
+    warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
+    return fit
+
+
+def warn_status(fit, message: str, gradient: np.ndarray, thetas, theta: np.ndarray,
+                stacklevel: int = 3) -> None:
+    """The convergence and singularity warnings of a fit (lme4's messages, in plain words)."""
     if not fit.converged:
         warnings.warn(
-            f"The optimiser did not converge ({opt.message}; largest projected gradient "
-            f"{np.max(np.abs(opt.gradient), initial=0.0):.2g}); the estimates are its best point.",
-            ConvergenceWarning, stacklevel=2,
+            f"The optimiser did not converge ({message}; largest projected gradient "
+            f"{np.max(np.abs(gradient), initial=0.0):.2g}); the estimates are its best point.",
+            ConvergenceWarning, stacklevel=stacklevel,
         )
     if fit.singular:
-        names = [n for n, t, d in zip(dev.thetas.names, opt.theta, dev.thetas.is_diagonal,
-                                      strict=True) if d and t < 1e-4]
+        names = [n for n, t, d in zip(thetas.names, theta, thetas.is_diagonal, strict=True)
+                 if d and t < 1e-4]
         warnings.warn(
             f"Singular fit: relative SD(s) {', '.join(names)} at or near 0 (boundary). "
-            "The model may be over-specified for these data.", SingularFitWarning, stacklevel=2,
+            "The model may be over-specified for these data.", SingularFitWarning,
+            stacklevel=stacklevel,
         )
-    return fit
 
 
 _BLAS = {}

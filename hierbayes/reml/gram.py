@@ -9,22 +9,28 @@ Otherwise, or when the pair list would be larger than a dense product, scipy.spa
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
-# Pair lists longer than this fall back to sparse products (memory: ~40 bytes per pair).
+# Pair lists longer than this fall back to sparse products (memory: ~50 bytes per pair).
 MAX_PAIRS = 40_000_000
 
 
 class WeightedGram:
-    def __init__(self, A12: sp.csr_matrix, K1: int):
+    def __init__(self, A12: sp.csr_matrix, K1: int, like: WeightedGram | None = None):
+        """`like`: the Gram of the same design under other weights (a GLMM's previous PIRLS
+        step); its pair list is reused when A12 has the same pattern (it almost always has)."""
         self.A12, self.A21 = A12, A12.T.tocsr()
         self.q2 = A12.shape[1]
         self.K1 = K1
         counts = np.diff(A12.indptr).astype(np.int64)
         n_pairs = int((counts * (counts + 1) // 2).sum())
         self.pairs = None
-        if K1 == 1 and n_pairs <= MAX_PAIRS:
+        if like is not None and like.pairs is not None and _same_pattern(like.A12, A12):
+            self.pairs = like.pairs.with_values(A12)
+        elif K1 == 1 and n_pairs <= MAX_PAIRS:
             self.pairs = Pairs(A12, counts, self.q2)
 
     def __call__(self, W: np.ndarray) -> np.ndarray:
@@ -45,6 +51,11 @@ class WeightedGram:
         return np.tril((self.A21 @ (Wd @ self.A12)).toarray())
 
 
+def _same_pattern(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
+    return (a.shape == b.shape and a.nnz == b.nnz and np.array_equal(a.indptr, b.indptr)
+            and np.array_equal(a.indices, b.indices))
+
+
 def symmetric(lower: np.ndarray) -> np.ndarray:
     """A full symmetric matrix from the lower triangle of `lower` (its upper one is ignored)."""
     return np.tril(lower) + np.tril(lower, -1).T
@@ -63,9 +74,17 @@ class Pairs:
         cols = A12.indices
         keep = cols[first] >= cols[second]
         first, second = first[keep], second[keep]
+        small = np.int32 if A12.nnz < 2**31 else np.int64
+        self.first, self.second = first.astype(small), second.astype(small)
         self.i = cols[first].astype(np.int64)
         self.j = cols[second].astype(np.int64)
         self.target = self.i * q2 + self.j  # lower triangle
         self.row = rows[first]
         self.prod = A12.data[first] * A12.data[second]
         self.off = self.i != self.j  # off-diagonal pairs stand for both orders
+
+    def with_values(self, A12: sp.csr_matrix) -> Pairs:
+        """The same pairs for a matrix of the same pattern with other values."""
+        out = copy.copy(self)
+        out.prod = A12.data[self.first] * A12.data[self.second]
+        return out

@@ -12,7 +12,7 @@ residual sum of squares is then a difference of small numbers, not of large ones
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,16 +68,36 @@ def make_layout(design: Design, weights: np.ndarray | None = None) -> Layout:
     so the same backends solve the weighted problem (what a GLMM's PIRLS step needs)."""
     sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
     groups = _groups(design, sw)
-    n, p = design.X.shape
-    Zt = _zt(groups, n)
+    Zt = _zt(groups, design.X.shape[0])
     X = design.X if sw is None else design.X * sw[:, None]
     y = design.y if sw is None else design.y * sw
-    beta_ols, *_ = np.linalg.lstsq(X, y, rcond=None)
-    y0 = y - X @ beta_ols
+    log_weights = 0.0 if sw is None else 2.0 * float(np.log(sw).sum())
+    return _cross_products(groups, Zt, X, y, log_weights, center=True)
+
+
+def reweighted(base: Layout, X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Layout:
+    """The layout of `base`'s (unweighted) random effects with new weights and a new response:
+    one PIRLS step of a GLMM. The sparsity pattern and level indices of `base` are reused, so
+    only the O(n) cross-products are recomputed. `log_weights` is left at 0: PIRLS has no σ to
+    profile, and a weight may be 0 (a binomial row with no trials)."""
+    sw = np.sqrt(weights)
+    groups = tuple(replace(g, Z=g.Z * sw[:, None]) for g in base.groups)
+    Zt = base.Zt.copy()
+    Zt.data *= sw[Zt.indices]
+    return _cross_products(groups, Zt, X * sw[:, None], y * sw, 0.0, center=False)
+
+
+def _cross_products(groups, Zt: sp.csr_matrix, X: np.ndarray, y: np.ndarray,
+                    log_weights: float, center: bool) -> Layout:
+    """`center`: subtract the OLS fit from y first (the Gaussian criterion needs r² to full
+    precision); PIRLS uses only β and u, so it skips that least-squares solve."""
+    n, p = X.shape
+    beta_ols = np.linalg.lstsq(X, y, rcond=None)[0] if center else np.zeros(p)
+    y0 = y - X @ beta_ols if center else y
     return Layout(
         groups=groups, q=Zt.shape[0], n=n, p=p, beta_ols=beta_ols, XtX=X.T @ X, Xty=X.T @ y0,
         yty=float(y0 @ y0), ZtX=np.asarray(Zt @ X), Zty=np.asarray(Zt @ y0), Zt=Zt,
-        log_weights=0.0 if sw is None else 2.0 * float(np.log(sw).sum()),
+        log_weights=log_weights,
     )
 
 

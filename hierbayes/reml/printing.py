@@ -7,10 +7,9 @@ import numpy as np
 
 def format_fit(fit) -> str:
     design = fit.design
-    by = "REML" if fit.method == "REML" else "maximum likelihood"
     crit = "REML criterion at convergence" if fit.method == "REML" else "Deviance"
     lines = [
-        f"Linear mixed model fit by {by} (hierbayes.fit_reml)",
+        _title(fit),
         f"Formula: {design.formula}",
         f"{crit}: {fit.criterion:.4f}",
         f"AIC {fit.aic:.1f}  BIC {fit.bic:.1f}  logLik {fit.loglik:.2f}",
@@ -26,6 +25,14 @@ def format_fit(fit) -> str:
     return "\n".join(lines)
 
 
+def _title(fit) -> str:
+    if fit.method == "Laplace":
+        return ("Generalized linear mixed model fit by maximum likelihood (Laplace "
+                f"approximation; hierbayes.fit_reml)\nFamily: {fit.family} ({fit.link})")
+    by = "REML" if fit.method == "REML" else "maximum likelihood"
+    return f"Linear mixed model fit by {by} (hierbayes.fit_reml)"
+
+
 def _random_lines(fit) -> list[str]:
     rows = [("Groups", "Name", "Std.Dev.", "Corr")]
     for block in fit.design.blocks:
@@ -36,7 +43,8 @@ def _random_lines(fit) -> list[str]:
                     for j in range(i)]
             rows.append((block.name if i == 0 else "", term, f"{sd[i]:.4g}",
                          " ".join(f"{c:5.2f}" for c in corr)))
-    rows.append(("Residual", "", f"{fit.sigma:.4g}", ""))
+    if fit.sigma is not None:
+        rows.append(("Residual", "", f"{fit.sigma:.4g}", ""))
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     return [" " + " ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
             for r in rows]
@@ -44,7 +52,8 @@ def _random_lines(fit) -> list[str]:
 
 def _fixed_lines(fit) -> list[str]:
     table = fit.fixef()
-    rows = [("", "Estimate", "Std. Error", "t value")]
+    stat = "z value" if fit.method == "Laplace" else "t value"
+    rows = [("", "Estimate", "Std. Error", stat)]
     for term, row in table.iterrows():
         rows.append((str(term), f"{row.estimate:.5g}", f"{row.std_error:.5g}",
                      f"{row.statistic:.3f}"))

@@ -112,7 +112,9 @@ class SchurFactor:
 
 
 class SchurBackend:
-    def __init__(self, layout: Layout, thetas: ThetaLayout):
+    def __init__(self, layout: Layout, thetas: ThetaLayout, like: SchurBackend | None = None):
+        """`like`: this design's backend under other weights (a GLMM's PIRLS), whose pattern
+        work (the Gram's pair list) is reused."""
         self.layout, self.thetas = layout, thetas
         first, *rest = layout.groups
         self.first, self.rest = first, tuple(rest)
@@ -131,7 +133,7 @@ class SchurBackend:
         self.A22 = A[q1:, q1:].toarray()
         A22_diagonal = A[q1:, q1:].count_nonzero() == np.count_nonzero(A[q1:, q1:].diagonal())
         self.A22_diag = np.diag(self.A22).copy() if A22_diagonal else None
-        self.gram = WeightedGram(self.A12, first.K)
+        self.gram = WeightedGram(self.A12, first.K, None if like is None else like.gram)
         self.q1, self.q2 = q1, q2
         self.RHS = np.column_stack([layout.ZtX, layout.Zty])
         self._diagonal_rest = all(g.K == 1 for g in rest)

@@ -1,0 +1,275 @@
+"""GLMM fits by the Laplace approximation (fit_reml with a bernoulli/binomial/poisson family).
+
+References: lme4's glmer fit of cbpp (tests/reference/cbpp.json) with glmmTMB's fit of the same
+model in its cross-checks, and mixedlm's glmer on simulated data (a test-only dependency).
+
+hierbayes computes the Laplace approximation at the exact conditional mode, as glmmTMB and mixedlm
+do; it equals glmmTMB's −2 logLik on cbpp to ~1e-11. lme4's glmer ends PIRLS at a relative change
+of 1e-7 of the penalized deviance and takes log|L|² from the weights one step before the mode
+(each evaluation restarting from the nAGQ = 0 stage's linear predictor), which puts its deviance
+5.7e-4 higher on cbpp and, through the Hessian of that deviance, its SEs ~1 % lower.
+`test_lme4_numbers_are_its_stale_log_determinant` rebuilds lme4's numbers from that explanation.
+The comparisons with lme4 therefore use tolerances a little above that offset.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import lme4_name, load_reference
+
+import hierbayes as hb
+from hierbayes.errors import DesignError, FamilyError, HierbayesError
+from hierbayes.reml.glmm import SeparationWarning
+from hierbayes.reml.glmm_optimize import _second_differences, hessian
+from hierbayes.reml.laplace import LaplaceDeviance, fd_gradient
+from hierbayes.reml.laplace_grad import profiled_gradient
+from hierbayes.reml.pirls import _Point
+
+FITS: dict = {}
+
+
+def cbpp():
+    if "cbpp" not in FITS:
+        data, ref = load_reference("cbpp")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # neither singular, unconverged nor separated
+            FITS["cbpp"] = (hb.fit_reml(ref["formula"], data, family="binomial"), ref, data)
+    return FITS["cbpp"]
+
+
+def lme4_values(ref, key):
+    return np.array(list(ref["fixed_effects"][key].values()))
+
+
+# --- cbpp against lme4 and glmmTMB --------------------------------------------------------------
+
+
+def test_cbpp_criterion():
+    fit, ref, _ = cbpp()
+    assert fit.method == "Laplace" and fit.converged and not fit.singular
+    tmb = -2.0 * ref["crosschecks"]["glmmTMB"]["logLik"]
+    assert fit.criterion == pytest.approx(tmb, abs=1e-6)
+    # lme4's value is 5.7e-4 higher (see the module docstring), never lower.
+    lme4 = ref["fit_criteria"]["minus2logLik"]
+    assert 0 < lme4 - fit.criterion < 1e-3
+    assert fit.loglik == pytest.approx(-fit.criterion / 2)
+    assert fit.aic == pytest.approx(fit.criterion + 2 * 5)  # 4 fixed effects + 1 θ, no σ
+    assert fit.sigma is None
+
+
+def test_cbpp_fixed_effects():
+    fit, ref, _ = cbpp()
+    table = fit.fixef()
+    assert [lme4_name(t) for t in table.index] == ref["fixed_effects"]["terms"]
+    se = lme4_values(ref, "std_error")
+    tmb = np.array(list(ref["crosschecks"]["glmmTMB"]["fixef"].values()))
+    assert np.all(np.abs(table["estimate"] - tmb) < 1e-4 * se)
+    assert np.all(np.abs(table["estimate"] - lme4_values(ref, "estimate")) < 2e-3 * se)
+    # SEs from the Hessian in (θ, β), as lme4's default; ~1 % above lme4's (docstring).
+    ratio = table["std_error"].to_numpy() / se
+    assert np.all((ratio > 1.0) & (ratio < 1.02))
+    assert fit.vcov_source == "Hessian"
+    assert np.allclose(table["statistic"], table["estimate"] / table["std_error"])
+
+
+def test_cbpp_variance_and_modes():
+    fit, ref, _ = cbpp()
+    vc = fit.varcorr()
+    assert list(vc["group"]) == ["herd"]  # no Residual row for a binomial model
+    sd = vc["estimate"].iloc[0]
+    assert sd == pytest.approx(ref["variance_components"]["herd"]["sd"]["(Intercept)"], rel=1e-3)
+    assert sd == pytest.approx(ref["crosschecks"]["glmmTMB"]["sd"]["herd|(Intercept)"], rel=1e-5)
+    theirs = pd.DataFrame(ref["ranef"]).set_index("grp")
+    ours = fit.ranef().set_index("level")
+    condsd = theirs["condsd"]
+    assert ((ours["estimate"] - theirs["condval"]).abs() / condsd).max() < 1e-2
+    assert ((ours["std_error"] / condsd) - 1).abs().max() < 1e-3
+
+
+def _lme4_like_deviance(dev, lp0, par, tol=1e-7):
+    """lme4's glmer devfun as described in the module docstring (a test-only model of it)."""
+    theta, beta = par[:dev.n_theta], par[dev.n_theta:]
+    pirls = dev.pirls
+    point, old = _Point(beta, np.zeros(pirls.base.q), lp0, pirls.family.working(lp0)), np.inf
+    for _ in range(30):
+        _, factor, _, u = pirls._newton(theta, point, True)
+        new = pirls._point(theta, beta, u)
+        if abs((old - new.pdev) / new.pdev) < tol:
+            break
+        old, point = new.pdev, new
+    return new.pdev + factor.logdet
+
+
+def test_lme4_numbers_are_its_stale_log_determinant():
+    fit, ref, _ = cbpp()
+    dev = LaplaceDeviance(fit.design)
+    lp0 = dev.profiled_state(fit.optim.stage1[:1]).eta
+    par = np.concatenate([[ref["theta"]["herd.(Intercept)"]], lme4_values(ref, "estimate")])
+    assert _lme4_like_deviance(dev, lp0, par) == pytest.approx(
+        ref["fit_criteria"]["minus2logLik"], abs=1e-5)
+    H = _second_differences(lambda x: _lme4_like_deviance(dev, lp0, x), par,
+                            np.arange(par.size), np.full(par.size, 1e-4))
+    se = np.sqrt(np.diag(2 * np.linalg.inv(H))[1:])
+    assert se == pytest.approx(lme4_values(ref, "std_error"), rel=1e-4)
+
+
+def test_summary_reads_like_glmer():
+    fit, _, _ = cbpp()
+    text = fit.summary()
+    assert "Laplace" in text and "Family: binomial (logit)" in text and "z value" in text
+    assert "Residual" not in text
+
+
+# --- derivatives ----------------------------------------------------------------------------
+
+
+def _count_data(seed=3, n=400, levels=25):
+    rng = np.random.default_rng(seed)
+    g, x = rng.integers(0, levels, n), rng.normal(size=n)
+    b = rng.normal(size=(levels, 2)) * [0.5, 0.3]
+    y = rng.poisson(np.exp(0.3 + 0.4 * x + b[g, 0] + b[g, 1] * x))
+    yb = (rng.random(n) < 1 / (1 + np.exp(-(x + 2 * b[g, 0])))).astype(float)
+    return pd.DataFrame({"y": y, "yb": yb, "x": x, "g": [f"g{i:02d}" for i in g]})
+
+
+@pytest.mark.parametrize("formula, family", [("y ~ x + (x | g)", "poisson"),
+                                             ("y ~ x + (x || g)", "poisson"),
+                                             ("yb ~ x + (x | g)", "bernoulli")])
+def test_analytic_gradients_match_finite_differences(formula, family):
+    dev = LaplaceDeviance(hb.make_design(formula, _count_data(), family))
+    assert dev.has_gradient
+    theta = 0.7 * dev.thetas.start + 0.1 * ~dev.thetas.is_diagonal
+    par = np.concatenate([theta, [0.2, 0.3]])
+    assert dev.gradient(par) == pytest.approx(fd_gradient(dev, par, dev.lower_bounds),
+                                              rel=1e-5, abs=1e-4)
+    stage1 = profiled_gradient(dev, dev.profiled_state(theta))
+    assert stage1 == pytest.approx(fd_gradient(dev.profiled, theta, dev.thetas.lower_bounds),
+                                   rel=1e-5, abs=1e-4)
+    free = np.ones(par.size, bool)
+    assert hessian(dev, par, free) == pytest.approx(
+        _second_differences(dev, par, np.arange(par.size), np.full(par.size, 1e-4)),
+        rel=1e-4, abs=1e-2)
+
+
+def test_make_deviance_laplace():
+    fit, _, _ = cbpp()
+    dev = hb.make_deviance(fit.design, "Laplace")
+    par = np.concatenate([fit.theta, fit.beta])
+    assert dev(par) == pytest.approx(fit.criterion, abs=1e-8)
+    assert dev.state(par).u.shape == (15,)
+    assert np.max(np.abs(dev.gradient(par))) < 1e-3
+    with pytest.raises(HierbayesError, match="θ"):
+        dev(par[:2])
+
+
+# --- simulated data against the truth and mixedlm ---------------------------------------------
+
+
+def crossed_poisson(seed=11):
+    rng = np.random.default_rng(seed)
+    n, na, nb = 2000, 40, 25
+    a, b, x = rng.integers(0, na, n), rng.integers(0, nb, n), rng.normal(size=n)
+    ua, ub = rng.normal(0, 0.5, na), rng.normal(0, 0.3, nb)
+    y = rng.poisson(np.exp(0.5 + 0.3 * x + ua[a] + ub[b]))
+    return pd.DataFrame({"y": y, "x": x, "a": [f"a{i:02d}" for i in a],
+                         "b": [f"b{i:02d}" for i in b]})
+
+
+TRUTH = {"Intercept": 0.5, "x": 0.3, "a": 0.5, "b": 0.3}
+
+
+def test_crossed_poisson_recovers_truth():
+    fit = hb.fit_reml("y ~ x + (1 | a) + (1 | b)", crossed_poisson(), family="poisson")
+    assert fit.converged and not fit.deviance.has_gradient  # two factors: finite differences
+    for term, row in fit.fixef().iterrows():
+        assert abs(row["estimate"] - TRUTH[term]) < 4 * row["std_error"], term
+    for row in fit.varcorr().itertuples():
+        assert 0.5 * TRUTH[row.group] < row.estimate < 1.6 * TRUTH[row.group], row.group
+
+
+def _mixedlm_glmer(formula, data, family):
+    mixedlm = pytest.importorskip("mixedlm")
+    from mixedlm.families import Binomial, Poisson
+    fam = {"poisson": Poisson(), "bernoulli": Binomial(), "probit": Binomial(link="probit")}
+    return mixedlm.glmer(formula, data, family=fam[family])
+
+
+def _bernoulli(seed=5, n=1500, levels=60):
+    rng = np.random.default_rng(seed)
+    g, x = rng.integers(0, levels, n), rng.normal(size=n)
+    eta = -0.3 + 0.8 * x + rng.normal(0, 1.0, levels)[g]
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
+
+
+@pytest.mark.parametrize("case", ["poisson", "bernoulli", "probit"])
+def test_against_mixedlm(case):
+    formula, data = (("y ~ x + (1 | a) + (1 | b)", crossed_poisson()) if case == "poisson"
+                     else ("y ~ x + (1 | g)", _bernoulli()))
+    family, link = ("bernoulli", "probit") if case == "probit" else (case, None)
+    theirs = _mixedlm_glmer(formula, data, case)
+    fit = hb.fit_reml(formula, data, family=family, link=link)
+    assert fit.criterion == pytest.approx(-2 * theirs.logLik().value, abs=1e-3)
+    assert fit.criterion <= -2 * theirs.logLik().value + 1e-6
+    se = np.sqrt(np.diag(fit.vcov))
+    assert np.all(np.abs(fit.beta - np.array(list(theirs.fixef().values()))) < 1e-3 * se)
+    assert fit.theta == pytest.approx(np.asarray(theirs.theta), rel=1e-3)
+    # mixedlm's vcov is the RX-based one (θ taken as known); lme4's default, ours, the Hessian.
+    assert np.sqrt(np.diag(fit.vcov_rx)) == pytest.approx(np.sqrt(np.diag(theirs.vcov())),
+                                                          rel=1e-3)
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def test_bad_responses_are_rejected():
+    data, ref = load_reference("cbpp")
+    bad = data.assign(size=data["size"] - 100)  # more successes than trials: failures < 0
+    with pytest.raises(DesignError, match="failures"):
+        hb.fit_reml(ref["formula"], bad, family="binomial")
+    counts = crossed_poisson().assign(y=lambda d: d["y"] + 0.5)
+    with pytest.raises(DesignError, match="whole numbers"):
+        hb.fit_reml("y ~ x + (1 | a)", counts, family="poisson")
+    with pytest.raises(DesignError, match="0/1"):
+        hb.fit_reml("y ~ x + (1 | a)", crossed_poisson(), family="bernoulli")
+
+
+def test_bad_options_are_rejected():
+    data, ref = load_reference("cbpp")
+    with pytest.raises(HierbayesError, match="REML is defined for Gaussian"):
+        hb.fit_reml(ref["formula"], data, method="REML", family="binomial")
+    with pytest.raises(HierbayesError, match="weights"):
+        hb.fit_reml(ref["formula"], data, family="binomial", weights=np.ones(len(data)))
+    with pytest.raises(FamilyError, match="no link"):
+        hb.fit_reml(ref["formula"], data, family="binomial", link="log")
+    with pytest.raises(HierbayesError, match="fit_bayes"):
+        hb.fit_reml("y ~ x + (1 | a)", crossed_poisson(), family="negative_binomial")
+
+
+def test_complete_separation_is_reported():
+    data, ref = load_reference("cbpp")
+    data = data.assign(incidence=np.where(data["period"] == "4", 0, data["incidence"]))
+    with pytest.warns(SeparationWarning, match=r"period\[T\.4\].*fit_bayes"):
+        fit = hb.fit_reml(ref["formula"], data, family="binomial")
+    assert fit.separated == ("period[T.4]",)
+    row = fit.fixef().loc["period[T.4]"]
+    assert row["estimate"] < -10 and row["std_error"] > 1e3
+    assert fit.fixef().loc["period[T.2]", "std_error"] < 1  # the rest is usable
+
+
+def test_separated_bernoulli_group_of_a_fixed_factor():
+    data = _bernoulli().assign(arm=lambda d: np.where(d.index % 3 == 0, "c", "t"))
+    data.loc[data["arm"] == "c", "y"] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the separation warning only: the rest converges
+        with pytest.warns(SeparationWarning, match=r"Intercept, arm\[T\.t\]"):
+            fit = hb.fit_reml("y ~ x + arm + (1 | g)", data, family="bernoulli")
+    assert fit.separated == ("Intercept", "arm[T.t]")
+    # What is estimable is estimated: the same as from the non-separated arm alone.
+    alone = hb.fit_reml("y ~ x + (1 | g)", data[data["arm"] == "t"], family="bernoulli")
+    assert fit.criterion == pytest.approx(alone.criterion, abs=1e-6)
+    assert fit.fixef().loc["x", "estimate"] == pytest.approx(alone.beta[1], abs=1e-4)
+    assert fit.theta == pytest.approx(alone.theta, rel=1e-4)
+    assert fit.beta[0] + fit.beta[2] == pytest.approx(alone.beta[0], abs=1e-3)
