@@ -273,3 +273,22 @@ def test_separated_bernoulli_group_of_a_fixed_factor():
     assert fit.fixef().loc["x", "estimate"] == pytest.approx(alone.beta[1], abs=1e-4)
     assert fit.theta == pytest.approx(alone.theta, rel=1e-4)
     assert fit.beta[0] + fit.beta[2] == pytest.approx(alone.beta[0], abs=1e-3)
+
+
+# --- the comparison with a real (tiny) Bayesian fit ----------------------------------------
+
+
+def test_compare_with_the_posterior():
+    glmm, ref, data = cbpp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 × 300 draws: R-hat may be just above 1.01
+        bayes = hb.fit_bayes(ref["formula"], data, family="binomial", draws=300, tune=300,
+                             chains=2, random_seed=1, progressbar=False)
+    cmp = hb.compare(bayes, glmm)
+    assert cmp.method == "Laplace"
+    assert list(cmp.fixed["term"]) == list(glmm.fixef().index)
+    assert cmp.fixed["agree"].all()
+    assert list(cmp.variance["group"]) == ["herd"]  # no Residual row on either side
+    assert len(cmp.groups) == 15 and cmp.groups["reml_std_error"].gt(0).all()
+    assert cmp.groups["agree"].mean() > 0.8
+    assert any("Laplace approximation" in line for line in cmp.verdict())
