@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, gammaln, log_ndtr, ndtr
+from scipy.special import expit, gammaln, log_ndtr, ndtr, ndtri
 
 from ..design import Design
 from ..errors import FamilyError
@@ -96,10 +96,26 @@ class GlmFamily:
         w = self.trials * mu * (1.0 - mu)
         return -2.0 * (self.y - self.trials * mu), w, w * (1.0 - 2.0 * mu)
 
+    def start(self, X: np.ndarray) -> np.ndarray:
+        """A start for β: the intercept (a column of ones, if any) at the link of the overall
+        mean, the rest 0, so that PIRLS does not begin far off (e.g. counts in the thousands)."""
+        beta = np.zeros(X.shape[1])
+        ones = np.flatnonzero(np.all(X == 1.0, axis=0))
+        if ones.size == 0:
+            return beta
+        if self.trials is None:
+            beta[ones[0]] = np.log(max(float(np.mean(self.y)), 1e-8))
+            return beta
+        p = float(np.clip(self.y.sum() / max(self.trials.sum(), 1.0), 1e-8, 1 - 1e-8))
+        beta[ones[0]] = {"logit": np.log(p / (1 - p)), "probit": float(ndtri(p)),
+                         "cloglog": float(np.log(-np.log1p(-p)))}[self.link]
+        return beta
+
     def _poisson(self, eta: np.ndarray) -> Working:
-        mu = np.exp(eta)
+        with np.errstate(over="ignore"):  # a far-off trial step: its deviance is inf, halved
+            mu = np.exp(eta)
         loglik = self.y @ eta - mu.sum() + self._constant
-        safe = np.maximum(mu, np.finfo(float).tiny)
+        safe = np.clip(mu, np.finfo(float).tiny, np.finfo(float).max)
         return Working(safe, eta + (self.y - mu) / safe, -2.0 * float(loglik))
 
     def _binomial_link(self, eta: np.ndarray):

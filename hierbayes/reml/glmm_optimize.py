@@ -21,6 +21,7 @@ from scipy.linalg import cho_solve
 from scipy.optimize import minimize
 
 from .laplace import LaplaceDeviance, fd_gradient
+from .optimize import MAX_RESTARTS, off_the_edge
 
 # Projected gradient (deviance units per unit of θ or β) below which a stop counts as converged.
 GRADIENT_TOL = 1e-3
@@ -50,13 +51,16 @@ class GlmmOptimResult:
 def optimize_laplace(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> GlmmOptimResult:
     theta0 = dev.thetas.start if start is None else np.asarray(start, float)
     analytic = dev.has_gradient
+    diagonal = dev.thetas.is_diagonal
     # Stage 1 only supplies a start for stage 2, so it stops early (relative change 2e-11).
     theta1, _, _ = _minimize(dev.profiled, theta0, dev.thetas.lower_bounds, maxiter,
-                             dev.profiled_value_and_gradient if analytic else None, 1e5)
+                             dev.profiled_value_and_gradient if analytic else None, 1e5,
+                             diagonal)
     beta1 = dev.profiled_state(theta1).beta
     par1 = np.concatenate([theta1, beta1])
     par, res, f = _minimize(dev, par1, dev.lower_bounds, maxiter,
-                            dev.value_and_gradient if analytic else None, 10.0)
+                            dev.value_and_gradient if analytic else None, 10.0,
+                            np.concatenate([diagonal, np.zeros(dev.p, bool)]))
     pg = projected_gradient(dev, par)
     converged = (bool(res.success) or bool(np.max(np.abs(pg), initial=0.0) < GRADIENT_TOL))
     return GlmmOptimResult(par, dev.n_theta, f, converged and res.status != 1, str(res.message),
@@ -64,7 +68,20 @@ def optimize_laplace(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> G
 
 
 def _minimize(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradient,
-              factr: float):
+              factr: float, diagonal: np.ndarray):
+    """L-BFGS-B from x0, restarted off the 0 bound of a relative SD when that lowers f (see
+    optimize.off_the_edge); the best point, the last result and its value."""
+    x, res, fx = _lbfgsb(f, x0, lower, maxiter, value_and_gradient, factr)
+    for _ in range(MAX_RESTARTS):
+        inside = off_the_edge(f, x, fx, diagonal)
+        if inside is None:
+            break
+        x, res, fx = _lbfgsb(f, inside, lower, maxiter, value_and_gradient, factr)
+    return x, res, fx
+
+
+def _lbfgsb(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradient,
+            factr: float):
     """L-BFGS-B from x0 (analytic gradients when given, else central differences); the best
     point seen is returned. `factr`: scipy's relative-change tolerance in units of ε."""
     best = {"x": np.array(x0, float), "f": np.inf}

@@ -41,7 +41,7 @@ class LaplaceDeviance:
         self.n_theta, self.p = self.thetas.n_theta, design.X.shape[1]
         # The analytic gradient covers the block-diagonal backend and canonical links.
         self.has_gradient = self.pirls.single and self.family.canonical
-        self.beta_start = np.zeros(self.p)
+        self.beta_start = self.family.start(design.X)
         self._last: PirlsState | None = None
         self.n_evaluations = 0
 
