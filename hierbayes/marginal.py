@@ -1,0 +1,312 @@
+"""Gaussian models with the group effects integrated out: NUTS on the hyperparameters only.
+
+With a Gaussian response and the identity link, ``y = Xβ + Zb + ε``, ``b ~ N(0, TTᵀ)``,
+``ε ~ N(0, σ²I)`` gives ``y ~ N(Xβ, σ²I + ZTTᵀZᵀ)``: the marginal model has only β, the group SDs
+and correlations and σ as parameters, a handful of dimensions without the funnel between the
+group effects and their SD. `hierbayes.marginal_draws` then draws the group effects exactly from
+their Gaussian conditional, draw by draw, so that the fit has every variable of the standard path.
+
+T is block diagonal: per block ``<b>`` and per level, the Cholesky factor ``chol_<b>`` of the
+block's covariance (``diag(sd_<b>)`` for an independent block). With ``P = σ²I + TᵀZᵀZT``
+(q × q, q = the number of group effects), ``r = y - Xβ`` and ``c = TᵀZᵀr``, the matrix
+determinant lemma and Woodbury's identity give
+
+    log p(y) = -½ [n log 2π + (n - q) log σ² + log|P| + (rᵀr - cᵀP⁻¹c) / σ²],
+
+the algebra of lme4's penalized least squares (Bates et al. 2015, eqs. 11-34 with Λ = T / σ).
+Everything is computed from cross-products formed once (ZᵀZ, ZᵀX, XᵀX, Zᵀe, Xᵀe, eᵀe with
+``e = y - Xβ̂`` for the least-squares β̂, so that only δ = β - β̂ enters and nothing of size y's
+mean is subtracted from itself): no evaluation touches the n rows. Two layouts:
+
+- ``"grouped"``: every block is on one grouping factor (``(x | g)``, ``(1 + x || g)``): P is block
+  diagonal with one k × k block per level (k = the terms of all blocks), factored for all levels at
+  once by the element-wise code of `hierbayes.marginal_linalg` (k ≤ 8);
+- ``"dense"``: several grouping factors (crossed or nested) with at most `MAX_DENSE` group effects
+  in all: P is factored as one dense q × q matrix (a sparse, differentiable factorization is not
+  available in PyTensor); larger designs keep the standard non-centred model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import scipy.sparse as sp
+
+from . import marginal_linalg as small
+from .builder import block_scale, corr_dim, fixed_effects, scalar_parameter
+from .design import Block, Design
+from .errors import HierbayesError
+
+MAX_DENSE = 300  # dense q × q factorization per gradient: q³/3 flops, ~10 M at 300
+POTENTIAL = "y_marginal"  # the marginal log-likelihood term of the model
+# The statistics that change with y for a fixed design. They enter the model as named shared
+# variables, so a compiled model takes a new response without recompiling (nutpie's
+# ``compiled.with_data(**response_data(plan))``), e.g. for simulation-based calibration.
+RESPONSE_STATS = ("beta_hat", "ete", "Xte", "Zte")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One block's columns in the layout of P: `repeat` copies of its k × k factor from `offset`."""
+
+    block: Block
+    offset: int
+    repeat: int  # levels of the block on the dense layout; 1 on the grouped one (per level)
+
+    @property
+    def width(self) -> int:
+        return self.block.n_terms
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MarginalPlan:
+    """Which path a fit takes and, when marginal, the cross-products its likelihood needs."""
+
+    path: str  # "grouped", "dense" or "standard"
+    reason: str  # plain words: why this path
+    segments: tuple[Segment, ...] = ()
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.path != "standard"
+
+    @property
+    def size(self) -> int:
+        """Columns of the layout: terms per level (grouped) or all group effects (dense)."""
+        return sum(s.repeat * s.width for s in self.segments)
+
+    @property
+    def n_effects(self) -> int:
+        """q, the number of group effects integrated out."""
+        return sum(s.block.n_levels * s.width for s in self.segments)
+
+    def describe(self) -> str:
+        if not self.active:
+            return f"standard (group effects sampled by NUTS, non-centred): {self.reason}"
+        return (
+            f"marginal ({self.path}: group effects integrated out of the likelihood, then drawn "
+            f"exactly from their conditional per posterior draw): {self.reason}"
+        )
+
+    def settings(self) -> dict:
+        return {"marginalize": self.active, "marginal_path": self.path}
+
+
+def plan_for(spec, marginalize: bool | None) -> MarginalPlan:
+    """The plan for `spec` (a `BayesModel`): `marginalize` None = whenever it applies."""
+    if marginalize not in (None, True, False):
+        raise HierbayesError(f"marginalize must be None, True or False; got {marginalize!r}.")
+    if marginalize is False:
+        return MarginalPlan("standard", "marginalize=False")
+    path, reason = _which_path(spec)
+    if path == "standard":
+        if marginalize:
+            raise HierbayesError(f"marginalize=True is not possible here: {reason}.")
+        return MarginalPlan(path, reason)
+    design = spec.design
+    fixed = _fixed_stats(design)
+    if path == "grouped":
+        segments = _grouped_segments(design.blocks)
+        stats = {**fixed, **_grouped_stats(design, segments, fixed["e"])}
+    else:
+        segments = _dense_segments(design.blocks)
+        stats = {**fixed, **_dense_stats(design, segments, fixed["e"])}
+    return MarginalPlan(path, reason, segments, stats)
+
+
+def _which_path(spec) -> tuple[str, str]:
+    design = spec.design
+    if design.family.name != "gaussian" or spec.link != "identity":
+        return "standard", (
+            f"only a gaussian response with the identity link can be integrated in closed form "
+            f"(this model: {design.family.name}, link {spec.link})"
+        )
+    if not design.blocks:
+        return "standard", "the model has no group effects to integrate out"
+    if tuple(spec.model.named_vars) != spec.built_vars:
+        return "standard", "the model was extended by the user (variables added to spec.model)"
+    first = design.blocks[0]
+    shared = all(
+        b.group == first.group and np.array_equal(b.index, first.index) for b in design.blocks
+    )
+    k = sum(b.n_terms for b in design.blocks)
+    if shared and k <= small.MAX_UNROLLED:
+        return "grouped", f"one grouping factor ({first.group}), {k} effect(s) per level"
+    q = sum(b.n_levels * b.n_terms for b in design.blocks)
+    if q <= MAX_DENSE:
+        return "dense", f"{q} group effects in all, factored densely"
+    return "standard", (
+        f"{q} group effects on several grouping factors: more than the {MAX_DENSE} that a "
+        "dense factorization handles"
+    )
+
+
+# --- cross-products, once per fit ----------------------------------------------------------
+
+
+def _fixed_stats(design: Design) -> dict:
+    X, y = design.X, design.y  # (n, p), (n,)
+    beta_hat = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)  # (p,)
+    e = y - X @ beta_hat  # (n,) least-squares residuals: small numbers, little cancellation
+    stats = {"n": len(y), "beta_hat": beta_hat, "e": e, "ete": float(e @ e)}
+    return {**stats, "Xte": X.T @ e, "XtX": X.T @ X}  # (p,), (p, p)
+
+
+def _grouped_segments(blocks) -> tuple[Segment, ...]:
+    offsets = np.cumsum([0] + [b.n_terms for b in blocks])
+    return tuple(Segment(b, int(o), 1) for b, o in zip(blocks, offsets, strict=False))
+
+
+def _grouped_stats(design: Design, segments, e: np.ndarray) -> dict:
+    """Per-level sums: A_j = Z_jᵀZ_j (J, k, k), Z_jᵀX_j (J·k, p), Z_jᵀe_j (J, k)."""
+    index, J = segments[0].block.index, segments[0].block.n_levels
+    Z = np.hstack([s.block.Z for s in segments])  # (n, k): all terms of the factor side by side
+    X = design.X
+    k, p = Z.shape[1], X.shape[1]
+
+    def per_level(weights):  # (n,) -> (J,): Σ over each level's rows
+        return np.bincount(index, weights=weights, minlength=J)
+
+    A, ZtX = np.empty((J, k, k)), np.empty((J, k, p))
+    for a in range(k):  # k² + k·p passes over the rows, once per fit
+        for b in range(k):
+            A[:, a, b] = per_level(Z[:, a] * Z[:, b])
+        for c in range(p):
+            ZtX[:, a, c] = per_level(Z[:, a] * X[:, c])
+    Zte = np.stack([per_level(Z[:, a] * e) for a in range(k)], axis=1)  # (J, k)
+    return {"A": A, "ZtX": ZtX.reshape(J * k, p), "Zte": Zte, "levels": J, "Z": Z, "index": index}
+
+
+def _dense_segments(blocks) -> tuple[Segment, ...]:
+    segments, offset = [], 0
+    for b in blocks:
+        segments.append(Segment(b, offset, b.n_levels))
+        offset += b.n_levels * b.n_terms
+    return tuple(segments)
+
+
+def sparse_Z(design: Design, segments) -> sp.csr_matrix:
+    """The n × q group-effect matrix, columns block by block, level-major within a block."""
+    n = design.n_obs
+    rows, cols, vals = [], [], []
+    for s in segments:
+        k = s.width
+        for t in range(k):
+            rows.append(np.arange(n))
+            cols.append(s.offset + s.block.index * k + t)
+            vals.append(s.block.Z[:, t])
+    q = sum(s.repeat * s.width for s in segments)
+    ij = (np.concatenate(rows), np.concatenate(cols))
+    return sp.csr_matrix((np.concatenate(vals), ij), shape=(n, q))
+
+
+def _dense_stats(design: Design, segments, e: np.ndarray) -> dict:
+    Z = sparse_Z(design, segments)  # (n, q)
+    return {"A": (Z.T @ Z).toarray(), "ZtX": np.asarray(Z.T @ design.X), "Zte": Z.T @ e, "Z": Z}
+
+
+# --- the PyMC model -------------------------------------------------------------------------
+
+
+def marginal_coords(design: Design) -> dict[str, list]:
+    """Coordinates of the marginal model: no group levels or rows (no variable has them)."""
+    coords = {"fixed": list(design.fixed_names)}
+    for block in design.blocks:
+        coords[block.term_dim] = list(block.terms)
+        if block.correlated and block.n_terms > 1:
+            coords[corr_dim(block)] = list(block.terms)
+    return coords
+
+
+def build_marginal_model(design: Design, priors, plan: MarginalPlan) -> pm.Model:
+    """β, ``sd_<b>``, ``chol_<b>``/``corr_<b>`` and σ with the same priors and names as the
+    standard model (`hierbayes.builder`), and the marginal likelihood as a potential."""
+    with pm.Model(coords=marginal_coords(design)) as model:
+        names = design.fixed_names
+        beta = fixed_effects(names, [priors[n] for n in names]) if names else None  # (p,)
+        scales = [block_scale(s.block, priors) for s in plan.segments]  # [(sd, chol | None)]
+        sigma = scalar_parameter(priors, "sigma")
+        pm.Potential(POTENTIAL, marginal_loglik(plan, beta, scales, sigma))
+    return model
+
+
+def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
+    """log p(y | β, T, σ) as a PyTensor scalar (see the module docstring)."""
+    s = {**plan.stats, **_shared(plan)}
+    rr, w = _residual_terms(s, beta)  # scalar rᵀr; Zᵀr as (J, k) or (q,)
+    var = sigma**2
+    if plan.path == "grouped":
+        c = right_times_T(w, plan.segments, scales)  # (J, k): per level c_j = Tᵀ Z_jᵀ r_j
+        log_det, quad = _grouped_terms(s["A"], c, plan.segments, scales, var)
+    else:
+        c = right_times_T(w[None, :], plan.segments, scales)[0]  # (q,)
+        log_det, quad = _dense_terms(s["A"], c, plan.segments, scales, var)
+    n, q = s["n"], plan.n_effects
+    return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(var) + log_det + (rr - quad) / var)
+
+
+def response_data(plan: MarginalPlan) -> dict[str, np.ndarray]:
+    """Name -> value of the shared variables that hold the response's statistics."""
+    return {f"marginal_{k}": np.asarray(plan.stats[k], dtype=float) for k in RESPONSE_STATS}
+
+
+def _shared(plan: MarginalPlan) -> dict:
+    # Static shapes: the layout of the design is fixed, only the values may change.
+    return {
+        k: pytensor.shared(value, name=name, shape=value.shape)
+        for (name, value), k in zip(response_data(plan).items(), RESPONSE_STATS, strict=True)
+    }
+
+
+def _residual_terms(s: dict, beta):
+    """rᵀr and Zᵀr for r = y - Xβ = e - Xδ, δ = β - β̂, from the cross-products."""
+    if beta is None:
+        return s["ete"], s["Zte"]
+    delta = beta - s["beta_hat"]  # (p,)
+    rr = s["ete"] - 2.0 * pt.dot(s["Xte"], delta) + pt.dot(delta, pt.dot(s["XtX"], delta))
+    # (J·k, p) @ (p,) -> (J, k) grouped; (q, p) @ (p,) -> (q,) dense
+    Ztr = s["Zte"] - pt.dot(s["ZtX"], delta).reshape(s["Zte"].type.shape)
+    return rr, Ztr
+
+
+def right_times_T(M, segments, scales, lib=pt):
+    """M T for the block-diagonal T (M: (m, columns of P)), one segment at a time.
+
+    Each segment holds `repeat` consecutive copies of its block's k × k factor, so its columns
+    reshape to (m · repeat, k) rows that all meet the same factor."""
+    m, parts = M.shape[0], []
+    for seg, (sd, chol) in zip(segments, scales, strict=True):
+        cols = M[:, seg.offset : seg.offset + seg.repeat * seg.width]  # (m, repeat·k)
+        rows = cols.reshape((m * seg.repeat, seg.width))  # (m·repeat, k)
+        rows = rows * sd if chol is None else lib.dot(rows, chol)  # (m·repeat, k): diag or L
+        parts.append(rows.reshape((m, seg.repeat * seg.width)))
+    return parts[0] if len(parts) == 1 else lib.concatenate(parts, axis=1)
+
+
+def _grouped_terms(A: np.ndarray, c, segments, scales, var):
+    """Σ_j log|P_j| and Σ_j c_jᵀP_j⁻¹c_j with P_j = σ²I + TᵀA_jT, all levels at once."""
+    J, k, _ = A.shape
+    AT = right_times_T(A.reshape(J * k, k), segments, scales)  # (J·k, k): rows of A_j T
+    # (A_j T)ᵀ T = Tᵀ A_j T: transpose each level's k × k block, multiply again.
+    ATt = AT.reshape((J, k, k)).transpose(0, 2, 1).reshape((J * k, k))  # (J·k, k)
+    G = right_times_T(ATt, segments, scales).reshape((J, k, k))  # (J, k, k)
+    P = [[G[:, a, b] + (var if a == b else 0.0) for b in range(k)] for a in range(k)]  # (J,) each
+    L = small.cholesky(P, pt)
+    x = small.forward(L, [c[:, a] for a in range(k)])  # k arrays (J,)
+    quad = sum((xa**2).sum() for xa in x)
+    return small.log_det(L, pt).sum(), quad
+
+
+def _dense_terms(A: np.ndarray, c, segments, scales, var):
+    """log|P| and cᵀP⁻¹c for the dense q × q P = σ²I + TᵀAT."""
+    q = A.shape[0]
+    AT = right_times_T(A, segments, scales)  # (q, q)
+    G = right_times_T(AT.T, segments, scales)  # (q, q): (AT)ᵀT = TᵀAT
+    L = pt.linalg.cholesky(G + var * pt.eye(q))  # (q, q) lower
+    x = pt.linalg.solve_triangular(L, c, lower=True)  # (q,)
+    return 2.0 * pt.log(pt.diag(L)).sum(), pt.dot(x, x)

@@ -1,0 +1,188 @@
+"""After marginal NUTS: the group effects, drawn exactly, and the pointwise log-likelihood.
+
+Given one posterior draw of β, T (the block factors) and σ, the group effects of a Gaussian model
+are Gaussian. In the standard path's non-centred units ``z`` (``b = T z``, prior ``z ~ N(0, I)``)
+their conditional is
+
+    z | β, T, σ, y ~ N(P⁻¹c, σ² P⁻¹),    P = σ²I + TᵀZᵀZT,   c = TᵀZᵀ(y - Xβ),
+
+(see `hierbayes.marginal`), drawn as ``z = L⁻ᵀ(L⁻¹c + σξ)`` with ``P = LLᵀ`` and ``ξ ~ N(0, I)``.
+One such draw per posterior draw makes (θ, z) an exact draw from the joint posterior, so the
+posterior gets ``z_<b>`` and ``r_<b>`` (= T z per level) with the dims and coordinates of the
+standard path, and everything that reads them (ranef, predict, posterior predictive, compare)
+works unchanged. Draws are vectorized over posterior draws and levels, in chunks that bound the
+memory, from a generator seeded by the fit's seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import xarray as xr
+
+from . import marginal_linalg as small
+from .builder import corr_dim, obs_labels
+from .design import Design
+from .marginal import MarginalPlan, Segment
+from .posterior import SAMPLE_DIMS, fixef_draws
+
+_CHUNK_VALUES = 4_000_000  # floats per chunk of draws for the k × k (or q × q) matrices
+ATTR = "hierbayes_marginalize"  # posterior attribute that says which path a fit took
+
+
+def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, seed: int):
+    """Add ``z_<b>``, ``r_<b>`` to the posterior and the log_likelihood group, in place."""
+    posterior = idata["posterior"].to_dataset()
+    rng = np.random.default_rng([seed, 0x6D61])  # its own stream, derived from the fit's seed
+    effects = draw_group_effects(plan, design, posterior, rng)
+    for name, (values, block) in effects.items():
+        posterior[name] = xr.DataArray(
+            values,
+            dims=(*SAMPLE_DIMS, block.level_dim, block.term_dim),
+            coords={block.level_dim: list(block.levels), block.term_dim: list(block.terms)},
+        )
+    posterior.attrs[ATTR] = plan.describe()
+    idata["posterior"] = xr.DataTree(posterior)
+    idata["log_likelihood"] = xr.DataTree(pointwise_log_likelihood(design, posterior))
+    # The marginal model observes no variable: record y as the standard model does.
+    observed = xr.Dataset({"y": ("obs", design.y)}, coords={"obs": obs_labels(design)})
+    idata["observed_data"] = xr.DataTree(observed)
+    return idata
+
+
+def draw_group_effects(plan: MarginalPlan, design: Design, posterior: xr.Dataset, rng) -> dict:
+    """``z_<b>`` and ``r_<b>`` as (chain, draw, levels, k) arrays, each with its block."""
+    shape = tuple(posterior.sizes[d] for d in SAMPLE_DIMS)
+    params = _parameters(plan, posterior)  # (S, ...) arrays
+    S = shape[0] * shape[1]
+    per_draw = plan.size**2 * (plan.stats.get("levels", 1))
+    step = max(1, _CHUNK_VALUES // max(per_draw, 1))
+    draw = _grouped_draw if plan.path == "grouped" else _dense_draw
+    chunks = [draw(plan, _take(params, slice(i, i + step)), rng) for i in range(0, S, step)]
+    u = np.concatenate(chunks, axis=0)  # (S, J, k) grouped; (S, q) dense
+    out = {}
+    for seg, (sd, chol) in zip(plan.segments, params["scales"], strict=True):
+        z = _segment_values(u, seg)  # (S, levels, k)
+        r = z * sd[:, None, :] if chol is None else np.matmul(z, chol.swapaxes(-1, -2))
+        out[f"z_{seg.block.name}"] = (z.reshape(*shape, *z.shape[1:]), seg.block)
+        out[f"r_{seg.block.name}"] = (r.reshape(*shape, *r.shape[1:]), seg.block)
+    return out
+
+
+def _segment_values(u: np.ndarray, seg: Segment) -> np.ndarray:
+    """One block's (S, levels, k) effects out of the grouped (S, J, k) or dense (S, q) draws."""
+    if u.ndim == 3:
+        return u[:, :, seg.offset : seg.offset + seg.width]
+    cols = u[:, seg.offset : seg.offset + seg.repeat * seg.width]  # (S, levels·k), level-major
+    return cols.reshape(u.shape[0], seg.repeat, seg.width)
+
+
+def _parameters(plan: MarginalPlan, posterior: xr.Dataset) -> dict:
+    """Flattened (S, ...) draws of δ = β - β̂, σ and each block's (sd, chol or None)."""
+    beta = _flat(fixef_draws(posterior), "term")  # (S, p)
+    scales = []
+    for seg in plan.segments:
+        block = seg.block
+        sd = _flat(posterior[f"sd_{block.name}"], block.term_dim)  # (S, k)
+        chol = None
+        if f"corr_{block.name}" in posterior:
+            corr = _flat(posterior[f"corr_{block.name}"], block.term_dim, corr_dim(block))
+            # chol(diag(sd) C diag(sd)) = diag(sd) chol(C): the factor the model used.
+            chol = sd[:, :, None] * np.linalg.cholesky(corr)  # (S, k, k)
+        scales.append((sd, chol))
+    sigma = _flat(posterior["sigma"])  # (S,)
+    return {"delta": beta - plan.stats["beta_hat"], "sigma": sigma, "scales": scales}
+
+
+def _take(params: dict, rows: slice) -> dict:
+    scales = [(sd[rows], None if chol is None else chol[rows]) for sd, chol in params["scales"]]
+    return {"delta": params["delta"][rows], "sigma": params["sigma"][rows], "scales": scales}
+
+
+def _flat(array: xr.DataArray, *dims: str) -> np.ndarray:
+    values = array.transpose(*SAMPLE_DIMS, *dims).to_numpy()
+    return values.reshape(values.shape[0] * values.shape[1], *values.shape[2:])
+
+
+def _dense_factor(plan: MarginalPlan, scales, width: int) -> np.ndarray:
+    """(S, width, width) block-diagonal T of the grouped layout (one level's k × k)."""
+    S = scales[0][0].shape[0]
+    T = np.zeros((S, width, width))
+    for seg, (sd, chol) in zip(plan.segments, scales, strict=True):
+        block = slice(seg.offset, seg.offset + seg.width)
+        T[:, block, block] = chol if chol is not None else sd[:, :, None] * np.eye(seg.width)
+    return T
+
+
+def _grouped_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
+    """(S, J, k) draws of z for one chunk of posterior draws, all levels at once."""
+    s, k = plan.stats, plan.size
+    J = s["levels"]
+    T = _dense_factor(plan, params["scales"], k)  # (S, k, k)
+    delta, sigma = params["delta"], params["sigma"]  # (S, p), (S,)
+    Ztr = s["Zte"][None] - (delta @ s["ZtX"].T).reshape(-1, J, k)  # (S, J, k): Z_jᵀ r_j
+    c = np.matmul(Ztr, T)  # (S, J, k): rows c_j = Tᵀ Z_jᵀ r_j
+    G = np.matmul(np.matmul(T.swapaxes(-1, -2)[:, None], s["A"][None]), T[:, None])  # (S,J,k,k)
+    var = (sigma**2)[:, None]  # (S, 1)
+    P = [[G[..., a, b] + (var if a == b else 0.0) for b in range(k)] for a in range(k)]
+    L = small.cholesky(P, np)  # entries (S, J)
+    x = small.forward(L, [c[..., a] for a in range(k)])
+    noise = rng.standard_normal((len(sigma), J, k))  # (S, J, k)
+    u = small.backward(L, [x[a] + sigma[:, None] * noise[..., a] for a in range(k)])
+    return np.stack(u, axis=-1)  # (S, J, k)
+
+
+def _dense_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
+    """(S, q) draws of z for one chunk of posterior draws (several grouping factors)."""
+    s, q = plan.stats, plan.size
+    delta, sigma = params["delta"], params["sigma"]  # (S, p), (S,)
+    Ztr = s["Zte"][None] - delta @ s["ZtX"].T  # (S, q)
+    scales = params["scales"]
+    c = _times_T(Ztr[:, None, :], plan.segments, scales)[:, 0]  # (S, q)
+    AT = _times_T(np.broadcast_to(s["A"], (len(sigma), q, q)), plan.segments, scales)
+    G = _times_T(AT.swapaxes(-1, -2), plan.segments, scales)  # (S, q, q): TᵀAT
+    L = np.linalg.cholesky(G + (sigma**2)[:, None, None] * np.eye(q))  # (S, q, q)
+    x = sla.solve_triangular(L, c[..., None], lower=True)  # (S, q, 1)
+    noise = rng.standard_normal((len(sigma), q, 1))
+    u = sla.solve_triangular(L, x + sigma[:, None, None] * noise, lower=True, trans="T")
+    return u[..., 0]  # (S, q)
+
+
+def _times_T(M: np.ndarray, segments, scales) -> np.ndarray:
+    """M T per draw for the dense layout: M (S, m, q), T block diagonal from per-draw factors."""
+    S, m, _ = M.shape
+    parts = []
+    for seg, (sd, chol) in zip(segments, scales, strict=True):
+        cols = M[:, :, seg.offset : seg.offset + seg.repeat * seg.width]  # (S, m, levels·k)
+        rows = cols.reshape(S, m * seg.repeat, seg.width)  # (S, m·levels, k)
+        rows = rows * sd[:, None, :] if chol is None else np.matmul(rows, chol)
+        parts.append(rows.reshape(S, m, seg.repeat * seg.width))
+    return np.concatenate(parts, axis=-1)  # (S, m, q)
+
+
+def pointwise_log_likelihood(design: Design, posterior: xr.Dataset) -> xr.Dataset:
+    """log N(y_i | X_iβ + Σ_b Z_b,i r_b[level_i], σ) per draw and row, (chain, draw, obs).
+
+    Conditional on the drawn group effects, as the standard path's ``log_likelihood`` is (which
+    PyMC computes from the same conditional Gaussian), so LOO compares like with like.
+    """
+    shape = tuple(posterior.sizes[d] for d in SAMPLE_DIMS)
+    beta = _flat(fixef_draws(posterior), "term")  # (S, p)
+    sigma = _flat(posterior["sigma"])[:, None]  # (S, 1)
+    effects = [
+        _flat(posterior[f"r_{b.name}"], b.level_dim, b.term_dim) for b in design.blocks
+    ]  # (S, L, k) each
+    out = np.empty((beta.shape[0], design.n_obs))
+    step = max(1, _CHUNK_VALUES // max(design.n_obs, 1))
+    for i in range(0, beta.shape[0], step):
+        rows = slice(i, i + step)
+        eta = beta[rows] @ design.X.T  # (s, n)
+        for block, r in zip(design.blocks, effects, strict=True):
+            for t in range(block.n_terms):  # one term at a time keeps memory at s × n
+                eta += r[rows, block.index, t] * block.Z[:, t]
+        z = (design.y - eta) / sigma[rows]  # (s, n)
+        out[rows] = -0.5 * np.log(2 * np.pi) - np.log(sigma[rows]) - 0.5 * z**2
+    values = out.reshape(*shape, design.n_obs)
+    coords = {d: posterior[d].values for d in SAMPLE_DIMS}
+    coords["obs"] = obs_labels(design)
+    return xr.Dataset({"y": ((*SAMPLE_DIMS, "obs"), values)}, coords=coords)

@@ -1,0 +1,111 @@
+"""Simulation-based calibration (Talts et al. 2018) of the marginal and the standard paths.
+
+For one design (the predictors and groups of a template data set) and fixed priors: draw the
+parameters and a response from the prior (the standard PyMC model's prior predictive), fit each
+simulated data set, and take the rank of every true value among thinned posterior draws. With a
+correct sampler and likelihood the ranks are uniform; `uniformity` tests that per quantity with a
+chi-square test on equal-width bins.
+
+The marginal path compiles its model once: the response enters it only through the shared
+statistics of `hierbayes.marginal.response_data`, swapped per data set with nutpie's
+``with_data``. The standard path is fitted by `hierbayes.sample`, compiling per data set.
+Used by tests/test_marginal.py (small) and benchmarks/sbc_marginal.py (full).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+from scipy import stats
+
+from .design import make_design
+from .diagnostics import reported_quantities
+from .marginal import build_marginal_model, plan_for, response_data
+from .marginal_draws import complete_posterior
+from .posterior import SAMPLE_DIMS
+from .sampling import DEFAULT_TARGET_ACCEPT, BayesModel, model_from_design, sample
+
+
+def simulate(spec: BayesModel, n_datasets: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """True values (data set × quantity, labels of `reported_quantities`) and responses
+    (data set × row), drawn from the prior of `spec`'s standard model."""
+    prior = pm.sample_prior_predictive(
+        draws=n_datasets,
+        model=spec.model,
+        random_seed=seed,
+        compile_kwargs={"mode": "FAST_COMPILE"},
+    )
+    truth = reported_quantities(spec.design, prior["prior"].to_dataset())  # label -> (1, N)
+    y = prior["prior_predictive"]["y"].transpose(*SAMPLE_DIMS, "obs").to_numpy()[0]  # (N, n)
+    return pd.DataFrame({k: v[0] for k, v in truth.items()}), y
+
+
+def respecify(spec: BayesModel, y: np.ndarray) -> BayesModel:
+    """`spec` with the response replaced by `y` (same rows, predictors, groups and priors)."""
+    data = spec.design.data.copy()
+    data[spec.design.response] = y  # a plain column: the response of a calibration design
+    design = make_design(spec.formula, data, spec.design.family, spec.missing)
+    return model_from_design(design, spec.priors, spec.link, spec.missing)
+
+
+def ranks(posterior: xr.Dataset, design, truth: pd.Series, thin: int) -> pd.Series:
+    """Rank of each true value among the posterior draws kept by thinning (0 .. draws kept)."""
+    quantities = reported_quantities(design, posterior)
+    out = {}
+    for label, value in truth.items():
+        kept = quantities[label].reshape(-1)[::thin]  # chains one after the other
+        out[label] = int(np.sum(kept < value))
+    return pd.Series(out)
+
+
+def marginal_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed=0):
+    """(data set × quantity) ranks from the marginal path, compiled once."""
+    import nutpie
+
+    plan = plan_for(spec, True)
+    compiled = nutpie.compile_pymc_model(build_marginal_model(spec.design, spec.priors, plan))
+    rows = []
+    for i, y in enumerate(ys):
+        spec_i = respecify(spec, y)
+        plan_i = plan_for(spec_i, True)
+        idata = nutpie.sample(
+            compiled.with_data(**response_data(plan_i)),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed + i,
+            progress_bar=False,
+            target_accept=DEFAULT_TARGET_ACCEPT,
+        )
+        idata = complete_posterior(idata, spec_i.design, plan_i, seed + i)
+        rows.append(ranks(idata["posterior"].to_dataset(), spec_i.design, truth.iloc[i], thin))
+    return pd.DataFrame(rows)
+
+
+def standard_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed=0):
+    """(data set × quantity) ranks from the standard (non-centred) path, one fit per data set."""
+    rows, divergences = [], 0
+    for i, y in enumerate(ys):
+        spec_i = respecify(spec, y)
+        fit = sample(
+            spec_i, draws=draws, tune=tune, chains=chains, random_seed=seed + i,
+            progressbar=False, warn=False, marginalize=False,
+        )  # fmt: skip
+        divergences += int(fit.idata["sample_stats"]["diverging"].sum())
+        rows.append(ranks(fit.posterior, spec_i.design, truth.iloc[i], thin))
+    frame = pd.DataFrame(rows)
+    frame.attrs["divergences"] = divergences
+    return frame
+
+
+def uniformity(rank_frame: pd.DataFrame, n_ranks: int, bins: int = 5) -> pd.DataFrame:
+    """Chi-square test of uniform ranks per quantity (ranks 0 .. n_ranks - 1 in `bins` bins)."""
+    edges = np.floor(rank_frame.to_numpy() * bins / n_ranks).astype(int)  # (datasets, quantities)
+    rows = []
+    for j, label in enumerate(rank_frame.columns):
+        counts = np.bincount(edges[:, j], minlength=bins)
+        chi2, p = stats.chisquare(counts)
+        rows.append({"quantity": label, "chi2": chi2, "p_value": p, "counts": counts.tolist()})
+    return pd.DataFrame(rows).set_index("quantity")
