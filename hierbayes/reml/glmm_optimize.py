@@ -26,6 +26,7 @@ from .optimize import MAX_RESTARTS, off_the_edge
 # Projected gradient (deviance units per unit of θ or β) below which a stop counts as converged.
 GRADIENT_TOL = 1e-3
 HESSIAN_STEP = 1e-4  # lme4's deriv12 step
+FORWARD_STEP = 1e-7  # relative step of stage 1's forward differences (no analytic gradient)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def optimize_laplace(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> G
     beta1 = dev.profiled_state(theta1).beta
     par1 = np.concatenate([theta1, beta1])
     par, res, f = _minimize(dev, par1, dev.lower_bounds, maxiter,
-                            dev.value_and_gradient if analytic else None, 10.0,
+                            dev.value_and_gradient if analytic else None, 1e3,
                             np.concatenate([diagonal, np.zeros(dev.p, bool)]))
     pg = projected_gradient(dev, par)
     converged = (bool(res.success) or bool(np.max(np.abs(pg), initial=0.0) < GRADIENT_TOL))
@@ -95,6 +96,11 @@ def _lbfgsb(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradie
         def fun(x):
             value, grad = value_and_gradient(x)
             return track(x, value), grad
+    elif factr > 1e3:  # a stage that only supplies a start: forward differences
+        def fun(x):
+            value = track(x, f(x))
+            return value, fd_gradient(lambda y: track(y, f(y)), np.asarray(x, float), lower,
+                                      FORWARD_STEP, value)
     else:
         def fun(x):
             value = track(x, f(x))
