@@ -221,6 +221,51 @@ def test_against_mixedlm(case):
                                                           rel=1e-3)
 
 
+# --- negative binomial (glmer.nb) ------------------------------------------------------------
+
+
+def _negative_binomial(seed=4, n=1500, levels=50, alpha=2.5):
+    rng = np.random.default_rng(seed)
+    g, x = rng.integers(0, levels, n), rng.normal(size=n)
+    mu = np.exp(1.0 + 0.4 * x + rng.normal(0, 0.5, levels)[g])
+    y = rng.negative_binomial(alpha, alpha / (alpha + mu))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
+
+
+def test_negative_binomial_dispersion_is_the_profile_optimum():
+    mixedlm = pytest.importorskip("mixedlm")
+    from mixedlm.families import NegativeBinomial
+    data = _negative_binomial()
+    fit = hb.fit_reml("y ~ x + (1 | g)", data, family="negative_binomial")
+    assert fit.converged and fit.method == "Laplace"
+    assert 2.0 < fit.dispersion < 3.2  # truth 2.5
+    for term, truth in {"Intercept": 1.0, "x": 0.4}.items():
+        row = fit.fixef().loc[term]
+        assert abs(row["estimate"] - truth) < 4 * row["std_error"], term
+    assert fit.aic == pytest.approx(fit.criterion + 2 * 4)  # β (2), θ, α
+    assert "negative_binomial(α = " in fit.summary()
+
+    def theirs(alpha):
+        return mixedlm.glmer("y ~ x + (1 | g)", data, family=NegativeBinomial(theta=alpha))
+
+    at_alpha = theirs(fit.dispersion)
+    assert fit.criterion == pytest.approx(-2 * at_alpha.logLik().value, abs=1e-6)
+    assert fit.beta == pytest.approx(np.array(list(at_alpha.fixef().values())), abs=1e-5)
+    assert fit.theta == pytest.approx(np.asarray(at_alpha.theta), rel=1e-4)
+    for factor in (0.99, 1.01):  # α̂ minimises the profile (glmer.nb's outer search)
+        assert -2 * theirs(factor * fit.dispersion).logLik().value > fit.criterion + 1e-3
+
+
+def test_negative_binomial_without_overdispersion_says_so():
+    rng = np.random.default_rng(2)  # binomial counts: less variable than Poisson ones
+    g = rng.integers(0, 10, 300)
+    data = pd.DataFrame({"y": rng.binomial(20, 0.3 + 0.02 * (g % 3)), "g": g.astype(str)})
+    with pytest.warns(hb.HierbayesWarning, match="no overdispersion"):
+        fit = hb.fit_reml("y ~ 1 + (1 | g)", data, family="negative_binomial")
+    poisson = hb.fit_reml("y ~ 1 + (1 | g)", data, family="poisson")
+    assert fit.criterion == pytest.approx(poisson.criterion, abs=1e-2)
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 
@@ -245,7 +290,7 @@ def test_bad_options_are_rejected():
     with pytest.raises(FamilyError, match="no link"):
         hb.fit_reml(ref["formula"], data, family="binomial", link="log")
     with pytest.raises(HierbayesError, match="fit_bayes"):
-        hb.fit_reml("y ~ x + (1 | a)", crossed_poisson(), family="negative_binomial")
+        hb.fit_reml("y ~ x + (1 | a)", crossed_poisson(), family="student_t")
 
 
 def test_complete_separation_is_reported():

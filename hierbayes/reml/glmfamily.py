@@ -34,16 +34,21 @@ class Working:
 
 
 class GlmFamily:
-    """Binomial (with trials), Bernoulli or Poisson, with one of their links."""
+    """Binomial (with trials), Bernoulli, Poisson or negative binomial, with one of their links.
+
+    The negative binomial has var = μ + μ²/α (lme4's θ, PyMC's alpha); `alpha` is set by the
+    outer optimisation (negbin.py) before each fit at fixed α.
+    """
 
     def __init__(self, design: Design, link: str | None = None):
         family = design.family
-        if family.name not in ("bernoulli", "binomial", "poisson"):
+        if family.name not in ("bernoulli", "binomial", "poisson", "negative_binomial"):
             raise FamilyError(
-                f"The Laplace fit covers the bernoulli, binomial and poisson families; "
-                f"{family.name!r} is not implemented. Use fit_bayes for it."
+                f"The Laplace fit covers the bernoulli, binomial, poisson and negative_binomial "
+                f"families; {family.name!r} is not implemented. Use fit_bayes for it."
             )
         self.name = family.name
+        self.alpha = 1.0
         self.link = check_link(family, link)
         self.y = design.y
         self.trials = design.trials if design.trials is not None else (
@@ -58,6 +63,8 @@ class GlmFamily:
             self._bernoulli = bool(np.all(m == 1))
 
     def working(self, eta: np.ndarray) -> Working:
+        if self.name == "negative_binomial":
+            return self._negative_binomial(eta)
         if self.trials is None:
             return self._poisson(eta)
         if self.link == "logit":
@@ -84,8 +91,24 @@ class GlmFamily:
     @property
     def canonical(self) -> bool:
         """Logit for binomial, log for Poisson: Fisher scoring is then Newton's method, which the
-        analytic gradient (laplace_grad) relies on."""
+        analytic gradient (laplace_grad) relies on. (The log link is not canonical for the
+        negative binomial.)"""
+        if self.name == "negative_binomial":
+            return False
         return self.link == ("log" if self.trials is None else "logit")
+
+    def _negative_binomial(self, eta: np.ndarray) -> Working:
+        """log p = lgamma(y+α) − lgamma(α) − log y! + α log α + yη − (α+y) log(α+μ), μ = e^η;
+        Fisher weight μ²/var = αμ/(α+μ)."""
+        a, y = self.alpha, self.y
+        log_a_mu = np.logaddexp(np.log(a), eta)  # log(α + μ) without overflow
+        with np.errstate(over="ignore"):
+            mu = np.exp(eta)
+        constant = float((gammaln(y + a) - gammaln(a)).sum()) + a * np.log(a) * y.size
+        loglik = y @ eta - (a + y) @ log_a_mu + constant + self._constant
+        weights = np.clip(a * np.exp(eta - log_a_mu), np.finfo(float).tiny, None)
+        safe = np.clip(mu, np.finfo(float).tiny, np.finfo(float).max)
+        return Working(weights, eta + (y - mu) / safe, -2.0 * float(loglik))
 
     def score_terms(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Canonical links: ∂(−2 log p)/∂η, the working weight w and dw/dη, per observation."""

@@ -1,6 +1,7 @@
 """GLMM fits by the Laplace approximation (lme4's `glmer`, nAGQ = 1): `fit_glmm` and `GlmmFit`.
 
-`fit_reml(formula, data, family="binomial" | "bernoulli" | "poisson")` lands here. The stages are
+`fit_reml(formula, data, family="binomial" | "bernoulli" | "poisson" | "negative_binomial")`
+lands here (the negative binomial's dispersion by an outer 1-D search: negbin.py). The stages are
 the REML engine's: the design, a deviance function (laplace.LaplaceDeviance, PIRLS on the same
 backends), the optimiser (glmm_optimize: θ alone, then θ and β) and a fit with the same tables.
 
@@ -24,6 +25,7 @@ from .estimates import Estimates, random_effects
 from .fit import RemlFit, _single_threaded_blas, warn_status
 from .glmm_optimize import GlmmOptimResult, hessian_vcov, optimize_laplace
 from .laplace import LaplaceDeviance
+from .negbin import optimize_negative_binomial
 from .separation import separated_terms
 
 GLMM_METHODS = (None, "Laplace", "ML")
@@ -43,7 +45,10 @@ def fit_glmm(design: Design, method: str | None = None, *, link: str | None = No
     _check_arguments(design, method, weights)
     with _single_threaded_blas():
         dev = LaplaceDeviance(design, link)
-        opt = optimize_laplace(dev, start=start, maxiter=maxiter)
+        if design.family.name == "negative_binomial":
+            opt, _ = optimize_negative_binomial(dev, start, maxiter)
+        else:
+            opt = optimize_laplace(dev, start=start, maxiter=maxiter)
         fit = GlmmFit(dev, opt)
     separated = separated_terms(design) if _worth_checking(fit) else []
     fit.separated = tuple(separated)
@@ -115,6 +120,9 @@ class GlmmFit(RemlFit):
         self.design: Design = dev.design
         self.method = "Laplace"
         self.family, self.link = dev.family.name, dev.family.link
+        # The negative binomial's α (var = μ + μ²/α; lme4's θ of glmer.nb), else None.
+        negbin = self.family == "negative_binomial"
+        self.dispersion: float | None = dev.family.alpha if negbin else None
         self.theta: np.ndarray = opt.theta.copy()
         self.theta_names: tuple[str, ...] = dev.thetas.names
         state = dev.state(opt.par)
@@ -133,8 +141,8 @@ class GlmmFit(RemlFit):
 
     @property
     def n_params(self) -> int:
-        """β and θ (no σ): the degrees of freedom lme4 gives a glmer logLik."""
-        return self.design.X.shape[1] + len(self.theta)
+        """β and θ (no σ), and α for the negative binomial: lme4's logLik degrees of freedom."""
+        return self.design.X.shape[1] + len(self.theta) + (self.dispersion is not None)
 
     @property
     def vcov_rx(self) -> np.ndarray:

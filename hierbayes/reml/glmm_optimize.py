@@ -50,39 +50,46 @@ class GlmmOptimResult:
 
 
 def optimize_laplace(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> GlmmOptimResult:
-    theta0 = dev.thetas.start if start is None else np.asarray(start, float)
-    analytic = dev.has_gradient
-    diagonal = dev.thetas.is_diagonal
-    # Stage 1 only supplies a start for stage 2, so it stops early (relative change 2e-11).
-    theta1, _, _ = _minimize(dev.profiled, theta0, dev.thetas.lower_bounds, maxiter,
-                             dev.profiled_value_and_gradient if analytic else None, 1e5,
-                             diagonal)
-    beta1 = dev.profiled_state(theta1).beta
-    par1 = np.concatenate([theta1, beta1])
+    par1 = stage_one(dev, start, maxiter)
     par, res, f = _minimize(dev, par1, dev.lower_bounds, maxiter,
-                            dev.value_and_gradient if analytic else None, 1e3,
-                            np.concatenate([diagonal, np.zeros(dev.p, bool)]))
+                            dev.value_and_gradient if dev.has_gradient else None, 1e3,
+                            np.concatenate([dev.thetas.is_diagonal, np.zeros(dev.p, bool)]))
     pg = projected_gradient(dev, par)
-    converged = (bool(res.success) or bool(np.max(np.abs(pg), initial=0.0) < GRADIENT_TOL))
-    return GlmmOptimResult(par, dev.n_theta, f, converged and res.status != 1, str(res.message),
+    return GlmmOptimResult(par, dev.n_theta, f, is_converged(res, pg), str(res.message),
                            dev.n_evaluations, pg, par1)
 
 
+def stage_one(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> np.ndarray:
+    """(θ, β) after the θ-only stage (β at the joint mode): the start of stage 2. It only
+    supplies a start, so it stops early (relative change 2e-11)."""
+    theta0 = dev.thetas.start if start is None else np.asarray(start, float)
+    theta1, _, _ = _minimize(dev.profiled, theta0, dev.thetas.lower_bounds, maxiter,
+                             dev.profiled_value_and_gradient if dev.has_gradient else None, 1e5,
+                             dev.thetas.is_diagonal)
+    return np.concatenate([theta1, dev.profiled_state(theta1).beta])
+
+
+def is_converged(res, projected: np.ndarray) -> bool:
+    """scipy's own verdict, or failing that a small projected gradient; never on maxiter."""
+    small = bool(np.max(np.abs(projected), initial=0.0) < GRADIENT_TOL)
+    return (bool(res.success) or small) and res.status != 1
+
+
 def _minimize(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradient,
-              factr: float, diagonal: np.ndarray):
+              factr: float, diagonal: np.ndarray, upper: np.ndarray | None = None):
     """L-BFGS-B from x0, restarted off the 0 bound of a relative SD when that lowers f (see
     optimize.off_the_edge); the best point, the last result and its value."""
-    x, res, fx = _lbfgsb(f, x0, lower, maxiter, value_and_gradient, factr)
+    x, res, fx = _lbfgsb(f, x0, lower, maxiter, value_and_gradient, factr, upper)
     for _ in range(MAX_RESTARTS):
         inside = off_the_edge(f, x, fx, diagonal)
         if inside is None:
             break
-        x, res, fx = _lbfgsb(f, inside, lower, maxiter, value_and_gradient, factr)
+        x, res, fx = _lbfgsb(f, inside, lower, maxiter, value_and_gradient, factr, upper)
     return x, res, fx
 
 
 def _lbfgsb(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradient,
-            factr: float):
+            factr: float, upper: np.ndarray | None = None):
     """L-BFGS-B from x0 (analytic gradients when given, else central differences); the best
     point seen is returned. `factr`: scipy's relative-change tolerance in units of ε."""
     best = {"x": np.array(x0, float), "f": np.inf}
@@ -105,7 +112,9 @@ def _lbfgsb(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradie
         def fun(x):
             value = track(x, f(x))
             return value, fd_gradient(lambda y: track(y, f(y)), np.asarray(x, float), lower)
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    upper = np.full(len(lower), np.inf) if upper is None else upper
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+              for lo, hi in zip(lower, upper, strict=True)]
     res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": maxiter, "ftol": factr * np.finfo(float).eps,
                             "gtol": 1e-7})

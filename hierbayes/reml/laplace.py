@@ -45,6 +45,11 @@ class LaplaceDeviance:
         self._last: PirlsState | None = None
         self.n_evaluations = 0
 
+    def set_dispersion(self, alpha: float) -> None:
+        """The negative binomial's α for the following evaluations (negbin.py's outer loop)."""
+        self.family.alpha = float(alpha)
+        self._last = None
+
     @property
     def lower_bounds(self) -> np.ndarray:
         """Bounds of par = (θ, β): diagonals of θ at 0, the rest free."""

@@ -27,8 +27,10 @@ def format_fit(fit) -> str:
 
 def _title(fit) -> str:
     if fit.method == "Laplace":
+        family = fit.family if fit.dispersion is None else (
+            f"{fit.family}(α = {fit.dispersion:.4g})")
         return ("Generalized linear mixed model fit by maximum likelihood (Laplace "
-                f"approximation; hierbayes.fit_reml)\nFamily: {fit.family} ({fit.link})")
+                f"approximation; hierbayes.fit_reml)\nFamily: {family} ({fit.link})")
     by = "REML" if fit.method == "REML" else "maximum likelihood"
     return f"Linear mixed model fit by {by} (hierbayes.fit_reml)"
 
