@@ -1,14 +1,20 @@
-"""REML / ML fits of linear mixed models, as lme4 does them (Bates et al. 2015, JSS 67(1)).
+"""REML / ML fits of linear mixed models, as lme4 does them (Bates et al. 2015, JSS 67(1)), and
+Laplace fits of GLMMs (bernoulli, binomial, poisson, negative_binomial), as lme4's glmer does.
 
 Four stages, each usable alone: `make_design` (hierbayes.design) -> `make_deviance` (the profiled
-criterion as a function of θ) -> `optimize_theta` -> `RemlFit`. `fit_reml` runs them all.
+criterion as a function of θ, or with method "Laplace" the Laplace deviance of (θ, β)) ->
+`optimize_theta` / `optimize_laplace` -> `RemlFit` / `GlmmFit`. `fit_reml` runs them all.
 numpy/scipy only: this package never imports PyMC.
 """
 
 from .deviance import Deviance, make_deviance
 from .fit import RemlFit, fit_reml
+from .glmm import GlmmFit, SeparationWarning, fit_glmm
+from .glmm_optimize import optimize_laplace
+from .laplace import LaplaceDeviance
 from .optimize import optimize_theta
 from .theta import SINGULAR_TOL, theta_layout
 
-__all__ = ["SINGULAR_TOL", "Deviance", "RemlFit", "fit_reml", "make_deviance", "optimize_theta",
-           "theta_layout"]
+__all__ = ["SINGULAR_TOL", "Deviance", "GlmmFit", "LaplaceDeviance", "RemlFit",
+           "SeparationWarning", "fit_glmm", "fit_reml", "make_deviance", "optimize_laplace",
+           "optimize_theta", "theta_layout"]

@@ -49,6 +49,7 @@ class GlmFamily:
             )
         self.name = family.name
         self.alpha = 1.0
+        self._cached_alpha, self._cached_constant = None, 0.0
         self.link = check_link(family, link)
         self.y = design.y
         self.trials = design.trials if design.trials is not None else (
@@ -102,13 +103,22 @@ class GlmFamily:
         Fisher weight μ²/var = αμ/(α+μ)."""
         a, y = self.alpha, self.y
         log_a_mu = np.logaddexp(np.log(a), eta)  # log(α + μ) without overflow
-        with np.errstate(over="ignore"):
-            mu = np.exp(eta)
-        constant = float((gammaln(y + a) - gammaln(a)).sum()) + a * np.log(a) * y.size
-        loglik = y @ eta - (a + y) @ log_a_mu + constant + self._constant
+        loglik = y @ eta - (a + y) @ log_a_mu + self._alpha_constant() + self._constant
         weights = np.clip(a * np.exp(eta - log_a_mu), np.finfo(float).tiny, None)
-        safe = np.clip(mu, np.finfo(float).tiny, np.finfo(float).max)
-        return Working(weights, eta + (y - mu) / safe, -2.0 * float(loglik))
+        with np.errstate(over="ignore", invalid="ignore"):  # as in _poisson
+            mu = np.exp(eta)
+            safe = np.clip(mu, np.finfo(float).tiny, np.finfo(float).max)
+            return Working(weights, eta + (y - mu) / safe, -2.0 * float(loglik))
+
+    def _alpha_constant(self) -> float:
+        """Σ lgamma(y+α) − lgamma(α) + α log α, cached per α (n lgamma calls otherwise)."""
+        a = self.alpha
+        if self._cached_alpha != a:
+            y = self.y
+            self._cached_constant = (float((gammaln(y + a) - gammaln(a)).sum())
+                                     + a * np.log(a) * y.size)
+            self._cached_alpha = a
+        return self._cached_constant
 
     def score_terms(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Canonical links: ∂(−2 log p)/∂η, the working weight w and dw/dη, per observation."""
@@ -135,11 +145,12 @@ class GlmFamily:
         return beta
 
     def _poisson(self, eta: np.ndarray) -> Working:
-        with np.errstate(over="ignore"):  # a far-off trial step: its deviance is inf, halved
+        # A far-off trial step may overflow: its deviance is then inf and the step is halved.
+        with np.errstate(over="ignore", invalid="ignore"):
             mu = np.exp(eta)
-        loglik = self.y @ eta - mu.sum() + self._constant
-        safe = np.clip(mu, np.finfo(float).tiny, np.finfo(float).max)
-        return Working(safe, eta + (self.y - mu) / safe, -2.0 * float(loglik))
+            loglik = self.y @ eta - mu.sum() + self._constant
+            safe = np.clip(mu, np.finfo(float).tiny, np.finfo(float).max)
+            return Working(safe, eta + (self.y - mu) / safe, -2.0 * float(loglik))
 
     def _binomial_link(self, eta: np.ndarray):
         """μ, dμ/dη (floored), log μ and log(1 − μ)."""
