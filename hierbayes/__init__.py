@@ -12,6 +12,7 @@ from .errors import (
     ModelMismatchError,
     PriorError,
     SamplingWarning,
+    SeparationWarning,
     SingularFitWarning,
 )
 from .formula import parse_formula
@@ -32,6 +33,7 @@ __all__ = [
     "NewData",
     "PriorError",
     "SamplingWarning",
+    "SeparationWarning",
     "SingularFitWarning",
     "make_design",
     "parse_formula",

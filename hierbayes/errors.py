@@ -41,6 +41,10 @@ class ConvergenceWarning(HierbayesWarning):
     """An optimiser stopped without meeting its convergence criteria."""
 
 
+class SeparationWarning(ConvergenceWarning):
+    """Some fixed effects have no finite maximum-likelihood estimate (complete separation)."""
+
+
 class SamplingWarning(HierbayesWarning):
     """NUTS diagnostics crossed a threshold (divergences, R-hat, ESS, BFMI, tree depth)."""
 

@@ -16,8 +16,8 @@ SMALL_GROUP = 5  # groups with fewer observations than this are "small"
 def verdicts(
     fixed: pd.DataFrame, variance: pd.DataFrame, groups: pd.DataFrame, design, method: str
 ) -> list[str]:
-    lines = [_fixed_line(fixed)]
-    lines += [_variance_line(row) for row in variance.to_dict("records")]
+    lines = [_fixed_line(fixed, method)]
+    lines += [_variance_line(row, method) for row in variance.to_dict("records")]
     lines += _group_lines(groups)
     return lines
 
@@ -32,7 +32,7 @@ def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -
                     "few groups",
                     block.group,
                     f"{block.n_levels} levels: the data say little about its SD, so the "
-                    "prior matters and REML's point estimate hides that uncertainty",
+                    f"prior matters and {method}'s point estimate hides that uncertainty",
                 )
             )
         small = np.mean(block.counts < SMALL_GROUP)
@@ -51,7 +51,7 @@ def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -
                 (
                     "boundary estimate",
                     name,
-                    f"REML puts it at the boundary ({row['reml_estimate']:.3g}); the posterior "
+                    f"{method} puts it at the boundary ({row['reml_estimate']:.3g}); the posterior "
                     f"median is {row['bayes_median']:.3g}",
                 )
             )
@@ -80,41 +80,42 @@ def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -
             (
                 "BLUP SDs ignore uncertainty in θ",
                 "groups",
-                f"posterior SDs of group effects are {ratio:.2f}× the REML conditional SDs "
+                f"posterior SDs of group effects are {ratio:.2f}× the {method} conditional SDs "
                 "(median): the conditional SDs treat the variance estimates as known",
             )
         )
     return pd.DataFrame(rows, columns=["reason", "where", "detail"])
 
 
-def _fixed_line(fixed: pd.DataFrame) -> str:
+def _fixed_line(fixed: pd.DataFrame, method: str) -> str:
     worst = fixed["std_diff"].abs().max()
     if fixed["agree"].all():
-        return f"Fixed effects agree: within {worst:.2f} posterior SD of REML."
+        return f"Fixed effects agree: within {worst:.2f} posterior SD of {method}."
     off = ", ".join(fixed.loc[~fixed["agree"], "term"])
-    return f"Fixed effects differ for {off} (up to {worst:.2f} posterior SD from REML)."
+    return f"Fixed effects differ for {off} (up to {worst:.2f} posterior SD from {method})."
 
 
-def _variance_line(row: dict) -> str:
+def _variance_line(row: dict, method: str) -> str:
     name = row_name(row, "prose")
     interval = f"[{row['bayes_lower']:.3g}, {row['bayes_upper']:.3g}]"
     head = (
-        f"{name}: REML {row['reml_estimate']:.3g} vs posterior median "
+        f"{name}: {method} {row['reml_estimate']:.3g} vs posterior median "
         f"{row['bayes_median']:.3g} {interval}"
     )
     if row["singular"] and is_sd(row):
         return (
-            f"{head} — REML is at the boundary (singular fit); the prior and the "
+            f"{head} — {method} is at the boundary (singular fit); the prior and the "
             "uncertainty about the SD keep the posterior off zero."
         )
     if row["singular"]:
         return (
-            f"{head} — REML puts the correlation at ±1 (singular fit); the LKJ prior pulls it in."
+            f"{head} — {method} puts the correlation at ±1 (singular fit); "
+            "the LKJ prior pulls it in."
         )
     if not row["agree"]:
         quantile = row["reml_quantile"]
-        return f"{head} — REML lies outside the posterior interval (quantile {quantile:.2f})."
-    return f"{head} — agree (REML at posterior quantile {row['reml_quantile']:.2f})."
+        return f"{head} — {method} lies outside the posterior interval (quantile {quantile:.2f})."
+    return f"{head} — agree ({method} at posterior quantile {row['reml_quantile']:.2f})."
 
 
 def _rank_correlation(a: pd.Series, b: pd.Series) -> float:

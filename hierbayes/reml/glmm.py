@@ -20,7 +20,7 @@ import numpy as np
 from scipy.linalg import cho_solve
 
 from ..design import Design
-from ..errors import ConvergenceWarning, HierbayesError
+from ..errors import HierbayesError, SeparationWarning
 from .estimates import Estimates, random_effects
 from .fit import RemlFit, _single_threaded_blas, warn_status
 from .glmm_optimize import GlmmOptimResult, hessian_vcov, optimize_laplace
@@ -29,10 +29,6 @@ from .negbin import optimize_negative_binomial
 from .separation import separated_terms
 
 GLMM_METHODS = (None, "Laplace", "ML")
-
-
-class SeparationWarning(ConvergenceWarning):
-    """Some fixed effects have no finite maximum-likelihood estimate (complete separation)."""
 
 
 def fit_glmm(design: Design, method: str | None = None, *, link: str | None = None,
