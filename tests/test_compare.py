@@ -8,6 +8,7 @@ import pytest
 from conftest import load_reference
 
 import hierbayes as hb
+from hierbayes.compare.guard import check_same_model
 from hierbayes.compare.nopool import no_pooling
 from hierbayes.simulate import zip_income
 
@@ -193,11 +194,6 @@ def test_no_pooling_glm_matches_group_logit():
     assert np.isnan(own[~finite]).all()  # all-zero herds have no finite own estimate
 
 
-class _Fit:
-    def __init__(self, design, method="REML"):
-        self.design, self.method = design, method
-
-
 @pytest.mark.parametrize(
     ("other", "message"),
     [
@@ -211,8 +207,15 @@ def test_guard_rejects_mismatched_models(other, message):
     data, _ = load_reference("sleepstudy")
     base = hb.make_design("Reaction ~ Days + (Days | Subject)", data)
     with pytest.raises(hb.ModelMismatchError, match=message):
-        hb.compare(_Fit(base), _Fit(hb.make_design(other, data)))
+        check_same_model(base, hb.make_design(other, data))
     with pytest.raises(hb.ModelMismatchError, match="data rows differ"):
-        hb.compare(
-            _Fit(base), _Fit(hb.make_design("Reaction ~ Days + (Days | Subject)", data.iloc[:-10]))
+        check_same_model(
+            base, hb.make_design("Reaction ~ Days + (Days | Subject)", data.iloc[:-10])
         )
+
+
+def test_compare_checks_which_fit_is_which(sleep_cmp):
+    with pytest.raises(hb.ModelMismatchError, match=r"takes a BayesFit .* got RemlFit and RemlFit"):
+        hb.compare(sleep_cmp.reml, sleep_cmp.reml)
+    with pytest.raises(hb.ModelMismatchError, match="got RemlFit and BayesFit"):
+        hb.compare(sleep_cmp.reml, sleep_cmp.bayes)

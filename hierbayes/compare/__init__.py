@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..errors import ModelMismatchError
 from ..tidy import CI_PROB
 from .draws import PosteriorDraws, from_fit, row_key
 from .guard import check_same_model
@@ -116,6 +117,7 @@ def _row_labels(variance: pd.DataFrame) -> list[str]:
 
 def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Comparison:
     """Compare a `BayesFit` with a `RemlFit` of the same model (refuses different models)."""
+    _check_roles(bayes, reml)
     check_same_model(bayes.design, reml.design)
     design = bayes.design
     draws = from_fit(bayes, max_draws=max_draws)
@@ -133,6 +135,18 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
         draws=draws,
         prior_draws=prior,
     )
+
+
+def _check_roles(bayes, reml) -> None:
+    from ..bayes import BayesFit
+    from ..reml import RemlFit
+
+    if not isinstance(bayes, BayesFit) or not isinstance(reml, RemlFit):
+        got = f"{type(bayes).__name__} and {type(reml).__name__}"
+        raise ModelMismatchError(
+            f"compare(bayes, reml) takes a BayesFit (hb.fit_bayes) and then a RemlFit "
+            f"(hb.fit_reml), got {got}."
+        )
 
 
 def compare_formula(

@@ -82,11 +82,11 @@ def variance_table(
 
 
 def _at_boundary(estimate: float, is_sd: bool, reml) -> bool:
-    """lme4's isSingular rule per row: an SD below 1e-4 of the residual SD (1 on a link scale), or
-    a correlation within 1e-4 of ±1."""
+    """lme4's isSingular rule per row: an SD below 1e-4 of the fit's scale (the residual SD, the
+    median known SD, or 1 on a link scale), or a correlation within 1e-4 of ±1."""
     if not is_sd:
         return abs(estimate) > 1 - 1e-4
-    scale = reml.sigma if getattr(reml, "sigma", None) else 1.0
+    scale = getattr(reml, "sd_scale", None) or 1.0
     return estimate < 1e-4 * scale
 
 
