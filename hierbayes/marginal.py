@@ -179,7 +179,8 @@ def _grouped_stats(design: Design, segments, e: np.ndarray) -> dict:
         for c in range(p):
             ZtX[:, a, c] = per_level(Z[:, a] * X[:, c])
     Zte = np.stack([per_level(Z[:, a] * e) for a in range(k)], axis=1)  # (J, k)
-    return {"A": A, "ZtX": ZtX.reshape(J * k, p), "Zte": Zte, "levels": J, "Z": Z, "index": index}
+    # ZtX by term first: (k, J, p), so each term's Z_jᵀX_j δ is one matrix-vector product.
+    return {"A": A, "ZtX": ZtX.transpose(1, 0, 2).copy(), "Zte": Zte, "levels": J}
 
 
 def _dense_segments(blocks) -> tuple[Segment, ...]:
@@ -207,7 +208,7 @@ def sparse_Z(design: Design, segments) -> sp.csr_matrix:
 
 def _dense_stats(design: Design, segments, e: np.ndarray) -> dict:
     Z = sparse_Z(design, segments)  # (n, q)
-    return {"A": (Z.T @ Z).toarray(), "ZtX": np.asarray(Z.T @ design.X), "Zte": Z.T @ e, "Z": Z}
+    return {"A": (Z.T @ Z).toarray(), "ZtX": np.asarray(Z.T @ design.X), "Zte": Z.T @ e}
 
 
 # --- the PyMC model -------------------------------------------------------------------------
@@ -238,15 +239,12 @@ def build_marginal_model(design: Design, priors, plan: MarginalPlan) -> pm.Model
 def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
     """log p(y | β, T, σ) as a PyTensor scalar (see the module docstring)."""
     s = {**plan.stats, **_shared(plan)}
-    rr, w = _residual_terms(s, beta)  # scalar rᵀr; Zᵀr as (J, k) or (q,)
+    delta = None if beta is None else beta - s["beta_hat"]  # (p,)
     var = sigma**2
-    if plan.path == "grouped":
-        c = right_times_T(w, plan.segments, scales)  # (J, k): per level c_j = Tᵀ Z_jᵀ r_j
-        log_det, quad = _grouped_terms(s["A"], c, plan.segments, scales, var)
-    else:
-        c = right_times_T(w[None, :], plan.segments, scales)[0]  # (q,)
-        log_det, quad = _dense_terms(s["A"], c, plan.segments, scales, var)
+    terms = _grouped_terms if plan.path == "grouped" else _dense_terms
+    log_det, quad = terms(plan, s, delta, scales, var)
     n, q = s["n"], plan.n_effects
+    rr = _residual_ss(s, delta)
     return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(var) + log_det + (rr - quad) / var)
 
 
@@ -263,15 +261,49 @@ def _shared(plan: MarginalPlan) -> dict:
     }
 
 
-def _residual_terms(s: dict, beta):
-    """rᵀr and Zᵀr for r = y - Xβ = e - Xδ, δ = β - β̂, from the cross-products."""
-    if beta is None:
-        return s["ete"], s["Zte"]
-    delta = beta - s["beta_hat"]  # (p,)
-    rr = s["ete"] - 2.0 * pt.dot(s["Xte"], delta) + pt.dot(delta, pt.dot(s["XtX"], delta))
-    # (J·k, p) @ (p,) -> (J, k) grouped; (q, p) @ (p,) -> (q,) dense
-    Ztr = s["Zte"] - pt.dot(s["ZtX"], delta).reshape(s["Zte"].type.shape)
-    return rr, Ztr
+def _residual_ss(s: dict, delta):
+    """rᵀr for r = y - Xβ = e - Xδ, δ = β - β̂, from the cross-products."""
+    if delta is None:
+        return s["ete"]
+    return s["ete"] - 2.0 * pt.dot(s["Xte"], delta) + pt.dot(delta, pt.dot(s["XtX"], delta))
+
+
+def factor_entries(segments, scales, k: int) -> list[list]:
+    """The k × k block-diagonal T of the grouped layout as entries, None where T is zero by
+    construction. `scales` are (sd, chol | None) with ``sd[i]`` and ``chol[i, j]`` the entries:
+    scalars in the model, (S, 1) columns of draws afterwards."""
+    T: list[list] = [[None] * k for _ in range(k)]
+    for seg, (sd, chol) in zip(segments, scales, strict=True):
+        o = seg.offset
+        for i in range(seg.width):
+            if chol is None:
+                T[o + i][o + i] = sd[i]
+                continue
+            for j in range(i + 1):
+                T[o + i][o + j] = chol[i, j]
+    return T
+
+
+def grouped_system(A: np.ndarray, w: list, T: list, var):
+    """Entries of P_j = σ²I + TᵀA_jT (lower triangle) and c_j = Tᵀw_j for all levels j.
+
+    A: (J, k, k) per-level ZᵀZ; w: k arrays over the levels (Z_jᵀr_j by term)."""
+    k = A.shape[1]
+    G = small.congruence([[A[:, a, b] for b in range(k)] for a in range(k)], T)  # (J,) each
+    P = [[G[a][b] + var if a == b else G[a][b] for b in range(a + 1)] for a in range(k)]
+    return P, small.transpose_times(T, w)
+
+
+def _grouped_terms(plan: MarginalPlan, s: dict, delta, scales, var):
+    """Σ_j log|P_j| and Σ_j c_jᵀP_j⁻¹c_j, all levels at once, element-wise."""
+    k = plan.size
+    w = [s["Zte"][:, a] for a in range(k)]  # (J,) each: Z_jᵀe_j by term
+    if delta is not None:
+        w = [w[a] - pt.dot(s["ZtX"][a], delta) for a in range(k)]  # (J, p) @ (p,): Z_jᵀr_j
+    P, c = grouped_system(s["A"], w, factor_entries(plan.segments, scales, k), var)
+    L = small.cholesky(P, pt)
+    x = small.forward(L, c)  # k arrays (J,)
+    return small.log_det(L, pt).sum(), sum((xa**2).sum() for xa in x)
 
 
 def right_times_T(M, segments, scales, lib=pt):
@@ -288,23 +320,12 @@ def right_times_T(M, segments, scales, lib=pt):
     return parts[0] if len(parts) == 1 else lib.concatenate(parts, axis=1)
 
 
-def _grouped_terms(A: np.ndarray, c, segments, scales, var):
-    """Σ_j log|P_j| and Σ_j c_jᵀP_j⁻¹c_j with P_j = σ²I + TᵀA_jT, all levels at once."""
-    J, k, _ = A.shape
-    AT = right_times_T(A.reshape(J * k, k), segments, scales)  # (J·k, k): rows of A_j T
-    # (A_j T)ᵀ T = Tᵀ A_j T: transpose each level's k × k block, multiply again.
-    ATt = AT.reshape((J, k, k)).transpose(0, 2, 1).reshape((J * k, k))  # (J·k, k)
-    G = right_times_T(ATt, segments, scales).reshape((J, k, k))  # (J, k, k)
-    P = [[G[:, a, b] + (var if a == b else 0.0) for b in range(k)] for a in range(k)]  # (J,) each
-    L = small.cholesky(P, pt)
-    x = small.forward(L, [c[:, a] for a in range(k)])  # k arrays (J,)
-    quad = sum((xa**2).sum() for xa in x)
-    return small.log_det(L, pt).sum(), quad
-
-
-def _dense_terms(A: np.ndarray, c, segments, scales, var):
+def _dense_terms(plan: MarginalPlan, s: dict, delta, scales, var):
     """log|P| and cᵀP⁻¹c for the dense q × q P = σ²I + TᵀAT."""
+    A, segments = s["A"], plan.segments
     q = A.shape[0]
+    w = s["Zte"] if delta is None else s["Zte"] - pt.dot(s["ZtX"], delta)  # (q,): Zᵀr
+    c = right_times_T(w[None, :], segments, scales)[0]  # (q,): Tᵀ Zᵀ r
     AT = right_times_T(A, segments, scales)  # (q, q)
     G = right_times_T(AT.T, segments, scales)  # (q, q): (AT)ᵀT = TᵀAT
     L = pt.linalg.cholesky(G + var * pt.eye(q))  # (q, q) lower

@@ -66,7 +66,7 @@ def marginal_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed
 
     plan = plan_for(spec, True)
     compiled = nutpie.compile_pymc_model(build_marginal_model(spec.design, spec.priors, plan))
-    rows = []
+    rows, divergences = [], 0
     for i, y in enumerate(ys):
         spec_i = respecify(spec, y)
         plan_i = plan_for(spec_i, True)
@@ -79,9 +79,12 @@ def marginal_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed
             progress_bar=False,
             target_accept=DEFAULT_TARGET_ACCEPT,
         )
+        divergences += int(idata["sample_stats"]["diverging"].sum())
         idata = complete_posterior(idata, spec_i.design, plan_i, seed + i)
         rows.append(ranks(idata["posterior"].to_dataset(), spec_i.design, truth.iloc[i], thin))
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["divergences"] = divergences
+    return frame
 
 
 def standard_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed=0):
