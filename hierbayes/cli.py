@@ -119,7 +119,8 @@ def cmd_report(args) -> int:
     cmp, failed = None, False
     if not args.no_compare:
         design = bayes.design
-        reml = _fit_reml(design.formula, design.data, design.family.name, progress)
+        reml = _fit_reml(design.formula, design.data, design.family.name, progress,
+                         design.known_sigma_column)
         cmp, failed = _compare(bayes, reml, progress)
     out = _out_dir(args.out) if args.out else file.parent
     with progress.step("writing the report"):
@@ -218,9 +219,10 @@ def _fit_reml(formula, data, family, progress: Progress, known_sigma=None):
         progress.warn(f"no REML counterpart: fit_reml does not take known SDs "
                       f"(known_sigma = {known_sigma!r}).")
         return None
+    kwargs = {"known_sigma": known_sigma} if known_sigma else {}
     try:
         with progress.step("fitting by REML/Laplace"):
-            return fit_reml(formula, data, family=family)
+            return fit_reml(formula, data, family=family, **kwargs)
     except HierbayesError as err:
         progress.warn(f"no REML/Laplace counterpart: {one_line(err)}")
         return None

@@ -4,11 +4,13 @@ All levels are handled at once as a stack of small matrices (no Python loop over
 gradient of the profiled criterion is analytic. With V = I + ZΛΛᵀZᵀ, P = V⁻¹ − V⁻¹X(XᵀV⁻¹X)⁻¹XᵀV⁻¹
 and e = Py (the conditional residual), for θ_j at template position (a, b):
 
-    ∂/∂θ_j  = 2 tr(E_j M⁻¹ΛᵀZᵀZ) − 2c (Zᵀe)ᵀE_j u / r² − [REML] 2 Σ H_bᵀ (XᵀV⁻¹X)⁻¹ G_a
+    ∂/∂θ_j  = 2 tr(E_j M⁻¹ΛᵀZᵀZ) − 2 (Zᵀe)ᵀE_j u / σ² − [REML] 2 Σ H_bᵀ (XᵀV⁻¹X)⁻¹ G_a
 
-with c = n−p (REML) or n (ML), u = ΛᵀZᵀe, H = M⁻¹ΛᵀZᵀX = ΛᵀZᵀV⁻¹X and G = ZᵀV⁻¹X = ZᵀX − ZᵀZΛH.
+with σ² = r²/c, c = n−p (REML) or n (ML), when σ is profiled, or σ0² when it is known,
+u = ΛᵀZᵀe, H = M⁻¹ΛᵀZᵀX = ΛᵀZᵀV⁻¹X and G = ZᵀV⁻¹X = ZᵀX − ZᵀZΛH.
 These follow from ∂log|V| = tr(V⁻¹V̇), ∂log|XᵀV⁻¹X| = −tr((XᵀV⁻¹X)⁻¹XᵀV⁻¹V̇V⁻¹X),
-∂ log yᵀPy = −yᵀPV̇Py / yᵀPy, V̇ = Z(E_jΛᵀ + ΛE_jᵀ)Zᵀ and Woodbury's ΛᵀZᵀV⁻¹ = M⁻¹ΛᵀZᵀ.
+∂ c·log yᵀPy = −c·yᵀPV̇Py / yᵀPy (∂ yᵀPy/σ0² = −yᵀPV̇Py/σ0² with σ known),
+V̇ = Z(E_jΛᵀ + ΛE_jᵀ)Zᵀ and Woodbury's ΛᵀZᵀV⁻¹ = M⁻¹ΛᵀZᵀ.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layout import Layout, group_template, level_blocks
-from .pls import PLSState, spherical_modes
+from .pls import PLSState, sigma2, spherical_modes
 from .theta import ThetaLayout
 
 
@@ -79,8 +81,7 @@ class BlockDiagBackend:
         u = spherical_modes(state).reshape(L, K)
         AT = self.A @ T
         Zte = self.Zty - self.ZtX @ state.beta - (AT @ u[..., None])[..., 0]
-        dof = n - p if method == "REML" else n
-        grad_mat = 2.0 * W.sum(0).T - 2.0 * dof * (Zte.T @ u) / state.r2
+        grad_mat = 2.0 * W.sum(0).T - 2.0 * (Zte.T @ u) / sigma2(state, n, p, method)
         if method == "REML":
             H = MinvTt @ self.ZtX
             G = self.ZtX - AT @ H

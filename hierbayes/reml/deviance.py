@@ -3,6 +3,12 @@
 `make_deviance(design, "REML")` returns a callable `dev(theta) -> float` (the REML criterion, or
 the ML deviance with "ML") that tests can evaluate at any θ, plus `dev.state(theta)` with the full
 PLS solution and `dev.gradient(theta)` (analytic with one grouping factor, else None).
+
+A design with known residual SDs s_i (`make_design(..., known_sigma=column)`: meta-analysis) gets
+the same criterion with σ fixed instead of profiled: σ0 = median(s_i) and prior weights
+w_i = σ0²/s_i², so var(e_i) = σ0²/w_i = s_i². σ0 is a scale, not a parameter: it keeps Λθ
+relative to a typical SD, so lme4's start (θ = 1), the optimiser's tolerances and the singular
+rule (θ < 1e-4, i.e. an SD below 1e-4·median(s)) mean what they mean for an ordinary fit.
 """
 
 from __future__ import annotations
@@ -28,12 +34,18 @@ class Deviance:
         check_gaussian(design)
         self.design, self.method = design, method
         self.weights = check_weights(weights, design)
+        # σ0 (known residual SDs) or None (σ profiled); see the module docstring.
+        self.sigma_fixed, row_weights = known_sigma_weights(design, self.weights)
         self.thetas: ThetaLayout = theta_layout(design)
-        self.layout: Layout = make_layout(design, self.weights)
+        self.layout: Layout = make_layout(design, row_weights)
         single = len(self.layout.groups) == 1
         self.backend = (BlockDiagBackend if single else SchurBackend)(self.layout, self.thetas)
         self._last: PLSState | None = None
         self.n_evaluations = 0
+
+    @property
+    def sigma2_fixed(self) -> float | None:
+        return None if self.sigma_fixed is None else self.sigma_fixed ** 2
 
     @property
     def has_gradient(self) -> bool:
@@ -44,7 +56,7 @@ class Deviance:
         if self._last is None or not np.array_equal(self._last.theta, theta):
             self.n_evaluations += 1
             factor = self.backend.evaluate(theta)
-            self._last = profiled(self.layout, factor, theta, self.method)
+            self._last = profiled(self.layout, factor, theta, self.method, self.sigma2_fixed)
         return self._last
 
     def __call__(self, theta) -> float:
@@ -75,6 +87,8 @@ def make_deviance(design: Design, method: str = "REML", weights=None, link: str 
     """The profiled criterion of `design` as a function of θ (lme4's θ order, design blocks).
 
     `weights`: optional prior weights, var(e_i) = σ²/w_i as in lme4 (one per row of the design).
+    When the design has known residual SDs (`design.known_sigma`) σ is not estimated: the
+    criterion is the REML or ML one with var(e_i) = s_i² (see the module docstring).
     With method "Laplace" (bernoulli, binomial and poisson designs) it is the Laplace deviance of
     a GLMM as a function of (θ, β) instead: see hierbayes.reml.laplace.
     """
@@ -101,6 +115,21 @@ def check_weights(weights, design: Design) -> np.ndarray | None:
     if not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise HierbayesError("weights must be finite and > 0 (var(e_i) = σ²/w_i).")
     return w
+
+
+def known_sigma_weights(design: Design, weights: np.ndarray | None):
+    """(σ0, the layout's row weights): σ0 = median of the known SDs and w_i = σ0²/s_i², or
+    (None, `weights`) when the design has no known SDs and σ is estimated."""
+    s = design.known_sigma
+    if s is None:
+        return None, weights
+    if weights is not None:
+        raise HierbayesError(
+            "Prior weights and known residual SDs (known_sigma) both set var(e_i): give the SDs "
+            "only (fold any weights into them as s_i/√w_i)."
+        )
+    sigma0 = float(np.median(s))
+    return sigma0, (sigma0 / np.asarray(s, dtype=float)) ** 2
 
 
 def check_method(method: str) -> None:

@@ -15,7 +15,7 @@ from .pls import PLSState, beta_covariance, sigma2, spherical_modes
 class Estimates:
     beta: np.ndarray  # (p,)
     vcov: np.ndarray  # (p, p)
-    sigma: float | None  # None for families without a residual SD (binomial, Poisson)
+    sigma: float | None  # None without an estimated residual SD (GLMMs; known SDs)
     covariance: dict[str, np.ndarray]  # block name -> (k, k) covariance of its effects
     modes: dict[str, np.ndarray]  # block name -> (L, k) conditional modes b = Λu
     condcov: dict[str, np.ndarray]  # block name -> (L, k, k) conditional covariance of b
@@ -24,11 +24,12 @@ class Estimates:
 
 def estimates(dev: Deviance, state: PLSState) -> Estimates:
     layout, n, p = dev.layout, dev.layout.n, dev.layout.p
-    s2 = sigma2(state, n, p, dev.method)
+    s2 = sigma2(state, n, p, dev.method)  # the known σ0² when the residual SDs are known
     random = random_effects(dev.design, layout, dev.thetas.templates(state.theta),
                             spherical_modes(state), state.factor, s2)
+    sigma = None if state.sigma2_fixed is not None else float(np.sqrt(s2))
     return Estimates(beta=layout.beta_ols + state.beta, vcov=s2 * beta_covariance(state),
-                     sigma=float(np.sqrt(s2)), **random)
+                     sigma=sigma, **random)
 
 
 def random_effects(design, layout, templates, u: np.ndarray, factor, s2: float) -> dict:

@@ -21,7 +21,8 @@ from .printing import format_fit
 
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
-             weights=None, start=None, maxiter: int = 1000) -> RemlFit:
+             weights=None, start=None, maxiter: int = 1000,
+             known_sigma: str | None = None) -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -30,13 +31,20 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     start unless `start` is given. `weights` are lme4's prior weights (var(e_i) = σ²/w_i): an
     array with one value per used row, or a Series indexed like `data`.
 
+    `known_sigma` names a column of known residual SDs s_i (Gaussian only; meta-analysis, e.g.
+    eight schools): var(e_i) = s_i² and no residual SD is estimated. A `Design` built with
+    `make_design(..., known_sigma=...)` carries them itself. Such a fit reports `sigma` None,
+    `varcorr()` has no Residual row, SEs and conditional SDs are on the absolute scale, `theta`
+    is relative to `sd_scale` (the median known SD), and the fit is singular when an SD is below
+    1e-4·median(s_i). REML and ML criteria are the exact −2 log-likelihoods with V = S + ZΣZᵀ.
+
     Warns with `SingularFitWarning` when a relative SD is below 1e-4 (lme4's isSingular) and with
     `ConvergenceWarning` when the optimiser did not converge; the best point found is returned
     either way. Intervals are Wald (see `fixef`, `ranef`).
     """
     if method is not None and not isinstance(formula, Design) and family == "gaussian":
         check_method(method)  # before the design: a typo is reported first
-    design = formula if isinstance(formula, Design) else make_design(formula, data, family, missing)
+    design = _design(formula, data, family, missing, known_sigma)
     if design.family.name != "gaussian":
         from .glmm import fit_glmm  # glmm builds on RemlFit: imported here to avoid a cycle
         return fit_glmm(design, method, link=link, weights=weights, start=start,
@@ -55,6 +63,18 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
         fit = RemlFit(dev, opt)
     warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
     return fit
+
+
+def _design(formula, data, family, missing, known_sigma) -> Design:
+    if not isinstance(formula, Design):
+        return make_design(formula, data, family, missing, known_sigma=known_sigma)
+    if known_sigma is not None and known_sigma != formula.known_sigma_column:
+        raise HierbayesError(
+            f"known_sigma={known_sigma!r} differs from the design's own known SDs "
+            f"({formula.known_sigma_column!r}): known SDs belong to the design, build it with "
+            "make_design(..., known_sigma=...)."
+        )
+    return formula
 
 
 def warn_status(fit, message: str, gradient: np.ndarray, thetas, theta: np.ndarray,
@@ -102,10 +122,12 @@ class RemlFit:
 
     Attributes: `criterion` (REML criterion, or ML deviance), `method`, `theta` (lme4 order, see
     `theta_names`), `sigma`, `singular`, `converged`, `vcov` (of the fixed effects), `loglik`,
-    `aic`, `bic`, `design`, `covariance` (block name -> k×k covariance of its effects),
-    `condcov` (block name -> (levels, k, k) conditional covariance of the modes, level order of
-    `design.blocks[i].levels`), `modes` (block name -> (levels, k)), `group_condcov` (grouping
-    factor -> (levels, K, K), the blocks of one factor together), `deviance` (the callable of θ).
+    `aic`, `bic`, `design`, `sigma_known` (residual SDs known: `sigma` is None), `sd_scale` (what
+    θ and the singular rule are relative to: σ̂, or the median known SD), `covariance` (block
+    name -> k×k covariance of its effects), `condcov` (block name -> (levels, k, k) conditional
+    covariance of the modes, level order of `design.blocks[i].levels`), `modes` (block name ->
+    (levels, k)), `group_condcov` (grouping factor -> (levels, K, K), the blocks of one factor
+    together), `deviance` (the callable of θ).
     """
 
     def __init__(self, dev: Deviance, opt: OptimResult):
@@ -120,6 +142,8 @@ class RemlFit:
         est: Estimates = estimates(dev, dev.state(opt.theta))
         self.estimates = est
         self.sigma, self.vcov = est.sigma, est.vcov
+        self.sigma_known: bool = dev.sigma_fixed is not None
+        self.sd_scale: float = dev.sigma_fixed if self.sigma_known else est.sigma
         self.covariance, self.modes = est.covariance, est.modes
         self.condcov, self.group_condcov = est.condcov, est.group_condcov
 
@@ -129,8 +153,8 @@ class RemlFit:
 
     @property
     def n_params(self) -> int:
-        """β, θ and σ: the degrees of freedom lme4 gives logLik."""
-        return self.design.X.shape[1] + len(self.theta) + 1
+        """β, θ and σ: the degrees of freedom lme4 gives logLik (no σ when it is known)."""
+        return self.design.X.shape[1] + len(self.theta) + (not self.sigma_known)
 
     @property
     def loglik(self) -> float:

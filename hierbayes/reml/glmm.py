@@ -132,6 +132,7 @@ class GlmmFit(RemlFit):
                                 state.u, state.factor, 1.0)
         self.estimates = Estimates(beta=state.beta.copy(), vcov=vcov, sigma=None, **random)
         self.sigma, self.vcov = None, vcov
+        self.sigma_known, self.sd_scale = False, 1.0  # θ is on the link scale
         self.covariance, self.modes = self.estimates.covariance, self.estimates.modes
         self.condcov, self.group_condcov = self.estimates.condcov, self.estimates.group_condcov
 

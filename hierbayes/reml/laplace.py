@@ -33,6 +33,11 @@ class LaplaceDeviance:
     method = "Laplace"
 
     def __init__(self, design: Design, link: str | None = None):
+        if design.known_sigma is not None:
+            raise HierbayesError(
+                f"Known residual SDs (known_sigma) apply to Gaussian models only; the "
+                f"{design.family.name!r} family has no residual SD."
+            )
         self.design = design
         self.family = GlmFamily(design, link)
         self.thetas: ThetaLayout = theta_layout(design)

@@ -19,6 +19,11 @@ def format_fit(fit) -> str:
     if status:
         lines.append("Note: " + "; ".join(status))
     lines += ["", "Random effects:", *_random_lines(fit)]
+    if fit.sigma_known:  # varcorr() has no Residual row either: nothing was estimated
+        s = design.known_sigma
+        lines.append(f"Residual SDs known (column {design.known_sigma_column!r}: "
+                     f"{s.min():.4g} to {s.max():.4g}, median {fit.sd_scale:.4g}); "
+                     "no residual SD estimated")
     counts = ", ".join(f"{g}, {len(levels)}" for g, levels in design.groups.items())
     lines += [f"Number of obs: {design.n_obs}, groups:  {counts}", "", "Fixed effects:"]
     lines += _fixed_lines(fit)
@@ -32,7 +37,8 @@ def _title(fit) -> str:
         return ("Generalized linear mixed model fit by maximum likelihood (Laplace "
                 f"approximation; hierbayes.fit_reml)\nFamily: {family} ({fit.link})")
     by = "REML" if fit.method == "REML" else "maximum likelihood"
-    return f"Linear mixed model fit by {by} (hierbayes.fit_reml)"
+    known = " with known residual SDs" if fit.sigma_known else ""
+    return f"Linear mixed model fit by {by}{known} (hierbayes.fit_reml)"
 
 
 def _random_lines(fit) -> list[str]:
@@ -54,7 +60,8 @@ def _random_lines(fit) -> list[str]:
 
 def _fixed_lines(fit) -> list[str]:
     table = fit.fixef()
-    stat = "z value" if fit.method == "Laplace" else "t value"
+    # Known SDs: the SEs involve no estimated σ, so the ratio is a z statistic (as for GLMMs).
+    stat = "z value" if fit.method == "Laplace" or fit.sigma_known else "t value"
     rows = [("", "Estimate", "Std. Error", stat)]
     for term, row in table.iterrows():
         rows.append((str(term), f"{row.estimate:.5g}", f"{row.std_error:.5g}",

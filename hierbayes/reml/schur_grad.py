@@ -2,7 +2,7 @@
 
 Same formula as the block-diagonal backend (see blockdiag.py): for θ_j, the relative SD of group g,
 
-    ∂/∂θ_j = 2 Σ_{i ∈ g} [ W_ii − c·(Zᵀe)_i u_i / r² − [REML] H_iᵀ (XᵀV⁻¹X)⁻¹ G_i ],
+    ∂/∂θ_j = 2 Σ_{i ∈ g} [ W_ii − (Zᵀe)_i u_i / σ² − [REML] H_iᵀ (XᵀV⁻¹X)⁻¹ G_i ],
 
 W = M⁻¹ΛᵀA (A = ZᵀZ, Λ diagonal here). Only the diagonal of W is needed. With M⁻¹ written in
 Schur form (X22 = S⁻¹, X12 = −M11⁻¹M12S⁻¹, X11 = M11⁻¹ + M11⁻¹M12S⁻¹M21M11⁻¹) every term of
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from .pls import PLSState, spherical_modes
+from .pls import PLSState, sigma2, spherical_modes
 
 
 def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
@@ -41,8 +41,7 @@ def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
     u = spherical_modes(state)
     lam = np.concatenate([np.full(q1, lam1), lam2])
     Zte = layout.Zty - layout.ZtX @ state.beta - backend.A_times(lam * u)
-    dof = layout.n - layout.p if method == "REML" else layout.n
-    per_column = W_diag - dof * Zte * u / state.r2
+    per_column = W_diag - Zte * u / sigma2(state, layout.n, layout.p, method)
     if method == "REML":
         H = f.backward(f.RZX)  # M⁻¹ΛᵀZᵀX
         G = layout.ZtX - backend.A_times(lam[:, None] * H)

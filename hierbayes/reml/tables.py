@@ -35,7 +35,7 @@ def fixef_table(fit, ci_prob: float) -> pd.DataFrame:
 
 def varcorr_table(fit) -> pd.DataFrame:
     """SD rows (term2 None), correlation rows (term1 < term2 in block order), then Residual
-    (Gaussian fits only).
+    (Gaussian fits with an estimated σ only: not with known residual SDs).
 
     `estimate` is the SD or the correlation; `variance` is the variance or the covariance.
     `block` names the design block (lme4's "g" and "g.1" for the two halves of `(x || g)`).
@@ -54,7 +54,7 @@ def varcorr_table(fit) -> pd.DataFrame:
                 corr = cov[i, j] / denom if denom > 0 else np.nan
                 rows.append(dict(group=block.group, term1=block.terms[i], term2=block.terms[j],
                                  estimate=corr, variance=cov[i, j], block=block.name))
-    if fit.sigma is not None:  # GLMMs (binomial, Poisson) have no residual SD
+    if fit.sigma is not None:  # GLMMs have no residual SD; known SDs are not estimated
         rows.append(dict(group="Residual", term1=None, term2=None, estimate=fit.sigma,
                          variance=fit.sigma ** 2, block="Residual"))
     return varcorr_frame(rows)
