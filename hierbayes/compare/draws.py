@@ -94,7 +94,7 @@ def _names(design) -> list[str]:
         names += [f"sd_{block.name}", f"r_{block.name}"]
         if block.correlated and block.n_terms > 1:
             names.append(f"corr_{block.name}")
-    if design.family.name in ("gaussian", "student_t"):
+    if design.family.name in ("gaussian", "student_t") and design.known_sigma is None:
         names.append("sigma")
     return names
 

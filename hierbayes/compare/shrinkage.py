@@ -4,7 +4,8 @@ Given the hyperparameters of one draw, group j's effects have conditional covari
 V_j = (Z_jᵀ W Z_j + Σ⁻¹)⁻¹ and λ = 1 − diag(V_j)/diag(Σ): the weight of the group's own data
 (1 = no pooling, 0 = complete pooling). W is 1/σ² for a Gaussian model (then λ of a random
 intercept is τ²/(τ² + σ²/n_j)) and the GLM working weight at the draw's linear predictor otherwise
-(the Laplace approximation of the same quantity). The REML λ̂ is the same formula at θ̂.
+(the Laplace approximation of the same quantity); with known residual SDs s_i, W = diag(1/s_i²).
+The REML λ̂ is the same formula at θ̂.
 Other blocks' effects enter only through W, i.e. each block is treated given the rest.
 """
 
@@ -31,9 +32,13 @@ def posterior_lambda(draws: PosteriorDraws, design, i: int) -> np.ndarray:
 def _ztwz(draws: PosteriorDraws, design, block) -> np.ndarray:
     k, J = block.n_terms, block.n_levels
     if design.family.response == "real":
-        ztz = np.zeros((J, k, k))
-        np.add.at(ztz, block.index, block.Z[:, :, None] * block.Z[:, None, :])
-        return ztz[None] / draws.sigma[:, None, None, None] ** 2
+        known = design.known_sigma
+        w = np.ones(design.n_obs) if known is None else 1.0 / known**2
+        ztwz = np.zeros((J, k, k))
+        np.add.at(ztwz, block.index, block.Z[:, :, None] * block.Z[:, None, :] * w[:, None, None])
+        if known is not None:  # W = diag(1/s_i²): the same for every draw
+            return np.broadcast_to(ztwz, (draws.beta.shape[0], J, k, k))
+        return ztwz[None] / draws.sigma[:, None, None, None] ** 2
     weights = _glm_weights(draws, design)  # (S, n)
     out = np.zeros((weights.shape[0], J, k, k))
     for a in range(k):
