@@ -247,3 +247,9 @@ def test_prior_weights_match_mixedlm(formula):
         hb.fit_reml(formula, data, weights=-w)
     with pytest.raises(hb.HierbayesError, match="rows"):
         hb.fit_reml(formula, data, weights=w[:10])
+
+
+def test_formula_without_group_terms_is_rejected():
+    data = hb.datasets.load("sleepstudy")
+    with pytest.raises(hb.HierbayesError, match="no group-level term such as"):
+        hb.fit_reml("Reaction ~ Days", data)

@@ -45,6 +45,12 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     if method is not None and not isinstance(formula, Design) and family == "gaussian":
         check_method(method)  # before the design: a typo is reported first
     design = _design(formula, data, family, missing, known_sigma)
+    if not design.blocks:
+        raise HierbayesError(
+            f"The formula {design.formula!r} has no group-level term such as '(1 | g)': it is "
+            "not a mixed model. Add one, or fit it with fit_bayes (a plain Bayesian regression) "
+            "or an ordinary least-squares / GLM routine."
+        )
     if design.family.name != "gaussian":
         from .glmm import fit_glmm  # glmm builds on RemlFit: imported here to avoid a cycle
         return fit_glmm(design, method, link=link, weights=weights, start=start,
