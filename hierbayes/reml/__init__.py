@@ -11,10 +11,10 @@ from .deviance import Deviance, make_deviance
 from .fit import RemlFit, fit_reml
 from .glmm import GlmmFit, SeparationWarning, fit_glmm
 from .glmm_optimize import optimize_laplace
-from .laplace import LaplaceDeviance
+from .laplace import LaplaceDeviance, Lme4LaplaceDeviance
 from .optimize import optimize_theta
 from .theta import SINGULAR_TOL, theta_layout
 
-__all__ = ["SINGULAR_TOL", "Deviance", "GlmmFit", "LaplaceDeviance", "RemlFit",
-           "SeparationWarning", "fit_glmm", "fit_reml", "make_deviance", "optimize_laplace",
-           "optimize_theta", "theta_layout"]
+__all__ = ["SINGULAR_TOL", "Deviance", "GlmmFit", "LaplaceDeviance", "Lme4LaplaceDeviance",
+           "RemlFit", "SeparationWarning", "fit_glmm", "fit_reml", "make_deviance",
+           "optimize_laplace", "optimize_theta", "theta_layout"]

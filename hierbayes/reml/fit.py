@@ -15,6 +15,7 @@ from ..tidy import CI_PROB
 from . import tables
 from .deviance import Deviance, check_gaussian, check_method, make_deviance
 from .estimates import Estimates, estimates
+from .laplace import check_laplace
 from .optimize import OptimResult, optimize_theta
 from .printing import format_fit
 
@@ -22,7 +23,7 @@ from .printing import format_fit
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
              weights=None, start=None, maxiter: int = 1000,
-             known_sigma: str | None = None) -> RemlFit:
+             known_sigma: str | None = None, laplace: str = "exact") -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -41,6 +42,10 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     Warns with `SingularFitWarning` when a relative SD is below 1e-4 (lme4's isSingular) and with
     `ConvergenceWarning` when the optimiser did not converge; the best point found is returned
     either way. Intervals are Wald (see `fixef`, `ranef`).
+
+    `laplace` (GLMMs only): "exact" (default) evaluates the Laplace approximation at the exact
+    conditional mode (glmmTMB's value); "lme4" evaluates it as glmer does, to reproduce lme4's
+    published numbers (see hierbayes.reml.glmm). Gaussian fits reject "lme4".
     """
     if method is not None and not isinstance(formula, Design) and family == "gaussian":
         check_method(method)  # before the design: a typo is reported first
@@ -51,10 +56,11 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
             "not a mixed model. Add one, or fit it with fit_bayes (a plain Bayesian regression) "
             "or an ordinary least-squares / GLM routine."
         )
+    check_laplace(laplace, design.family.name)
     if design.family.name != "gaussian":
         from .glmm import fit_glmm  # glmm builds on RemlFit: imported here to avoid a cycle
         return fit_glmm(design, method, link=link, weights=weights, start=start,
-                        maxiter=maxiter)
+                        maxiter=maxiter, laplace=laplace)
     method = "REML" if method is None else method
     check_method(method)
     check_gaussian(design)

@@ -5,11 +5,17 @@ lands here (the negative binomial's dispersion by an outer 1-D search: negbin.py
 the REML engine's: the design, a deviance function (laplace.LaplaceDeviance, PIRLS on the same
 backends), the optimiser (glmm_optimize: θ alone, then θ and β) and a fit with the same tables.
 
-What is computed is the Laplace approximation itself, at the exact conditional mode: it equals
-glmmTMB's to ~1e-11 on cbpp. lme4's own value differs slightly (5.7e-4 in −2 logLik on cbpp, and
-~1 % in the SEs): glmer stops PIRLS after a relative change of 1e-7 and takes log|L|² at the
-weights one step before the mode, so its deviance (and the Hessian its SEs come from) carries
-that offset; tests/test_glmm.py reproduces lme4's numbers from this explanation.
+Two evaluations of the Laplace deviance exist, chosen by `laplace`:
+
+- "exact" (default): the Laplace approximation itself, at the exact conditional mode. It equals
+  glmmTMB's to ~1e-11 on cbpp, is smooth (analytic or accurate finite-difference gradients), and
+  is the better answer to "what is the Laplace approximation of this likelihood".
+- "lme4": glmer's own devfun (laplace.Lme4LaplaceDeviance). glmer restarts PIRLS from the θ-only
+  stage's η, stops it after a relative change of 1e-7 and takes log|L|² at the weights one step
+  before the mode, so its deviance is 5.7e-4 higher on cbpp, and the Hessian its SEs come from
+  gives SEs ~1 % lower. That offset is in every published lme4 result; this mode optimises and
+  differentiates the same function (same two stages, lme4's absolute Hessian step) so that
+  those numbers can be reproduced (cbpp: −2 logLik to ~3e-7, β to ~5e-5 SE, SEs to ~1e-5).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from ..errors import HierbayesError, SeparationWarning
 from .estimates import Estimates, random_effects
 from .fit import RemlFit, _single_threaded_blas, warn_status
 from .glmm_optimize import GlmmOptimResult, hessian_vcov, optimize_laplace
-from .laplace import LaplaceDeviance
+from .laplace import LaplaceDeviance, check_laplace, laplace_deviance
 from .negbin import optimize_negative_binomial
 from .separation import separated_terms
 
@@ -32,15 +38,17 @@ GLMM_METHODS = (None, "Laplace", "ML")
 
 
 def fit_glmm(design: Design, method: str | None = None, *, link: str | None = None,
-             weights=None, start=None, maxiter: int = 1000) -> GlmmFit:
-    """Fit a bernoulli / binomial / poisson GLMM of `design` by the Laplace approximation.
+             weights=None, start=None, maxiter: int = 1000, laplace: str = "exact") -> GlmmFit:
+    """Fit a bernoulli / binomial / poisson GLMM of `design` by the Laplace approximation,
+    evaluated exactly or as lme4 does (`laplace`, see the module docstring).
 
     Warns with `SeparationWarning` when some fixed effects are separated (no finite estimate),
     and as `fit_reml` does about convergence and singular fits.
     """
     _check_arguments(design, method, weights)
+    check_laplace(laplace, design.family.name)
     with _single_threaded_blas():
-        dev = LaplaceDeviance(design, link)
+        dev = laplace_deviance(design, link, laplace)
         if design.family.name == "negative_binomial":
             opt, _ = optimize_negative_binomial(dev, start, maxiter)
         else:
@@ -115,6 +123,7 @@ class GlmmFit(RemlFit):
         self.deviance, self.optim = dev, opt
         self.design: Design = dev.design
         self.method = "Laplace"
+        self.laplace: str = dev.laplace  # "exact" or "lme4" (fit_reml's `laplace`)
         self.family, self.link = dev.family.name, dev.family.link
         # The negative binomial's α (var = μ + μ²/α; lme4's θ of glmer.nb), else None.
         negbin = self.family == "negative_binomial"

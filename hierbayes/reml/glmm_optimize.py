@@ -9,7 +9,10 @@ steps converge in far fewer evaluations than lme4's derivative-free bobyqa / Nel
 The fixed effects' covariance is lme4's default for glmer: twice the inverse of the Hessian of
 the deviance in (θ, β), its β block (this accounts for the uncertainty of θ, which the RX-based
 (XᵀWX − RZXᵀRZX)⁻¹ ignores). The Hessian is by central second differences, as lme4's deriv12;
-a θ at (or within a step of) its 0 bound is held fixed there.
+a θ at (or within a step of) its 0 bound is held fixed there. The step is relative to |x| for the
+exact deviance and lme4's absolute 1e-4 for the lme4-compatible one (`relative_hessian_step`).
+With laplace="lme4" both stages run unchanged on laplace.Lme4LaplaceDeviance (no analytic
+gradient: central differences), whose stage 1 supplies glmer's lp0.
 """
 
 from __future__ import annotations
@@ -134,7 +137,8 @@ def hessian(dev: LaplaceDeviance, x: np.ndarray, free: np.ndarray,
     of the analytic gradient when there is one (2·m evaluations), else central second
     differences of the deviance (2·m² evaluations, lme4's deriv12)."""
     idx = np.flatnonzero(free)
-    h = step * np.maximum(1.0, np.abs(x[idx]))
+    scale = np.abs(x[idx]) if dev.relative_hessian_step else np.zeros(idx.size)
+    h = step * np.maximum(1.0, scale)
     if dev.has_gradient:
         rows = []
         for k, j in enumerate(idx):
@@ -171,7 +175,8 @@ def hessian_vcov(dev: LaplaceDeviance, par: np.ndarray) -> np.ndarray | None:
     H is not positive definite (the caller falls back on the RX-based covariance)."""
     n_theta = dev.n_theta
     theta = par[:n_theta]
-    step = HESSIAN_STEP * np.maximum(1.0, np.abs(theta))
+    scale = np.abs(theta) if dev.relative_hessian_step else np.zeros(n_theta)
+    step = HESSIAN_STEP * np.maximum(1.0, scale)
     free_theta = ~(dev.thetas.is_diagonal & (theta <= 2 * step))
     free = np.concatenate([free_theta, np.ones(dev.p, bool)])
     H = hessian(dev, par, free)

@@ -10,6 +10,11 @@ lme4's order, then β in the design's column order) it returns
 is lme4's first stage (nAGQ = 0): the same quantity at the joint mode of (β, u) for θ alone.
 `gradient` is analytic for one grouping factor and a canonical link (laplace_grad), else by
 central differences, which PIRLS's tight tolerance makes accurate.
+
+`Lme4LaplaceDeviance` (fit_reml(..., laplace="lme4")) is glmer's own devfun instead: PIRLS
+restarted from the stage-1 η and stopped early, log|L|² from the weights one step before û
+(pirls.Pirls.solve_lme4). It is not the exact Laplace value (5.7e-4 higher on cbpp) but it is
+what lme4 optimises and differentiates, so it reproduces lme4's published numbers.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ from .theta import ThetaLayout, theta_layout
 
 # Relative step of the central differences (the deviance is smooth to ~1e-11, see pirls.TOL).
 FD_STEP = 1e-5
+# fit_reml's `laplace`: the exact approximation (glmmTMB's value) or glmer's (lme4's value).
+LAPLACE_MODES = ("exact", "lme4")
 
 
 class LaplaceDeviance:
     """The Laplace-approximated deviance of one GLMM design."""
 
     method = "Laplace"
+    laplace = "exact"
+    relative_hessian_step = True
 
     def __init__(self, design: Design, link: str | None = None):
         if design.known_sigma is not None:
@@ -79,8 +88,11 @@ class LaplaceDeviance:
         if last is None or not (np.array_equal(last.theta, theta)
                                 and np.array_equal(last.beta, beta)):
             self.n_evaluations += 1
-            self._last = self.pirls.solve(theta, beta=beta)
+            self._last = self._solve(theta, beta)
         return self._last
+
+    def _solve(self, theta: np.ndarray, beta: np.ndarray) -> PirlsState:
+        return self.pirls.solve(theta, beta=beta)
 
     def __call__(self, par) -> float:
         return self.state(par).criterion
@@ -108,6 +120,57 @@ class LaplaceDeviance:
 
     def value_and_gradient(self, par) -> tuple[float, np.ndarray]:
         return self(par), self.gradient(par)
+
+
+class Lme4LaplaceDeviance(LaplaceDeviance):
+    """lme4's glmer devfun (nAGQ = 1): the deviance at the modes of pirls.solve_lme4, started
+    from `lp0`, the η of the last stage-1 (`profiled_state`) evaluation, as glmer's is. Its
+    early stop makes it smooth only to ~1e-7, so gradients are central differences, and the
+    Hessian step is lme4's deriv12's, an absolute 1e-4."""
+
+    laplace = "lme4"
+    relative_hessian_step = False
+
+    def __init__(self, design: Design, link: str | None = None):
+        super().__init__(design, link)
+        self.has_gradient = False
+        self.lp0: np.ndarray | None = None
+
+    def profiled_state(self, theta) -> PirlsState:
+        state = super().profiled_state(theta)
+        self.lp0, self._last = state.eta, None  # the stage-2 function starts from here
+        return state
+
+    def _solve(self, theta: np.ndarray, beta: np.ndarray) -> PirlsState:
+        if self.lp0 is None:
+            raise HierbayesError(
+                "The lme4-compatible deviance starts PIRLS from the θ-only stage's linear "
+                "predictor: call profiled_state(θ) (stage 1) before evaluating it at (θ, β)."
+            )
+        return self.pirls.solve_lme4(theta, beta, self.lp0)
+
+
+def check_laplace(laplace, family: str) -> None:
+    """fit_reml's `laplace`: one of LAPLACE_MODES; "lme4" only where glmer applies. A Gaussian
+    model is rejected rather than silently ignored: its REML/ML criterion is exact (no Laplace
+    step) and already lmer's, so asking for lme4's Laplace evaluation there is a mistake."""
+    if not isinstance(laplace, str) or laplace not in LAPLACE_MODES:
+        raise HierbayesError(
+            f"laplace must be 'exact' (the Laplace approximation at the exact conditional mode: "
+            f"glmmTMB's value) or 'lme4' (glmer's own evaluation, to reproduce lme4's published "
+            f"numbers); got laplace={laplace!r}."
+        )
+    if laplace == "lme4" and family in ("gaussian", "negative_binomial"):
+        why = ("a Gaussian fit has no Laplace approximation: its REML/ML criterion is exact and "
+               "already lmer's" if family == "gaussian" else
+               "the negative binomial (glmer.nb) is fitted with the exact Laplace value only")
+        raise HierbayesError(f"laplace='lme4' does not apply here: {why}. Leave laplace out.")
+
+
+def laplace_deviance(design: Design, link: str | None = None,
+                     laplace: str = "exact") -> LaplaceDeviance:
+    """The deviance for fit_reml's `laplace` mode (checked by the caller)."""
+    return Lme4LaplaceDeviance(design, link) if laplace == "lme4" else LaplaceDeviance(design, link)
 
 
 def fd_gradient(f, x: np.ndarray, lower: np.ndarray, step: float = FD_STEP,

@@ -30,6 +30,7 @@ from .schur import SchurBackend
 from .theta import ThetaLayout
 
 TOL = 1e-10  # largest change of η or u that counts as converged
+LME4_TOL = 1e-7  # glmer's tolPwrss: relative change of the penalized deviance
 MAX_ITER = 60
 MAX_HALVINGS = 12
 
@@ -146,6 +147,32 @@ class Pirls:
         self.u = point.u
         return PirlsState(np.array(theta, float), point.beta, point.u, point.eta, layout, factor,
                           point.work.minus2loglik, float(factor.logdet), it, bool(small))
+
+    def solve_lme4(self, theta: np.ndarray, beta: np.ndarray, eta0: np.ndarray,
+                   tol: float = LME4_TOL) -> PirlsState:
+        """The modes at θ and fixed `beta` as lme4's glmer devfun (nAGQ = 1) finds them: scoring
+        from the weights of `eta0` (lme4's lp0, the nAGQ = 0 stage's η) and u = 0, stopped
+        when the penalized deviance changes by less than `tol` relatively. The state keeps the
+        factor that produced the last step, i.e. the weights one step before û: glmer's
+        log|L|² is that one, which is what puts its deviance (and SEs) off the exact Laplace
+        value. A step that raises the deviance is halved first, as glmer does."""
+        point = _Point(beta, np.zeros(self.base.q), eta0, self.family.working(eta0))
+        old, done, steps = np.inf, False, 0
+        while steps < MAX_ITER:
+            steps += 1
+            layout, factor, _, u = self._newton(theta, point, True)
+            new = self._point(theta, beta, u)
+            done = abs((old - new.pdev) / new.pdev) < tol
+            if done:
+                break
+            if new.pdev > old:  # never on the first step: η0 is not a point of this (θ, β)
+                halved = self._halve(theta, point, new)
+                if halved is None:  # glmer stops with an error here; keep the last step
+                    break
+                new = halved
+            old, point = new.pdev, new
+        return PirlsState(np.array(theta, float), np.array(beta, float), new.u, new.eta, layout,
+                          factor, new.work.minus2loglik, float(factor.logdet), steps, done)
 
     def _newton(self, theta: np.ndarray, point: _Point, fixed: bool):
         """One scoring step from `point`: the PLS solution for its working response."""
