@@ -270,7 +270,8 @@ def _fixed_defaults(design: Design, m_y: float, s_y: float) -> list[PriorEntry]:
 def _family_defaults(design: Design, s_y: float) -> list[PriorEntry]:
     name = design.family.name
     entries = []
-    if name in ("gaussian", "student_t"):
+    # Known residual SDs (meta-analysis) leave no residual SD to put a prior on.
+    if name in ("gaussian", "student_t") and design.known_sigma is None:
         # The residual SD is on the data scale whatever the link.
         sd_y = float(np.std(design.y, ddof=1)) if design.n_obs > 1 else 0.0
         lam = 1.0 / (sd_y if sd_y > 0 else s_y)
