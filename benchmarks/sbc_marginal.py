@@ -68,7 +68,7 @@ def crossed() -> tuple[str, pd.DataFrame, dict]:
 DESIGNS = {"slopes": slopes, "crossed": crossed}
 
 
-def calibrate(design: str, path: str, datasets: int, seed: int) -> dict:
+def calibrate(design: str, path: str, datasets: int, seed: int, save: str | None) -> dict:
     formula, template, priors = DESIGNS[design]()
     template["y"] = np.random.default_rng(seed).normal(size=len(template))  # replaced below
     spec = hb.build_model(formula, template, priors=priors)
@@ -77,6 +77,8 @@ def calibrate(design: str, path: str, datasets: int, seed: int) -> dict:
     start = time.perf_counter()
     ranks = run(spec, truth, ys, draws=DRAWS, tune=500, chains=CHAINS, thin=THIN, seed=seed)
     seconds = time.perf_counter() - start
+    if save:
+        ranks.to_csv(f"{save}-{design}-{path}.csv")
     per_quantity = sbc.uniformity(ranks, N_RANKS, bins=10)
     pooled = sbc.uniformity(ranks.stack().to_frame("all"), N_RANKS, bins=10)
     m = len(per_quantity)
@@ -101,12 +103,13 @@ def main(argv=None) -> None:
     parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
     parser.add_argument("--paths", nargs="+", default=["marginal", "standard"])
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--save", help="write the ranks to <SAVE>-<design>-<path>.csv")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     rows = []
     for design in args.designs:
         for path in args.paths:
-            rows.append(calibrate(design, path, args.datasets, args.seed))
+            rows.append(calibrate(design, path, args.datasets, args.seed, args.save))
             print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]

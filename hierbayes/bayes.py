@@ -14,7 +14,13 @@ What other modules (compare, report) can rely on:
   ``attrs["interval"]`` says which.
 - ``draws("fixef" | "varcorr" | "ranef")``: (chain, draw, row) draws whose rows are those of the
   matching table, in order (see `hierbayes.posterior`).
-- ``design``, ``priors``, ``model``, ``link``, ``settings`` (sampler, seed, draws, tune, chains).
+- ``design``, ``priors``, ``model``, ``link``, ``settings`` (sampler, seed, draws, tune, chains,
+  ``marginalize`` and ``marginal_path``).
+- Gaussian identity-link models are by default sampled with the group effects integrated out
+  (`hierbayes.marginal`): NUTS explores β, the SDs, correlations and σ only, and ``z_<b>``,
+  ``r_<b>`` are then drawn exactly from their conditional, so the posterior has the same variables
+  and coords either way; ``sampling_path`` (and ``summary().attrs["sampling"]``) says which path
+  a fit took. ``model`` is then the standard model, for predictive draws from the posterior.
 """
 
 from __future__ import annotations
@@ -92,13 +98,24 @@ class BayesFit:
 
         Rows: ``beta[<term>]``, ``sd_<b>[<term>]``, ``corr_<b>[<term1>, <term2>]`` (each pair
         once), ``sigma``, ``nu``, ``alpha`` — the group effects are left to `ranef`.
+        ``attrs["sampling"]`` says how the posterior was sampled (`sampling_path`).
         """
         quantities = reported_quantities(self.design, self.posterior, group_effects=False)
         data = xr.Dataset({label: (SAMPLE_DIMS, v) for label, v in quantities.items()})
         frame = azs.summary(data, ci_prob=_prob(ci_prob), ci_kind="eti", round_to="none")
         frame = pd.DataFrame(frame)
         frame.attrs["interval"] = post.interval_label(ci_prob)
+        frame.attrs["sampling"] = self.sampling_path
         return frame
+
+    @property
+    def sampling_path(self) -> str:
+        """Which model NUTS sampled: the group effects integrated out (marginal) or not, and why
+        (`hierbayes.marginal`)."""
+        text = self.idata["posterior"].attrs.get("hierbayes_marginalize")
+        if text:
+            return str(text)
+        return "marginal" if self.settings.get("marginalize") else "standard"
 
     # --- sampling checks --------------------------------------------------------------------
     def diagnostics(self, warn: bool = False) -> pd.DataFrame:
@@ -178,6 +195,7 @@ class BayesFit:
             f"BayesFit: {self.formula} (family {self.family}, link {self.link})\n"
             f"  {s.get('chains')} chains × {s.get('draws')} draws after {s.get('tune')} tuning, "
             f"sampler {s.get('sampler')}, seed {s.get('random_seed')}\n"
+            f"  {self.sampling_path}\n"
             f"  {self.design.n_obs} observations; "
             + ", ".join(f"{b.group}: {b.n_levels} levels" for b in self.design.blocks)
         )
@@ -203,9 +221,13 @@ def fit_bayes(
     progressbar: bool = True,
     link: str | None = None,
     missing: str = "drop",
+    marginalize: bool | None = None,
     **sample_kwargs,
 ) -> BayesFit:
     """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
+
+    `marginalize`: for gaussian identity-link models, integrate the group effects out, sample
+    the rest, then draw the group effects exactly (None: whenever it applies; see `sample`).
 
     `priors`: name -> `hb.Prior` overrides of the defaults (`hb.default_priors` lists the names).
     `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
@@ -221,5 +243,6 @@ def fit_bayes(
         sampler=sampler,
         target_accept=target_accept,
         progressbar=progressbar,
+        marginalize=marginalize,
         **sample_kwargs,
     )

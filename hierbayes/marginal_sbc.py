@@ -104,11 +104,16 @@ def standard_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed
 
 
 def uniformity(rank_frame: pd.DataFrame, n_ranks: int, bins: int = 5) -> pd.DataFrame:
-    """Chi-square test of uniform ranks per quantity (ranks 0 .. n_ranks - 1 in `bins` bins)."""
-    edges = np.floor(rank_frame.to_numpy() * bins / n_ranks).astype(int)  # (datasets, quantities)
+    """Chi-square test of uniform ranks per quantity (ranks 0 .. n_ranks - 1 in `bins` bins).
+
+    The bins hold whole ranks, so they may hold unequal numbers of them (101 ranks in 10 bins:
+    11 in the first): the expected counts are those of the discrete uniform distribution."""
+    bin_of = np.arange(n_ranks) * bins // n_ranks  # bin of each possible rank
+    share = np.bincount(bin_of, minlength=bins) / n_ranks  # (bins,) expected share
+    binned = bin_of[rank_frame.to_numpy().astype(int)]  # (datasets, quantities)
     rows = []
     for j, label in enumerate(rank_frame.columns):
-        counts = np.bincount(edges[:, j], minlength=bins)
-        chi2, p = stats.chisquare(counts)
+        counts = np.bincount(binned[:, j], minlength=bins)
+        chi2, p = stats.chisquare(counts, f_exp=share * counts.sum())
         rows.append({"quantity": label, "chi2": chi2, "p_value": p, "counts": counts.tolist()})
     return pd.DataFrame(rows).set_index("quantity")
