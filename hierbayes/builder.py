@@ -81,11 +81,11 @@ def _fixed_part(design: Design, priors: Priors):
     names = design.fixed_names
     if not names:
         return pt.zeros(design.n_obs)
-    beta = _fixed_effects(names, [priors[name] for name in names])  # (p,)
+    beta = fixed_effects(names, [priors[name] for name in names])  # (p,)
     return pt.dot(design.X, beta)  # (n, p) @ (p,) -> (n,)
 
 
-def _fixed_effects(names, priors: list[Prior]):
+def fixed_effects(names, priors: list[Prior]):
     first = priors[0]
     alike = all(
         p.distribution == first.distribution and p.params.keys() == first.params.keys()
@@ -104,8 +104,20 @@ def _fixed_effects(names, priors: list[Prior]):
 def _block_effects(block: Block, priors: Priors):
     """Deterministic ``r_<b>`` (levels, terms) for one block, non-centred."""
     name, levels, terms = block.name, block.level_dim, block.term_dim
-    sd_prior = priors[f"sd_{name}"]
     z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(levels, terms))  # (L, k)
+    sd, chol = block_scale(block, priors)
+    if chol is not None:
+        # r_l = L z_l for every level l: (L, k) @ (k, k)^T -> (L, k).
+        return pm.Deterministic(f"r_{name}", pt.dot(z, chol.T), dims=(levels, terms))
+    return pm.Deterministic(f"r_{name}", z * sd, dims=(levels, terms))  # (L, k) * (k,)
+
+
+def block_scale(block: Block, priors: Priors):
+    """``sd_<b>`` (k,) and, for a correlated block, the Cholesky factor (k, k) of its covariance
+    (else None); creates ``sd_<b>``, ``chol_<b>`` and ``corr_<b>`` (shared with the marginal
+    model, `hierbayes.marginal`, so that both paths have the same priors and names)."""
+    name, terms = block.name, block.term_dim
+    sd_prior = priors[f"sd_{name}"]
     if _is_correlated(block):
         chol, corr, sd = pm.LKJCholeskyCov(
             f"chol_{name}",
@@ -117,10 +129,8 @@ def _block_effects(block: Block, priors: Priors):
         )
         pm.Deterministic(f"sd_{name}", sd, dims=terms)
         pm.Deterministic(f"corr_{name}", corr, dims=(terms, corr_dim(block)))
-        # r_l = L z_l for every level l: (L, k) @ (k, k)^T -> (L, k).
-        return pm.Deterministic(f"r_{name}", pt.dot(z, chol.T), dims=(levels, terms))
-    sd = sd_prior.pymc_class()(f"sd_{name}", **sd_prior.params, dims=terms)  # (k,)
-    return pm.Deterministic(f"r_{name}", z * sd, dims=(levels, terms))  # (L, k) * (k,)
+        return sd, chol
+    return sd_prior.pymc_class()(f"sd_{name}", **sd_prior.params, dims=terms), None  # (k,)
 
 
 def inverse_link(link: str, eta, lib=pt):
@@ -149,11 +159,12 @@ def _likelihood(design: Design, priors: Priors, link: str, eta) -> None:
     family, y = design.family.name, design.y
     mu = inverse_link(link, eta)
     if family in ("gaussian", "student_t"):
-        sigma = _scalar(priors, "sigma")
+        sigma = scalar_parameter(priors, "sigma")
         if family == "gaussian":
             pm.Normal("y", mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
         else:
-            pm.StudentT("y", nu=_scalar(priors, "nu"), mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
+            nu = scalar_parameter(priors, "nu")
+            pm.StudentT("y", nu=nu, mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
     elif family == "bernoulli":
         if link == "logit":  # logit_p is the numerically stable form
             pm.Bernoulli("y", logit_p=eta, observed=y, dims=OBS_DIM)
@@ -168,11 +179,12 @@ def _likelihood(design: Design, priors: Priors, link: str, eta) -> None:
     elif family == "poisson":
         pm.Poisson("y", mu=mu, observed=y, dims=OBS_DIM)
     elif family == "negative_binomial":
-        pm.NegativeBinomial("y", mu=mu, alpha=_scalar(priors, "alpha"), observed=y, dims=OBS_DIM)
+        alpha = scalar_parameter(priors, "alpha")
+        pm.NegativeBinomial("y", mu=mu, alpha=alpha, observed=y, dims=OBS_DIM)
     else:
         raise FamilyError(f"The Bayesian engine has no likelihood for family {family!r}.")
 
 
-def _scalar(priors: Priors, name: str):
+def scalar_parameter(priors: Priors, name: str):
     prior = priors[name]
     return prior.pymc_class()(name, **prior.params)

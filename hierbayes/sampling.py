@@ -106,14 +106,23 @@ def sample(
     target_accept: float = DEFAULT_TARGET_ACCEPT,
     progressbar: bool = True,
     warn: bool = True,
+    marginalize: bool | None = None,
     **sample_kwargs,
 ):
     """NUTS on `spec`; returns a `BayesFit` with pointwise log-likelihood (for LOO).
 
     Extra keyword arguments go to `pymc.sample` unchanged (e.g. ``cores``, ``init``, ``nuts``).
     With `warn` (the default) failed convergence checks raise a `SamplingWarning` with a remedy.
+
+    `marginalize`: integrate the group effects out of a gaussian, identity-link model and sample
+    only the other parameters, then draw the group effects exactly (`hierbayes.marginal`). None
+    (default): whenever that applies; True: insist (an error says why it cannot); False: the
+    standard non-centred model. ``fit.settings["marginalize"]`` and ``["marginal_path"]`` and
+    the posterior attribute ``hierbayes_marginalize`` say which path was taken.
     """
     from .bayes import BayesFit  # bayes imports this module
+    from .marginal import build_marginal_model, plan_for
+    from .marginal_draws import ATTR, complete_posterior
 
     if not isinstance(spec, BayesModel):
         raise HierbayesError(
@@ -121,7 +130,11 @@ def sample(
         )
     sampler = resolve_sampler(sampler)
     seed = _seed(random_seed)
-    model = fresh_model(spec)  # see "Reproducibility" in the module docstring
+    plan = plan_for(spec, marginalize)
+    if plan.active:
+        model = build_marginal_model(spec.design, spec.priors, plan)  # fresh, as fresh_model
+    else:
+        model = fresh_model(spec)  # see "Reproducibility" in the module docstring
     idata = pm.sample(
         draws=draws,
         tune=tune,
@@ -133,7 +146,11 @@ def sample(
         model=model,
         **sample_kwargs,
     )
-    idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    if plan.active:
+        idata = complete_posterior(idata, spec.design, plan, seed)
+    else:
+        idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        idata["posterior"].attrs[ATTR] = plan.describe()
     settings = {
         "draws": draws,
         "tune": tune,
@@ -141,8 +158,11 @@ def sample(
         "random_seed": seed,
         "sampler": sampler,
         "target_accept": target_accept,
+        **plan.settings(),
     }
-    fit = BayesFit(spec, idata, settings, model=model)
+    # The marginal model has no group effects nor y: predictive draws use the standard model,
+    # which reads the z_<b> drawn into the posterior.
+    fit = BayesFit(spec, idata, settings, model=None if plan.active else model)
     if warn:
         fit.diagnostics(warn=True)
     return fit

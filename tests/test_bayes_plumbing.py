@@ -298,6 +298,7 @@ def test_fit_bayes_passes_settings_to_pm_sample(mocked_sample):
             random_seed=5,
             progressbar=False,
             cores=1,
+            marginalize=False,  # the mocked sampler feeds prior draws of the standard model
         )
     (call,) = mocked_sample
     assert call["nuts_sampler"] == "nutpie" and call["target_accept"] == 0.9
@@ -310,6 +311,8 @@ def test_fit_bayes_passes_settings_to_pm_sample(mocked_sample):
         "random_seed": 5,
         "sampler": "nutpie",
         "target_accept": 0.9,
+        "marginalize": False,
+        "marginal_path": "standard",
     }
     assert fit.log_likelihood().dims == ("chain", "draw", "obs")
     assert np.isfinite(fit.loo().elpd)
@@ -319,7 +322,7 @@ def test_staged_path_records_a_seed_and_can_stay_quiet(mocked_sample):
     spec = hb.build_model("Reaction ~ Days + (1 | Subject)", load("sleepstudy"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", hb.SamplingWarning)
-        fit = hb.sample(spec, draws=20, chains=2, sampler="pymc", warn=False)
+        fit = hb.sample(spec, draws=20, chains=2, sampler="pymc", warn=False, marginalize=False)
     assert isinstance(fit.settings["random_seed"], int)
     assert mocked_sample[0]["random_seed"] == fit.settings["random_seed"]
     assert mocked_sample[0]["nuts_sampler"] == "pymc"
