@@ -36,7 +36,7 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
     """Add ``z_<b>``, ``r_<b>`` to the posterior and the log_likelihood group, in place."""
     posterior = idata["posterior"].to_dataset()
     rng = np.random.default_rng([seed, 0x6D61])  # its own stream, derived from the fit's seed
-    with _one_blas_thread():
+    with one_blas_thread():
         effects = draw_group_effects(plan, design, posterior, rng)
     for name, (values, block) in effects.items():
         posterior[name] = xr.DataArray(
@@ -46,7 +46,7 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
         )
     posterior.attrs[ATTR] = plan.describe()
     idata["posterior"] = xr.DataTree(posterior)
-    with _one_blas_thread():
+    with one_blas_thread():
         idata["log_likelihood"] = xr.DataTree(pointwise_log_likelihood(design, posterior))
     # The marginal model observes no variable: record y as the standard model does.
     observed = xr.Dataset({"y": ("obs", design.y)}, coords={"obs": obs_labels(design)})
@@ -54,10 +54,11 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
     return idata
 
 
-def _one_blas_thread():
-    """The draws are many small matrix products; OpenBLAS threads spin-waiting between them cost
-    10-20× on a busy machine (measured: 15 ms -> 0.6 ms for radon's 4000 × 85 Zᵀr). threadpoolctl
-    comes with PyMC's dependencies; without it nothing is limited."""
+def one_blas_thread():
+    """One BLAS thread. The marginal path makes many small BLAS/LAPACK calls, from several chains
+    at once while sampling; OpenBLAS threads spin-waiting between them cost 10× and more on a busy
+    machine (measured: radon's 4000 × 85 Zᵀr 15 ms -> 0.6 ms; NUTS on a dense q = 150 model
+    200 s -> 18 s). threadpoolctl comes with PyMC's dependencies; without it nothing is limited."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover

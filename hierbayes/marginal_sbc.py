@@ -23,7 +23,7 @@ from scipy import stats
 from .design import make_design
 from .diagnostics import reported_quantities
 from .marginal import build_marginal_model, plan_for, response_data
-from .marginal_draws import complete_posterior
+from .marginal_draws import complete_posterior, one_blas_thread
 from .posterior import SAMPLE_DIMS
 from .sampling import DEFAULT_TARGET_ACCEPT, BayesModel, model_from_design, sample
 
@@ -70,15 +70,16 @@ def marginal_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed
     for i, y in enumerate(ys):
         spec_i = respecify(spec, y)
         plan_i = plan_for(spec_i, True)
-        idata = nutpie.sample(
-            compiled.with_data(**response_data(plan_i)),
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed + i,
-            progress_bar=False,
-            target_accept=DEFAULT_TARGET_ACCEPT,
-        )
+        with one_blas_thread():  # as `hierbayes.sample` does on the marginal path
+            idata = nutpie.sample(
+                compiled.with_data(**response_data(plan_i)),
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed + i,
+                progress_bar=False,
+                target_accept=DEFAULT_TARGET_ACCEPT,
+            )
         divergences += int(idata["sample_stats"]["diverging"].sum())
         idata = complete_posterior(idata, spec_i.design, plan_i, seed + i)
         rows.append(ranks(idata["posterior"].to_dataset(), spec_i.design, truth.iloc[i], thin))

@@ -19,6 +19,7 @@ to ``spec.model``) is sampled as it is, without this guarantee.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import dataclass, field
 
@@ -76,9 +77,13 @@ def build_model(
     priors=None,
     link: str | None = None,
     missing: str = "drop",
+    known_sigma: str | None = None,
 ) -> BayesModel:
-    """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling."""
-    design = make_design(formula, data, family, missing)
+    """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling.
+
+    `known_sigma`: a column of known residual SDs (gaussian; meta-analysis such as eight schools).
+    """
+    design = make_design(formula, data, family, missing, known_sigma=known_sigma)
     return model_from_design(design, priors, link, missing)
 
 
@@ -122,7 +127,7 @@ def sample(
     """
     from .bayes import BayesFit  # bayes imports this module
     from .marginal import build_marginal_model, plan_for
-    from .marginal_draws import ATTR, complete_posterior
+    from .marginal_draws import ATTR, complete_posterior, one_blas_thread
 
     if not isinstance(spec, BayesModel):
         raise HierbayesError(
@@ -135,17 +140,19 @@ def sample(
         model = build_marginal_model(spec.design, spec.priors, plan)  # fresh, as fresh_model
     else:
         model = fresh_model(spec)  # see "Reproducibility" in the module docstring
-    idata = pm.sample(
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        random_seed=seed,
-        nuts_sampler=sampler,
-        target_accept=target_accept,
-        progressbar=progressbar,
-        model=model,
-        **sample_kwargs,
-    )
+    blas = one_blas_thread() if plan.active else contextlib.nullcontext()
+    with blas:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=seed,
+            nuts_sampler=sampler,
+            target_accept=target_accept,
+            progressbar=progressbar,
+            model=model,
+            **sample_kwargs,
+        )
     if plan.active:
         idata = complete_posterior(idata, spec.design, plan, seed)
     else:
