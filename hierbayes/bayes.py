@@ -222,6 +222,7 @@ def fit_bayes(
     link: str | None = None,
     missing: str = "drop",
     marginalize: bool | None = None,
+    known_sigma: str | None = None,
     **sample_kwargs,
 ) -> BayesFit:
     """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
@@ -230,10 +231,12 @@ def fit_bayes(
     the rest, then draw the group effects exactly (None: whenever it applies; see `sample`).
 
     `priors`: name -> `hb.Prior` overrides of the defaults (`hb.default_priors` lists the names).
+    `known_sigma`: a column of known per-observation residual SDs (gaussian only), e.g. the
+    standard errors of a meta-analysis; no residual SD is then estimated.
     `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
     Extra keyword arguments go to `pymc.sample`.
     """
-    spec = build_model(formula, data, family, priors, link, missing)
+    spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma)
     return sample(
         spec,
         draws=draws,

@@ -159,7 +159,9 @@ def _likelihood(design: Design, priors: Priors, link: str, eta) -> None:
     family, y = design.family.name, design.y
     mu = inverse_link(link, eta)
     if family in ("gaussian", "student_t"):
-        sigma = scalar_parameter(priors, "sigma")
+        # Known residual SDs (meta-analysis) are data, not a parameter.
+        known = design.known_sigma
+        sigma = known if known is not None else scalar_parameter(priors, "sigma")
         if family == "gaussian":
             pm.Normal("y", mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
         else:

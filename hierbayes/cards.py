@@ -30,7 +30,6 @@ Unknown keys are errors (a typo would otherwise be silently ignored), listed wit
 
 from __future__ import annotations
 
-import inspect
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,19 +102,7 @@ class ModelCard:
         from .design import make_design
 
         data = self.load_data() if data is None else data
-        if not self.known_sigma:
-            return make_design(self.formula, data, self.family)
-        self.require_known_sigma(make_design, "make_design")
         return make_design(self.formula, data, self.family, known_sigma=self.known_sigma)
-
-    def require_known_sigma(self, func, what: str) -> None:
-        """Stop with a clear message when `func` cannot take the card's known SDs."""
-        if not accepts(func, "known_sigma"):
-            raise CardError(
-                f"{self.path}: the model {self.name!r} takes its observation SDs as known "
-                f"(known_sigma = {self.known_sigma!r}), which this version of hierbayes "
-                f"({what}) does not support yet."
-            )
 
     def make_priors(self, design):
         """The full prior table of `design` with the card's overrides (checks their names)."""
@@ -161,15 +148,6 @@ def load_card(path) -> ModelCard:
         sampler=sampler,
         priors=priors,
     )
-
-
-def accepts(func, name: str) -> bool:
-    """Whether `func` takes a keyword argument `name` (features that engines add over time)."""
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params
 
 
 def card_paths(folder) -> list[Path]:

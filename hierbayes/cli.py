@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import fit_bayes, fit_reml, load
-from .cards import CardError, accepts, card_paths, load_card
+from .cards import CardError, card_paths, load_card
 from .compare import compare
 from .errors import HierbayesError
 from .report import comparison_report, fit_report
@@ -197,17 +197,14 @@ def _card_and_data(args, progress: Progress):
 
 
 def _fit_bayes(card, data, args, progress: Progress):
-    if card.known_sigma:
-        card.require_known_sigma(fit_bayes, "fit_bayes")
     s = card.sampler
     kwargs = {"family": card.family, "priors": card.priors or None, "link": card.link,
-              "draws": s.draws, "tune": s.tune, "chains": s.chains, "random_seed": s.seed,
+              "known_sigma": card.known_sigma, "draws": s.draws, "tune": s.tune,
+              "chains": s.chains, "random_seed": s.seed,
               # A progress bar in a log file is noise: only on a terminal.
               "progressbar": not args.quiet and sys.stderr.isatty()}
     if s.target_accept is not None:
         kwargs["target_accept"] = s.target_accept
-    if card.known_sigma:
-        kwargs["known_sigma"] = card.known_sigma
     with progress.step(f"sampling by NUTS ({s.chains} chains × {s.draws} draws, {s.tune} tuning)"):
         return fit_bayes(card.formula, data, **kwargs)
 
@@ -215,14 +212,9 @@ def _fit_bayes(card, data, args, progress: Progress):
 def _fit_reml(formula, data, family, progress: Progress, known_sigma=None):
     """The REML (Gaussian) or Laplace fit, or None with a warning when there is none for this
     model: the Bayesian fit and its report are still worth having."""
-    if known_sigma and not accepts(fit_reml, "known_sigma"):
-        progress.warn(f"no REML counterpart: fit_reml does not take known SDs "
-                      f"(known_sigma = {known_sigma!r}).")
-        return None
-    kwargs = {"known_sigma": known_sigma} if known_sigma else {}
     try:
         with progress.step("fitting by REML/Laplace"):
-            return fit_reml(formula, data, family=family, **kwargs)
+            return fit_reml(formula, data, family=family, known_sigma=known_sigma)
     except HierbayesError as err:
         progress.warn(f"no REML/Laplace counterpart: {one_line(err)}")
         return None

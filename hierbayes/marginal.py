@@ -128,6 +128,8 @@ def _which_path(spec) -> tuple[str, str]:
         )
     if not design.blocks:
         return "standard", "the model has no group effects to integrate out"
+    if design.known_sigma is not None:
+        return "standard", "the residual SDs are known per observation (the marginal has one σ)"
     if tuple(spec.model.named_vars) != spec.built_vars:
         return "standard", "the model was extended by the user (variables added to spec.model)"
     first = design.blocks[0]

@@ -40,6 +40,7 @@ def save_fit(fit, path) -> None:
         "family": fit.family,
         "link": fit.link,
         "missing": fit.spec.missing,
+        "known_sigma": fit.design.known_sigma_column,
         "priors": {name: p.to_dict() for name, p in fit.priors.overrides.items()},
         "priors_table": {e.name: e.prior.to_dict() for e in fit.priors.entries},
         "settings": fit.settings,
@@ -65,7 +66,9 @@ def load(path):
     meta = json.loads(tree.attrs[META_KEY])
     data = _dataset_to_frame(tree[DATA_GROUP].to_dataset())
     # The stored rows are the design's rows: nothing is missing, so nothing is dropped again.
-    design = make_design(meta["formula"], data, meta["family"], meta["missing"])
+    design = make_design(
+        meta["formula"], data, meta["family"], meta["missing"], known_sigma=meta.get("known_sigma")
+    )
     overrides = {name: Prior.from_dict(spec) for name, spec in meta["priors"].items()}
     spec = model_from_design(design, overrides, meta["link"], meta["missing"])
     stored = {name: Prior.from_dict(p) for name, p in meta["priors_table"].items()}

@@ -123,11 +123,23 @@ def _transform(design, link, posterior, eta, kind, new_data, rng) -> np.ndarray:
     return response_draws(design, posterior, mu, new_data, rng)
 
 
+def _residual_sd(design, posterior, new_data) -> np.ndarray:
+    column = design.known_sigma_column
+    if column is None:
+        return _flat(posterior["sigma"])[:, None]
+    if column not in new_data.columns:
+        raise HierbayesError(
+            f"This model takes its residual SDs as known (column {column!r}); new data for "
+            f"kind='response' need that column too (or use kind='mean')."
+        )
+    return pd.to_numeric(new_data[column]).to_numpy(dtype=float)[None, :]
+
+
 def response_draws(design, posterior, mu, new_data, rng) -> np.ndarray:
     """One draw of the response per posterior draw, from the family's distribution."""
     family = design.family.name
     if family in ("gaussian", "student_t"):
-        sigma = _flat(posterior["sigma"])[:, None]  # (S, 1)
+        sigma = _residual_sd(design, posterior, new_data)  # (S, 1) or (1, n)
         if family == "gaussian":
             return mu + sigma * rng.standard_normal(mu.shape)
         nu = _flat(posterior["nu"])[:, None]

@@ -12,7 +12,6 @@ from hierbayes.cards import (
     TOP_KEYS,
     CardError,
     SamplerSettings,
-    accepts,
     card_paths,
     list_cards,
     load_card,
@@ -64,12 +63,6 @@ def test_card_loads_and_builds(path):
     data = card.load_data()
     for column in card.factors:
         assert data[column].map(type).eq(str).all(), column
-    if card.known_sigma and not accepts(hb.make_design, "known_sigma"):
-        # The loader carries the known SDs; building needs engine support that may not exist yet.
-        assert (data[card.known_sigma] > 0).all()
-        with pytest.raises(CardError, match=r"known_sigma = 'se'.*does not support yet"):
-            card.design(data)
-        return
     design = card.design(data)
     assert design.n_obs == len(data)
     priors = card.make_priors(design)  # raises on an override that names no prior
@@ -197,14 +190,12 @@ def test_missing_card_and_folder(tmp_path):
 
 # --- the cards fit (slow: real NUTS runs with tiny draws) -------------------------------------
 
-FITTABLE = [p for p in CARDS if "known_sigma" not in p.read_text()]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("path", FITTABLE, ids=[p.stem for p in FITTABLE])
+@pytest.mark.parametrize("path", CARDS, ids=[p.stem for p in CARDS])
 def test_card_fits(path):
     card = load_card(path)
     fit = hb.fit_bayes(card.formula, card.load_data(), family=card.family,
+                       known_sigma=card.known_sigma,
                        priors=card.priors or None, draws=60, tune=60, chains=2,
                        random_seed=card.sampler.seed, progressbar=False, warn=False)
     assert list(fit.fixef().index) == list(fit.design.fixed_names)

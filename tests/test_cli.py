@@ -9,7 +9,6 @@ import pytest
 
 import hierbayes as hb
 from hierbayes import cli
-from hierbayes.cards import accepts
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -115,13 +114,6 @@ def test_bad_formula_in_card(capsys, tmp_path):
     card.write_text(text.replace("strength ~ 1", "strength ~ nosuchcolumn"))
     status, _, err = run(capsys, "fit", str(card), "--out", str(tmp_path), "--quiet")
     assert_clean_error(status, err, "nosuchcolumn")
-
-
-def test_known_sigma_card_says_it_is_not_supported_yet(capsys, tmp_path):
-    if accepts(hb.fit_bayes, "known_sigma"):
-        pytest.skip("fit_bayes takes known_sigma: the card is fitted by the slow tests")
-    status, _, err = run(capsys, "fit", "eight_schools", "--out", str(tmp_path))
-    assert_clean_error(status, err, "eight_schools", "known_sigma = 'se'", "not support yet")
 
 
 def test_bad_options(capsys, tmp_path):

@@ -4,10 +4,11 @@ here."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pandas as pd
 
-from ..cards import accepts
 from .document import Code, Details, Section, Subheading, Table, Text
 from .format import interval_caption, number, percent
 
@@ -20,7 +21,8 @@ def is_bayes(fit) -> bool:
 
 def call_tidy(method, ci_prob: float) -> pd.DataFrame:
     """`fit.fixef` & co. with `ci_prob` where the method takes it (REML's varcorr does not)."""
-    return method(ci_prob=ci_prob) if accepts(method, "ci_prob") else method()
+    takes = "ci_prob" in inspect.signature(method).parameters
+    return method(ci_prob=ci_prob) if takes else method()
 
 
 def model_section(fit, description: str = "") -> Section:
