@@ -133,6 +133,7 @@ def sample(
         raise HierbayesError(
             f"hb.sample needs a BayesModel from hb.build_model(...), got {type(spec).__name__}."
         )
+    _check_settings(draws, tune, chains, target_accept)
     sampler = resolve_sampler(sampler)
     seed = _seed(random_seed)
     plan = plan_for(spec, marginalize)
@@ -173,6 +174,18 @@ def sample(
     if warn:
         fit.diagnostics(warn=True)
     return fit
+
+
+def _check_settings(draws, tune, chains, target_accept) -> None:
+    """Plain messages for settings PyMC would reject with a deep traceback (or accept silently)."""
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < least:
+            raise HierbayesError(f"{name} must be a whole number >= {least}, got {value!r}.")
+    if not 0 < target_accept < 1:
+        raise HierbayesError(
+            f"target_accept must lie strictly between 0 and 1 (e.g. 0.9, or 0.99 against "
+            f"divergences), got {target_accept!r}."
+        )
 
 
 def resolve_sampler(sampler: str | None) -> str:

@@ -408,3 +408,17 @@ def test_models_without_group_or_fixed_effects(formula, shapes):
     new = simulate_gaussian().iloc[:3].assign(g="new")
     assert fit.predict(new, summary=True)["estimate"].notna().all()
     assert len(fit.diagnostics()) == 6
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"draws": -5}, "draws must be a whole number >= 1, got -5"),
+        ({"chains": 0}, "chains must be a whole number >= 1, got 0"),
+        ({"tune": 2.5}, "tune must be a whole number >= 0, got 2.5"),
+        ({"target_accept": 1.5}, "target_accept must lie strictly between 0 and 1"),
+    ],
+)
+def test_bad_sampler_settings_are_named(setting, message):
+    with pytest.raises(hb.HierbayesError, match=message):
+        hb.fit_bayes(SLEEP, load("sleepstudy"), progressbar=False, **setting)
