@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import load_reference
+from scipy import stats
 
 import hierbayes as hb
 from hierbayes.compare.guard import check_same_model
@@ -219,3 +220,14 @@ def test_compare_checks_which_fit_is_which(sleep_cmp):
         hb.compare(sleep_cmp.reml, sleep_cmp.reml)
     with pytest.raises(hb.ModelMismatchError, match="got RemlFit and BayesFit"):
         hb.compare(sleep_cmp.reml, sleep_cmp.bayes)
+
+
+def test_no_pooling_follows_the_link():
+    data, _ = load_reference("cbpp")
+    design = hb.make_design("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", data,
+                            family="binomial")
+    own = no_pooling(design, np.array([-1.0]), design.blocks[0], link="probit")[:, 0]
+    sums = data.groupby("herd")[["incidence", "size"]].sum().loc[list(design.blocks[0].levels)]
+    p = (sums["incidence"] / sums["size"]).to_numpy()
+    finite = p > 0
+    assert np.allclose(own[finite], stats.norm.ppf(p[finite]) + 1.0, atol=1e-8)

@@ -119,6 +119,11 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
     """Compare a `BayesFit` with a `RemlFit` of the same model (refuses different models)."""
     _check_roles(bayes, reml)
     check_same_model(bayes.design, reml.design)
+    links = (getattr(bayes, "link", None), getattr(reml, "link", None))
+    if None not in links and links[0] != links[1]:
+        raise ModelMismatchError(
+            f"Cannot compare these fits: the links differ ({links[0]} vs {links[1]})."
+        )
     design = bayes.design
     draws = from_fit(bayes, max_draws=max_draws)
     prior = from_fit(bayes, max_draws=max_draws, prior=True)

@@ -13,18 +13,21 @@ NaN.
 from __future__ import annotations
 
 import numpy as np
+from scipy import special, stats
 
 from ..design import Block, Design
 
 _MAX_ITER = 50
 
 
-def no_pooling(design: Design, beta: np.ndarray, block: Block) -> np.ndarray:
-    """(levels, terms) array of each group's own estimate."""
+def no_pooling(design: Design, beta: np.ndarray, block: Block, link: str | None = None):
+    """(levels, terms) array of each group's own estimate, on the scale of the model's link."""
     offset = design.X @ beta
     if design.family.response == "real":
-        return _weighted_ls(block, design.y - offset, np.ones(design.n_obs))
-    return _glm(design, block, offset)
+        known = design.known_sigma
+        weights = np.ones(design.n_obs) if known is None else 1.0 / known**2
+        return _weighted_ls(block, design.y - offset, weights)
+    return _glm(design, block, offset, link or design.family.default_link)
 
 
 def _group_sums(block: Block, weights: np.ndarray, target: np.ndarray):
@@ -52,11 +55,11 @@ def _weighted_ls(block: Block, target: np.ndarray, weights: np.ndarray) -> np.nd
     return _solve(ztwz, ztwr, block.counts)
 
 
-def _glm(design: Design, block: Block, offset: np.ndarray) -> np.ndarray:
+def _glm(design: Design, block: Block, offset: np.ndarray, link: str) -> np.ndarray:
     b = np.zeros((block.n_levels, block.n_terms))
     for _ in range(_MAX_ITER):
         eta = offset + np.einsum("nk,nk->n", block.Z, b[block.index])
-        weight, score = _working(design, eta)
+        weight, score = _working(design, eta, link)
         step = _weighted_ls(block, score / np.maximum(weight, 1e-300), weight)
         step = np.where(np.isfinite(step), step, 0.0)
         b = b + np.clip(step, -5, 5)  # damped Newton: separated groups drift, and are caught below
@@ -67,12 +70,25 @@ def _glm(design: Design, block: Block, offset: np.ndarray) -> np.ndarray:
     return b
 
 
-def _working(design: Design, eta: np.ndarray):
-    """Fisher weight and score on the linear-predictor scale (canonical links)."""
+def _working(design: Design, eta: np.ndarray, link: str):
+    """Fisher weight and score dℓ/dη on the linear-predictor scale. Counts use the Poisson
+    score, whose root a negative binomial's own fit shares for a group intercept."""
     y = design.y
     if design.family.response in ("binary", "binomial"):
         n = design.trials if design.trials is not None else np.ones_like(y)
-        mu = 1.0 / (1.0 + np.exp(-eta))
-        return n * mu * (1 - mu), y - n * mu
+        mu, dmu = _probability(eta, link)
+        var = np.clip(mu * (1 - mu), 1e-300, None)
+        return n * dmu**2 / var, (y - n * mu) * dmu / var
     mu = np.exp(np.clip(eta, -30, 30))
     return mu, y - mu
+
+
+def _probability(eta: np.ndarray, link: str):
+    """μ and dμ/dη for the binomial links."""
+    if link == "probit":
+        return special.ndtr(eta), stats.norm.pdf(eta)
+    if link == "cloglog":
+        inner = np.exp(np.clip(eta, -30, 30))
+        return 1 - np.exp(-inner), inner * np.exp(-inner)
+    mu = special.expit(eta)
+    return mu, mu * (1 - mu)
