@@ -113,3 +113,23 @@ def fake_fit(spec, chains: int = 2, draws: int = 50, seed: int = 0) -> BayesFit:
         "target_accept": 0.9,
     }
     return BayesFit(spec, fake_posterior(spec, chains, draws, seed), settings)
+
+
+def mock_pm_sample(monkeypatch) -> list[dict]:
+    """Replace `pm.sample` (as `hierbayes.sampling` sees it) by prior draws of the model it is
+    given; returns the list of keyword arguments of each call."""
+    import warnings
+
+    from hierbayes import sampling
+
+    calls: list[dict] = []
+
+    def fake_sample(**kwargs):
+        calls.append(kwargs)
+        spec = type("Spec", (), {"model": kwargs["model"]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # prior draws ignore a marginal potential
+            return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
+
+    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
+    return calls

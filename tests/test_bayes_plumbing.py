@@ -7,7 +7,12 @@ import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
-from bayes_support import fake_fit, fake_posterior, simulate_counts, simulate_gaussian
+from bayes_support import (
+    fake_fit,
+    mock_pm_sample,
+    simulate_counts,
+    simulate_gaussian,
+)
 
 import hierbayes as hb
 from hierbayes import sampling
@@ -276,15 +281,7 @@ def test_rhat_flags_chains_that_disagree(sleep_fit):
 
 @pytest.fixture
 def mocked_sample(monkeypatch):
-    calls = []
-
-    def fake_sample(**kwargs):
-        calls.append(kwargs)
-        spec = type("Spec", (), {"model": kwargs["model"]})
-        return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
-
-    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
-    return calls
+    return mock_pm_sample(monkeypatch)
 
 
 def test_fit_bayes_passes_settings_to_pm_sample(mocked_sample):

@@ -19,11 +19,10 @@ import pytest
 import scipy.linalg as sla
 import scipy.stats as st
 import xarray as xr
-from bayes_support import NUTS, fake_posterior, shared_fit
+from bayes_support import NUTS, fake_posterior, mock_pm_sample, shared_fit
 
 import hierbayes as hb
 from hierbayes import marginal as mg
-from hierbayes import sampling
 from hierbayes.datasets import load
 from hierbayes.diagnostics import reported_quantities
 from hierbayes.marginal_draws import draw_group_effects
@@ -167,17 +166,7 @@ def test_many_crossed_effects_keep_the_standard_model():
 
 @pytest.fixture
 def mocked_sample(monkeypatch):
-    calls = []
-
-    def fake_sample(**kwargs):
-        calls.append(kwargs)
-        spec = type("Spec", (), {"model": kwargs["model"]})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # prior draws ignore the potential
-            return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
-
-    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
-    return calls
+    return mock_pm_sample(monkeypatch)
 
 
 def test_a_marginal_fit_has_the_variables_and_dims_of_the_standard_path(mocked_sample, tmp_path):
