@@ -101,7 +101,8 @@ def _near_zero(design, key) -> float:
 def groups_table(
     draws: PosteriorDraws, bayes, reml, design, ci_prob: float, tol: float = AGREE_SD
 ) -> pd.DataFrame:
-    beta_hat = reml.fixef()["estimate"].to_numpy()
+    r_fixef, b_fixef = reml.fixef(), bayes.fixef()
+    beta_hat = r_fixef["estimate"].to_numpy()
     r_ranef, b_ranef = reml.ranef(), bayes.ranef(ci_prob=ci_prob)
     vc = reml.varcorr()
     frames = []
@@ -118,8 +119,8 @@ def groups_table(
                     "term": term,
                     "n": block.counts,
                     "no_pool": own[:, t],
-                    "population_reml": _fixed_value(reml.fixef(), term),
-                    "population_bayes": _fixed_value(bayes.fixef(), term),
+                    "population_reml": _fixed_value(r_fixef, term),
+                    "population_bayes": _fixed_value(b_fixef, term),
                 }
             )
             frame = _attach(frame, r_ranef, "reml", ["estimate", "std_error"])
