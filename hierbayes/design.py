@@ -110,7 +110,6 @@ class Design:
     blocks: tuple[Block, ...]
     data: pd.DataFrame  # copy of the used columns of the used rows
     n_dropped: int  # rows dropped for missing values
-    dropped_fixed: tuple[str, ...]  # collinear fixed-effect columns dropped
     fixed_spec: ModelSpec = field(repr=False)
     fixed_keep: tuple[int, ...] = field(repr=False)
     known_sigma: np.ndarray | None = None  # (n,) known residual SDs, if given
@@ -119,6 +118,12 @@ class Design:
     @property
     def n_obs(self) -> int:
         return len(self.y)
+
+    @property
+    def dropped_fixed(self) -> tuple[str, ...]:
+        """Collinear fixed-effect columns dropped (as lme4 does), in formula order."""
+        names = self.fixed_spec.column_names
+        return tuple(n for j, n in enumerate(names) if j not in self.fixed_keep)
 
     @property
     def row_labels(self) -> pd.Index:
@@ -217,7 +222,6 @@ def make_design(
         blocks=blocks,
         data=frame,
         n_dropped=n_dropped,
-        dropped_fixed=tuple(n for j, n in enumerate(full_names) if j not in keep),
         fixed_spec=spec,
         fixed_keep=tuple(keep),
         known_sigma=None if known_sigma is None else _known_sigma(frame[known_sigma], known_sigma),
