@@ -49,12 +49,12 @@ def variance_table(
     rows = []
     post, pri = varcorr_draws(draws, design), varcorr_draws(prior, design) if prior else {}
     lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+    near = _near_zero(design)
     for rec in reml.varcorr().to_dict("records"):
         key = row_key(rec)
         sample = post[key]
         est = float(rec["estimate"])
         is_sd = key[2] is None
-        near = _near_zero(design, key)
         rows.append(
             {
                 "group": key[0],
@@ -90,7 +90,7 @@ def _at_boundary(estimate: float, is_sd: bool, reml) -> bool:
     return estimate < 1e-4 * scale
 
 
-def _near_zero(design, key) -> float:
+def _near_zero(design) -> float:
     """What counts as 'near zero' for an SD: 5 % of the response SD (Gaussian) or 0.05 on the
     link scale (other families), since group SDs are on that scale."""
     if design.family.response == "real":
