@@ -39,8 +39,8 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import hierbayes as hb
-import hierbayes.marginal_draws as marginal_draws
-from hierbayes.diagnostics import reported_quantities
+import hierbayes.bayes.marginal.draws as marginal_draws
+from hierbayes.bayes.diagnostics import reported_quantities
 
 NUTS = {"draws": 1000, "tune": 1000, "chains": 4, "cores": 2}
 TIMES: dict[str, float] = {}

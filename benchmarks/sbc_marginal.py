@@ -6,7 +6,7 @@
 For each design, parameters and a response are drawn from the prior (fixed priors, so that every
 data set has the same model), each data set is fitted (2 chains × 500 draws after 500 tuning
 steps), and the rank of each true value among 100 thinned posterior draws is recorded
-(`hierbayes.marginal_sbc`). Calibrated inference gives uniform ranks: per quantity a chi-square
+(`hierbayes.testing.sbc`). Calibrated inference gives uniform ranks: per quantity a chi-square
 test on 10 equal bins, the smallest p-value against its Bonferroni threshold (0.05 / quantities),
 and a chi-square test of all ranks pooled (approximate: ranks of one data set are dependent).
 
@@ -31,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import hierbayes as hb
-from hierbayes import marginal_sbc as sbc
+from hierbayes.testing import sbc
 
 P = hb.Prior
 THIN, DRAWS, CHAINS = 10, 500, 2

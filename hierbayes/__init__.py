@@ -1,6 +1,15 @@
-"""hierbayes: Bayesian hierarchical models from lme4-style formulas, compared with REML."""
+"""hierbayes: Bayesian hierarchical models from lme4-style formulas, compared with REML.
 
-from .design import Block, Design, NewData, make_design
+Names are imported on first use (PEP 562), so ``import hierbayes; hb.fit_reml(...)`` loads the
+REML engine (numpy/scipy) and never PyMC; the Bayesian engine loads with the first Bayesian call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
 from .errors import (
     ConvergenceWarning,
     DataWarning,
@@ -15,53 +24,87 @@ from .errors import (
     SeparationWarning,
     SingularFitWarning,
 )
-from .formula import parse_formula
 
 __version__ = "0.1.0"
 
+# public name -> the module that defines it (imported on first access)
+_LAZY = {
+    # the shared spec layer
+    "Block": "design",
+    "Design": "design",
+    "NewData": "design",
+    "make_design": "design",
+    "parse_formula": "formula",
+    # the REML / Laplace engine
+    "RemlFit": "reml",
+    "fit_reml": "reml",
+    "make_deviance": "reml",
+    # the Bayesian engine
+    "BayesFit": "bayes",
+    "BayesModel": "bayes",
+    "Prior": "bayes",
+    "Priors": "bayes",
+    "build_model": "bayes",
+    "default_priors": "bayes",
+    "fit_bayes": "bayes",
+    "load": "bayes",
+    "sample": "bayes",
+    # comparison and reports
+    "Comparison": "compare",
+    "compare": "compare",
+    "compare_formula": "compare",
+    "Report": "report",
+    "comparison_report": "report",
+    "fit_report": "report",
+    # model cards
+    "CardError": "cards",
+    "ModelCard": "cards",
+    "list_cards": "cards",
+    "load_card": "cards",
+}
+_SUBMODULES = ("bayes", "cards", "compare", "datasets", "reml", "report", "simulate", "testing")
+
 __all__ = [
-    "Block",
     "ConvergenceWarning",
     "DataWarning",
-    "Design",
     "DesignError",
     "FamilyError",
     "FormulaError",
     "HierbayesError",
     "HierbayesWarning",
     "ModelMismatchError",
-    "NewData",
     "PriorError",
     "SamplingWarning",
     "SeparationWarning",
     "SingularFitWarning",
-    "make_design",
-    "parse_formula",
+    *_LAZY,
+    *_SUBMODULES,
 ]
 
-# Engines, comparison, data, model cards and reports (re-exported by name).
-from . import datasets as datasets
-from . import reml as reml
-from . import simulate as simulate
-from .bayes import BayesFit as BayesFit
-from .bayes import fit_bayes as fit_bayes
-from .cards import CardError as CardError
-from .cards import ModelCard as ModelCard
-from .cards import list_cards as list_cards
-from .cards import load_card as load_card
-from .compare import Comparison as Comparison
-from .compare import compare as compare
-from .compare import compare_formula as compare_formula
-from .persist import load as load
-from .priors import Prior as Prior
-from .priors import Priors as Priors
-from .priors import default_priors as default_priors
-from .reml import RemlFit as RemlFit
-from .reml import fit_reml as fit_reml
-from .reml import make_deviance as make_deviance
-from .report import Report as Report
-from .report import comparison_report as comparison_report
-from .report import fit_report as fit_report
-from .sampling import BayesModel as BayesModel
-from .sampling import build_model as build_model
-from .sampling import sample as sample
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'hierbayes' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """`hb.compare` is the function, although a subpackage has that name too: importing the
+    subpackage would bind it here, so that binding is skipped and `__getattr__` answers."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

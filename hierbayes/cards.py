@@ -21,7 +21,7 @@ Layout (every key but the marked ones is required)::
     seed = 1
     target_accept = 0.9
 
-    [priors.sd_Subject]           # optional: overrides by prior name (see `hierbayes.priors`)
+    [priors.sd_Subject]           # optional: overrides by prior name (see `hierbayes.bayes.priors`)
     distribution = "HalfNormal"
     sigma = 50.0
 
@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bayes.priors import Prior, make_priors
+from .design import make_design
 from .errors import HierbayesError
 from .families import check_link, get_family
 from .formula import parse_formula
-from .priors import Prior
 
 __all__ = ["CardError", "ModelCard", "SamplerSettings", "card_paths", "list_cards", "load_card"]
 
@@ -99,15 +100,11 @@ class ModelCard:
 
     def design(self, data: pd.DataFrame | None = None):
         """The card's `Design` (the data read from the card unless given)."""
-        from .design import make_design
-
         data = self.load_data() if data is None else data
         return make_design(self.formula, data, self.family, known_sigma=self.known_sigma)
 
     def make_priors(self, design):
         """The full prior table of `design` with the card's overrides (checks their names)."""
-        from .priors import make_priors
-
         return make_priors(design, self.priors or None, self.link)
 
     def summary(self) -> str:

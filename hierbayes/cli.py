@@ -27,10 +27,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import fit_bayes, fit_reml, load
+from .bayes import fit_bayes, load
 from .cards import CardError, card_paths, load_card
 from .compare import compare
 from .errors import HierbayesError
+from .reml import fit_reml
 from .report import comparison_report, fit_report
 
 PROG = "hierbayes"
@@ -155,9 +156,9 @@ def cmd_models(args) -> int:
 
 
 def default_models_folder() -> Path:
-    """``./models`` when there is one, else the cards shipped beside the package."""
+    """``./models`` when there is one, else the cards shipped inside the package."""
     here = Path.cwd() / "models"
-    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "models"
+    return here if here.is_dir() else Path(__file__).resolve().parent / "models"
 
 
 def resolve_card(spec: str) -> Path:

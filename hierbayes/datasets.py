@@ -1,4 +1,5 @@
-"""Small data sets shipped with hierbayes (provenance in `hierbayes/data/README.md`)."""
+"""Small data sets shipped with hierbayes: the data of the model cards (`hierbayes/models/data`,
+provenance in its README.md)."""
 
 from __future__ import annotations
 
@@ -15,21 +16,25 @@ FACTOR_COLUMNS = {
     "Pastes": ["batch", "cask", "sample"],
     "Penicillin": ["plate", "sample"],
     "cbpp": ["herd", "period"],
+    "eight_schools": ["school"],
+    "zip_income": ["zip"],
+    "zip_income_truth": ["zip"],
 }
 
 
+def _folder():
+    return resources.files("hierbayes.models") / "data"
+
+
 def available() -> list[str]:
-    return sorted(
-        p.name.removesuffix(".csv")
-        for p in resources.files("hierbayes.data").iterdir()
-        if p.name.endswith(".csv")
-    )
+    names = (p.name for p in _folder().iterdir())
+    return sorted(n.removesuffix(".csv") for n in names if n.endswith(".csv"))
 
 
 def load(name: str) -> pd.DataFrame:
     """Load a shipped data set by name, factor columns as strings."""
     if name not in available():
         raise HierbayesError(f"No shipped data set {name!r}; available: {', '.join(available())}.")
-    path = resources.files("hierbayes.data") / f"{name}.csv"
+    path = _folder() / f"{name}.csv"
     with resources.as_file(path) as file:
         return pd.read_csv(file, dtype={c: str for c in FACTOR_COLUMNS.get(name, [])})

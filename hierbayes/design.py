@@ -16,6 +16,7 @@ import pandas as pd
 from formulaic import ModelSpec, model_matrix
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
+from . import naming
 from .errors import DesignError, FamilyError, FormulaError
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
@@ -29,8 +30,6 @@ from .validation import (
     plain,
     used_columns,
 )
-
-RESERVED_DIMS = frozenset({"chain", "draw", "sample", "fixed", "obs"})
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -65,12 +64,12 @@ class Block:
     @property
     def level_dim(self) -> str:
         """The xarray/PyMC dimension of the levels: the group's name, unless that name is taken
-        by another dimension (ArviZ's chain/draw/sample, our fixed/obs)."""
-        return f"{self.group}_level" if self.group in RESERVED_DIMS else self.group
+        by another dimension or variable (`hierbayes.naming.RESERVED_DIMS`)."""
+        return naming.level_dim(self.group)
 
     @property
     def term_dim(self) -> str:
-        return f"{self.name}__term"
+        return naming.term_dim(self.name)
 
     def __repr__(self) -> str:
         kind = "correlated" if self.correlated and self.n_terms > 1 else "independent"
@@ -141,7 +140,7 @@ class Design:
     @property
     def coords(self) -> dict[str, list[str]]:
         """Coordinates for PyMC/xarray: fixed-effect names, group levels, block term names."""
-        coords = {"fixed": list(self.fixed_names)}
+        coords = {naming.FIXED_DIM: list(self.fixed_names)}
         coords.update({block.level_dim: list(block.levels) for block in self.blocks})
         coords.update({block.term_dim: list(block.terms) for block in self.blocks})
         return coords

@@ -13,7 +13,7 @@ def load_reference(name: str) -> tuple[pd.DataFrame, dict]:
     """The data set and lme4's reference fit (see tests/reference/README.md)."""
     ref = json.loads((REFERENCE / f"{name}.json").read_text())
     data = pd.read_csv(
-        REFERENCE.parent.parent / "hierbayes" / "data" / f"{name}.csv",
+        REFERENCE.parent.parent / "hierbayes" / "models" / "data" / f"{name}.csv",
         dtype={c: str for c in ref["factor_columns"]},
     )
     return data, ref

@@ -12,7 +12,7 @@ from bayes_support import simulate_counts
 from scipy import stats
 
 import hierbayes as hb
-from hierbayes.builder import inverse_link
+from hierbayes.bayes.builder import inverse_link
 from hierbayes.datasets import load
 
 

@@ -15,7 +15,7 @@ from bayes_support import (
 )
 
 import hierbayes as hb
-from hierbayes import sampling
+from hierbayes.bayes import sampling
 from hierbayes.datasets import load
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"

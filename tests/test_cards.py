@@ -2,6 +2,7 @@
 its prior overrides name real priors; malformed cards fail with messages that say what to fix."""
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -59,7 +60,7 @@ def test_the_promised_cards_are_shipped():
 def test_card_loads_and_builds(path):
     card = load_card(path)
     assert card.description and card.data_path.is_file()
-    assert card.data_path.parent == MODELS / "data"
+    assert card.data_path.parent == (MODELS / "data").resolve()
     data = card.load_data()
     for column in card.factors:
         assert data[column].map(type).eq(str).all(), column
@@ -85,13 +86,20 @@ def test_eight_schools_card_carries_known_sigma_and_prior():
     assert card.priors["sd_school"] == hb.Prior("HalfCauchy", beta=5.0)
 
 
-def test_shipped_data_are_documented_and_match_the_package_copies():
+def test_shipped_data_are_documented_and_stored_once():
     readme = (MODELS / "data" / "README.md").read_text()
-    for csv in (MODELS / "data").glob("*.csv"):
+    csvs = sorted((MODELS / "data").glob("*.csv"))
+    for csv in csvs:
         assert f"`{csv.name}`" in readme, f"{csv.name} has no provenance in models/data/README.md"
+    assert hb.datasets.available() == sorted(c.stem for c in csvs)
     for name in ("radon", "sleepstudy", "Penicillin", "Pastes", "cbpp"):
-        shipped = ROOT / "hierbayes" / "data" / f"{name}.csv"
-        assert (MODELS / "data" / f"{name}.csv").read_bytes() == shipped.read_bytes()
+        factors = {c: str for c in hb.datasets.FACTOR_COLUMNS[name]}
+        expected = pd.read_csv(MODELS / "data" / f"{name}.csv", dtype=factors)
+        pd.testing.assert_frame_equal(hb.datasets.load(name), expected)
+    tracked = subprocess.run(["git", "ls-files", "*.csv"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert tracked and all(p.startswith("hierbayes/models/data/") for p in tracked), tracked
+    assert (ROOT / "models").resolve() == (ROOT / "hierbayes" / "models").resolve()
 
 
 def test_simulated_data_are_reproducible(tmp_path, monkeypatch):

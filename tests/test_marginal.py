@@ -1,4 +1,4 @@
-"""Gaussian models with the group effects integrated out (`hierbayes.marginal`, issue 8).
+"""Gaussian models with the group effects integrated out (`hierbayes.bayes.marginal`, issue 8).
 
 - the marginal log-density equals scipy's multivariate normal of y ~ N(Xβ, σ²I + ZΣZᵀ), for one
   grouping factor (correlated and ``||`` blocks) and for nested and crossed factors;
@@ -22,10 +22,10 @@ import xarray as xr
 from bayes_support import NUTS, fake_posterior, mock_pm_sample, shared_fit
 
 import hierbayes as hb
-from hierbayes import marginal as mg
+from hierbayes.bayes.diagnostics import reported_quantities
+from hierbayes.bayes.marginal import model as mg
+from hierbayes.bayes.marginal.draws import draw_group_effects
 from hierbayes.datasets import load
-from hierbayes.diagnostics import reported_quantities
-from hierbayes.marginal_draws import draw_group_effects
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 RADON = "log_radon ~ floor + (1 | county)"
@@ -296,7 +296,7 @@ SBC_PRIORS = {
 @pytest.mark.slow
 def test_marginal_path_is_calibrated_on_simulated_data():
     """20 data sets from the prior of ``y ~ x + (x | g)``: ranks of the true values uniform."""
-    from hierbayes import marginal_sbc as sbc
+    from hierbayes.testing import sbc
 
     template = simulate_correlated(groups=10, per_group=8)
     spec = hb.build_model(SIM, template, priors=SBC_PRIORS)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import hierbayes as hb
+from hierbayes.bayes.priors import make_priors
 from hierbayes.datasets import load
 from hierbayes.design import make_design
-from hierbayes.priors import make_priors
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"

@@ -22,9 +22,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import report
+from ..bayes import BayesFit, fit_bayes
 from ..errors import ModelMismatchError
+from ..naming import row_key
+from ..reml import RemlFit, fit_reml
+from ..report import plots
 from ..tidy import CI_PROB
-from .draws import PosteriorDraws, from_fit, row_key
+from .draws import PosteriorDraws, from_fit, varcorr_draws
 from .guard import check_same_model
 from .tables import fixed_table, groups_table, variance_table
 from .verdict import reasons, verdicts
@@ -80,30 +85,27 @@ class Comparison:
         out.attrs["ci_prob"] = self.ci_prob
         return out
 
-    def plot_shrinkage(self, **kwargs):
-        from .plots import plot_shrinkage
+    def component_draws(self, prior: bool = False) -> dict[tuple, np.ndarray]:
+        """(group, term1, term2) -> posterior (or prior) draws of each SD / correlation row of
+        `variance`, keyed as `hierbayes.naming.row_key`; empty when there are no prior draws."""
+        draws = self.prior_draws if prior else self.draws
+        return {} if draws is None else varcorr_draws(draws, self.design)
 
-        return plot_shrinkage(self, **kwargs)
+    # Views: the report package formats what this object computed (it never imports compare).
+    def plot_shrinkage(self, **kwargs):
+        return plots.plot_shrinkage(self, **kwargs)
 
     def plot_forest(self, **kwargs):
-        from .plots import plot_forest
-
-        return plot_forest(self, **kwargs)
+        return plots.plot_forest(self, **kwargs)
 
     def plot_variance(self, **kwargs):
-        from .plots import plot_variance
-
-        return plot_variance(self, **kwargs)
+        return plots.plot_variance(self, **kwargs)
 
     def report(self, path=None, **kwargs):
-        from ..report import comparison_report
-
-        return comparison_report(self, path=path, **kwargs)
+        return report.comparison_report(self, path=path, **kwargs)
 
     def _repr_html_(self):
-        from ..report import comparison_html
-
-        return comparison_html(self)
+        return report.comparison_html(self)
 
     def __repr__(self) -> str:
         return f"Comparison of the posterior and the {self.method} fit\n  " + "\n  ".join(
@@ -143,9 +145,6 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
 
 
 def _check_roles(bayes, reml) -> None:
-    from ..bayes import BayesFit
-    from ..reml import RemlFit
-
     if not isinstance(bayes, BayesFit) or not isinstance(reml, RemlFit):
         got = f"{type(bayes).__name__} and {type(reml).__name__}"
         raise ModelMismatchError(
@@ -164,9 +163,6 @@ def compare_formula(
     **bayes_kwargs,
 ) -> Comparison:
     """Fit `formula` both ways (REML/Laplace and NUTS) and compare; the models match by design."""
-    from ..bayes import fit_bayes
-    from ..reml import fit_reml
-
     reml_kwargs = {"family": family}
     if method is not None:
         reml_kwargs["method"] = method

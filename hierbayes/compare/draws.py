@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import naming
+
 _DRAW = "__hierbayes_draw__"
 
 
@@ -17,32 +19,6 @@ class PosteriorDraws:
     sigma: np.ndarray | None  # (S,) residual SD, Gaussian families only
     cov: tuple[np.ndarray, ...]  # per block (S, k, k) covariance of the group effects
     effects: tuple[np.ndarray, ...]  # per block (S, J, k) group effects (deviations)
-
-
-def row_key(row: dict) -> tuple:
-    """(group, term1, term2) of a varcorr-shaped row, with missing terms as None."""
-    return tuple(
-        None if v is None or v != v else v for v in (row["group"], row["term1"], row["term2"])
-    )
-
-
-_NAMES = {
-    "short": ("sigma (residual)", "sd({t1} | {g})", "cor({t1}, {t2} | {g})"),
-    "prose": ("residual SD", "SD of {t1} over {g}", "correlation of {t1} and {t2} over {g}"),
-}
-
-
-def is_sd(row: dict) -> bool:
-    return row_key(row)[2] is None
-
-
-def row_name(row: dict, style: str = "short") -> str:
-    """How plots ("short") and verdicts ("prose") name a varcorr row."""
-    residual, sd, corr = _NAMES[style]
-    g, t1, t2 = row_key(row)
-    if g == "Residual":
-        return residual
-    return (sd if t2 is None else corr).format(g=g, t1=t1, t2=t2)
 
 
 def varcorr_draws(draws: PosteriorDraws, design) -> dict[tuple, np.ndarray]:
@@ -65,7 +41,7 @@ def varcorr_draws(draws: PosteriorDraws, design) -> dict[tuple, np.ndarray]:
 def from_fit(bayes, max_draws: int = 1000, prior: bool = False) -> PosteriorDraws:
     """Draws of a `BayesFit`'s posterior, or of its prior (sampled from the model afresh).
 
-    Uses the variable names of `hierbayes.builder`: ``beta``, ``sd_<b>``, ``corr_<b>``,
+    Uses the variable names of `hierbayes.bayes.builder`: ``beta``, ``sd_<b>``, ``corr_<b>``,
     ``r_<b>`` and ``sigma``.
     """
     design = bayes.design
@@ -76,26 +52,26 @@ def from_fit(bayes, max_draws: int = 1000, prior: bool = False) -> PosteriorDraw
         values = _posterior_values(bayes.idata["posterior"].to_dataset(), names, max_draws)
     covs, effects = [], []
     for block in design.blocks:
-        sd = values[f"sd_{block.name}"].reshape(-1, block.n_terms)
-        corr = values.get(f"corr_{block.name}")
+        sd = values[naming.sd(block)].reshape(-1, block.n_terms)
+        corr = values.get(naming.corr(block))
         if corr is None:
             corr = np.broadcast_to(np.eye(block.n_terms), (*sd.shape, block.n_terms))
         covs.append(sd[:, :, None] * corr * sd[:, None, :])
-        effects.append(values[f"r_{block.name}"])
-    beta = values.get("beta", np.zeros((len(covs[0]) if covs else 1, 0)))
+        effects.append(values[naming.r(block)])
+    beta = values.get(naming.BETA, np.zeros((len(covs[0]) if covs else 1, 0)))
     return PosteriorDraws(
-        beta=beta, sigma=values.get("sigma"), cov=tuple(covs), effects=tuple(effects)
+        beta=beta, sigma=values.get(naming.SIGMA), cov=tuple(covs), effects=tuple(effects)
     )
 
 
 def _names(design) -> list[str]:
-    names = ["beta"] if design.fixed_names else []
+    names = [naming.BETA] if design.fixed_names else []
     for block in design.blocks:
-        names += [f"sd_{block.name}", f"r_{block.name}"]
+        names += [naming.sd(block), naming.r(block)]
         if block.correlated and block.n_terms > 1:
-            names.append(f"corr_{block.name}")
+            names.append(naming.corr(block))
     if design.family.name in ("gaussian", "student_t") and design.known_sigma is None:
-        names.append("sigma")
+        names.append(naming.SIGMA)
     return names
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .draws import PosteriorDraws, row_key, varcorr_draws
+from ..naming import row_key
+from .draws import PosteriorDraws, varcorr_draws
 from .nopool import no_pooling
 from .shrinkage import posterior_lambda
 

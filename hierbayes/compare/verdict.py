@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .draws import is_sd, row_name
+from ..naming import is_sd, row_name
 
 FEW_GROUPS = 10  # fewer levels than this: the group SD is poorly determined by the data
 SMALL_GROUP = 5  # groups with fewer observations than this are "small"
@@ -24,6 +24,30 @@ def verdicts(
 
 def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -> pd.DataFrame:
     """One row per detected reason for disagreement: reason, where, detail."""
+    rows = _design_reasons(design, method) + _variance_reasons(variance, method)
+    if method == "Laplace" or design.family.response != "real":
+        rows.append(
+            (
+                "non-Gaussian likelihood",
+                design.response,
+                "the frequentist fit integrates the group effects by a Laplace "
+                "approximation; the posterior integrates them exactly (by sampling)",
+            )
+        )
+    ratio = np.nanmedian(groups["se_ratio"])
+    if np.isfinite(ratio) and ratio > 1.1:
+        rows.append(
+            (
+                "BLUP SDs ignore uncertainty in θ",
+                "groups",
+                f"posterior SDs of group effects are {ratio:.2f}× the {method} conditional SDs "
+                "(median): the conditional SDs treat the variance estimates as known",
+            )
+        )
+    return pd.DataFrame(rows, columns=["reason", "where", "detail"])
+
+
+def _design_reasons(design, method: str) -> list[tuple]:
     rows = []
     for block in design.blocks:
         if block.n_levels < FEW_GROUPS:
@@ -44,6 +68,11 @@ def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -
                     f"{small:.0%} of levels have fewer than {SMALL_GROUP} observations",
                 )
             )
+    return rows
+
+
+def _variance_reasons(variance: pd.DataFrame, method: str) -> list[tuple]:
+    rows = []
     for row in variance.to_dict("records"):
         name = row_name(row, "prose")
         if row["singular"]:
@@ -65,26 +94,7 @@ def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -
                     "the prior",
                 )
             )
-    if method == "Laplace" or design.family.response != "real":
-        rows.append(
-            (
-                "non-Gaussian likelihood",
-                design.response,
-                "the frequentist fit integrates the group effects by a Laplace "
-                "approximation; the posterior integrates them exactly (by sampling)",
-            )
-        )
-    ratio = np.nanmedian(groups["se_ratio"])
-    if np.isfinite(ratio) and ratio > 1.1:
-        rows.append(
-            (
-                "BLUP SDs ignore uncertainty in θ",
-                "groups",
-                f"posterior SDs of group effects are {ratio:.2f}× the {method} conditional SDs "
-                "(median): the conditional SDs treat the variance estimates as known",
-            )
-        )
-    return pd.DataFrame(rows, columns=["reason", "where", "detail"])
+    return rows
 
 
 def _fixed_line(fixed: pd.DataFrame, method: str) -> str:

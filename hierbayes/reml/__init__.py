@@ -7,12 +7,13 @@ criterion as a function of θ, or with method "Laplace" the Laplace deviance of 
 numpy/scipy only: this package never imports PyMC.
 """
 
+from .api import fit_reml
 from .deviance import Deviance, make_deviance
-from .fit import RemlFit, fit_reml
 from .glmm import GlmmFit, SeparationWarning, fit_glmm
 from .glmm_optimize import optimize_laplace
 from .laplace import LaplaceDeviance, Lme4LaplaceDeviance
 from .optimize import optimize_theta
+from .results import RemlFit
 from .theta import SINGULAR_TOL, theta_layout
 
 __all__ = ["SINGULAR_TOL", "Deviance", "GlmmFit", "LaplaceDeviance", "Lme4LaplaceDeviance",

@@ -25,13 +25,14 @@ import warnings
 import numpy as np
 from scipy.linalg import cho_solve
 
+from ..blas import one_blas_thread
 from ..design import Design
 from ..errors import HierbayesError, SeparationWarning
 from .estimates import Estimates, random_effects
-from .fit import RemlFit, _single_threaded_blas, warn_status
 from .glmm_optimize import GlmmOptimResult, hessian_vcov, optimize_laplace
 from .laplace import LaplaceDeviance, check_laplace, laplace_deviance
 from .negbin import optimize_negative_binomial
+from .results import RemlFit, warn_status
 from .separation import separated_terms
 
 GLMM_METHODS = (None, "Laplace", "ML")
@@ -47,7 +48,7 @@ def fit_glmm(design: Design, method: str | None = None, *, link: str | None = No
     """
     _check_arguments(design, method, weights)
     check_laplace(laplace, design.family.name)
-    with _single_threaded_blas():
+    with one_blas_thread():
         dev = laplace_deviance(design, link, laplace)
         if design.family.name == "negative_binomial":
             opt, _ = optimize_negative_binomial(dev, start, maxiter)

@@ -11,13 +11,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from ..tidy import fixef_frame, ranef_frame, varcorr_frame
+from ..tidy import check_ci_prob, fixef_frame, ranef_frame, varcorr_frame
 
 
 def _z(ci_prob: float) -> float:
-    if not 0 < ci_prob < 1:
-        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
-    return float(norm.ppf(0.5 + ci_prob / 2))
+    return float(norm.ppf(0.5 + check_ci_prob(ci_prob) / 2))
 
 
 def _label(ci_prob: float, z: float) -> str:

@@ -2,8 +2,8 @@
 a Markdown version on disk. This package formats what the fits and the comparison computed; it
 estimates nothing itself.
 
-- `fit_report(fit, path=None, reml=None, comparison=None)`: a `BayesFit` (or a `RemlFit`) with,
-  when a REML fit or a comparison is given, the Bayes-vs-REML comparison.
+- `fit_report(fit, path=None, comparison=None)`: a `BayesFit` (or a `RemlFit`) with, when a
+  comparison (`hb.compare(bayes, reml)`) is given, the Bayes-vs-REML comparison.
 - `comparison_report(cmp, path=None)`: the comparison alone.
 - `fit_html(fit)` / `comparison_html(cmp)`: the HTML fragment for ``_repr_html_``.
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import __version__
+from ..tidy import CI_PROB
 from . import html, markdown
 from .comparison import comparison_sections
 from .document import Document, Section
@@ -44,7 +46,6 @@ __all__ = [
     "fit_report",
 ]
 
-CI_PROB = 0.95
 
 
 class Report:
@@ -87,13 +88,9 @@ class Report:
         return f"<Report {self.document.title!r}: {len(self.document.sections)} sections{where}>"
 
 
-def fit_document(fit, reml=None, comparison=None, *, ci_prob: float = CI_PROB, title=None,
+def fit_document(fit, comparison=None, *, ci_prob: float = CI_PROB, title=None,
                  description: str = "", plots: bool = True) -> Document:
     bayes = is_bayes(fit)
-    if comparison is None and reml is not None and bayes:
-        from ..compare import compare
-
-        comparison = compare(fit, reml, ci_prob=ci_prob)
     model = model_section(fit, description)
     sections = [Section(model.title, (intervals_note(ci_prob, bayes), *model.blocks))]
     sections.append(sampling_section(fit) if bayes else reml_section(fit))
@@ -124,9 +121,10 @@ def comparison_document(cmp, *, title=None, description: str = "",
                     tuple(sections))
 
 
-def fit_report(fit, path=None, reml=None, comparison=None, **kwargs) -> Report:
-    """Report of `fit`; written to `path` (a folder or an .html file name) when given."""
-    report = Report(fit_document(fit, reml, comparison, **kwargs))
+def fit_report(fit, path=None, comparison=None, **kwargs) -> Report:
+    """Report of `fit`, with `comparison` (`hb.compare(bayes, reml)`) when given; written to
+    `path` (a folder or an .html file name) when given."""
+    report = Report(fit_document(fit, comparison, **kwargs))
     return report.save(path) if path is not None else report
 
 
@@ -148,6 +146,4 @@ def comparison_html(cmp, plots: bool = True, **kwargs) -> str:
 
 
 def _version() -> str:
-    from .. import __version__
-
     return f"hierbayes {__version__}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+from .. import naming
 from ..errors import HierbayesWarning
 from .document import Figure, Text, png_of
 from .format import percent
@@ -32,9 +33,9 @@ def drawn(name: str, caption: str, draw) -> Figure | Text:
 def rank_variables(posterior, design) -> list[str]:
     """Hyperparameters first (where sampling problems show), then fixed effects, within a
     panel budget. Correlation matrices are left out: their diagonal is constant."""
-    names = [f"sd_{b.name}" for b in design.blocks]
-    names += [n for n in ("sigma", "nu", "alpha") if n in posterior]
-    names.append("beta")
+    names = [naming.sd(b) for b in design.blocks]
+    names += [n for n in naming.FAMILY_PARAMETERS if n in posterior]
+    names.append(naming.BETA)
     chosen, panels = [], 0
     for name in names:
         if name not in posterior:
@@ -55,7 +56,7 @@ def fit_figures(fit, ci_prob: float) -> list:
     out = [drawn("rank", "Rank plot: fractional ranks of each chain (Δ-ECDF); chains that "
                  "explore the same posterior stay inside the band",
                  lambda: azp.plot_rank(idata, var_names=rank_variables(posterior, design)))]
-    forests = [(b, t) for b in design.blocks if f"r_{b.name}" in posterior for t in b.terms]
+    forests = [(b, t) for b in design.blocks if naming.r(b) in posterior for t in b.terms]
     for block, term in forests[:MAX_FORESTS]:
         out.append(drawn(
             f"forest-{_stem(block.name)}-{_stem(term)}",
@@ -63,7 +64,7 @@ def fit_figures(fit, ci_prob: float) -> list:
             f"(posterior median, 50% and {percent(ci_prob)} equal-tailed intervals)"
             + _levels_note(block),
             lambda b=block, t=term: azp.plot_forest(
-                idata, var_names=[f"r_{b.name}"], coords=_forest_coords(fit, b, t),
+                idata, var_names=[naming.r(b)], coords=_forest_coords(fit, b, t),
                 combined=True, ci_kind="eti", ci_probs=(0.5, ci_prob)),
         ))
     if "posterior_predictive" in idata.children:

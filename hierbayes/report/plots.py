@@ -7,7 +7,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 from scipy import stats
 
-from .draws import is_sd, row_key, row_name, varcorr_draws
+from ..naming import is_sd, row_key, row_name
 
 COLORS = {"no_pool": "0.55", "reml": "tab:orange", "bayes": "tab:blue", "prior": "0.6"}
 
@@ -92,8 +92,8 @@ def plot_forest(cmp):
 
 def plot_variance(cmp):
     """Posterior density of each SD with its prior and the REML estimate marked."""
-    post = varcorr_draws(cmp.draws, cmp.design)
-    prior = varcorr_draws(cmp.prior_draws, cmp.design) if cmp.prior_draws else {}
+    post = cmp.component_draws()
+    prior = cmp.component_draws(prior=True)
     rows = [r for r in cmp.variance.to_dict("records") if is_sd(r)]
     fig, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 3.2), squeeze=False)
     for ax, row in zip(axes[0], rows, strict=True):

@@ -21,7 +21,7 @@ Variables of the model (the names `BayesFit` and the comparison rely on):
 
 Group effects are gathered by index: row ``i`` adds ``Z[i] · r[index[i]]``; no dense Z is built.
 Predictors enter as constants, not ``pm.Data``: prediction for new data is done in numpy from
-the posterior draws (`hierbayes.predict`), which also lets unseen levels draw new effects.
+the posterior draws (`hierbayes.bayes.predict`), which also lets unseen levels draw new effects.
 """
 
 from __future__ import annotations
@@ -30,24 +30,20 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .design import Block, Design
-from .errors import FamilyError
-from .families import check_link
+from .. import naming
+from ..design import Block, Design
+from ..errors import FamilyError
+from ..families import check_link
 from .priors import Prior, Priors
 
-OBS_DIM = "obs"
-
-
-def corr_dim(block: Block) -> str:
-    """Second dimension of a block's correlation matrix."""
-    return f"{block.name}__term2"
+OBS_DIM = naming.OBS_DIM
 
 
 def model_coords(design: Design) -> dict[str, list]:
     coords: dict[str, list] = dict(design.coords)
     for block in design.blocks:
         if _is_correlated(block):
-            coords[corr_dim(block)] = list(block.terms)
+            coords[naming.corr_dim(block)] = list(block.terms)
     coords[OBS_DIM] = obs_labels(design)
     return coords
 
@@ -94,43 +90,44 @@ def fixed_effects(names, priors: list[Prior]):
     if alike:
         # One vector variable: parameters stacked along the `fixed` dimension.
         params = {k: np.array([p.params[k] for p in priors], dtype=float) for k in first.params}
-        return first.pymc_class()("beta", **params, dims="fixed")
+        return first.pymc_class()(naming.BETA, **params, dims=naming.FIXED_DIM)
     parts = [
-        p.pymc_class()(f"beta__{name}", **p.params) for name, p in zip(names, priors, strict=True)
+        p.pymc_class()(naming.beta_term(name), **p.params)
+        for name, p in zip(names, priors, strict=True)
     ]
-    return pm.Deterministic("beta", pt.stack(parts), dims="fixed")
+    return pm.Deterministic(naming.BETA, pt.stack(parts), dims=naming.FIXED_DIM)
 
 
 def _block_effects(block: Block, priors: Priors):
     """Deterministic ``r_<b>`` (levels, terms) for one block, non-centred."""
-    name, levels, terms = block.name, block.level_dim, block.term_dim
-    z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(levels, terms))  # (L, k)
+    levels, terms = block.level_dim, block.term_dim
+    z = pm.Normal(naming.z(block), 0.0, 1.0, dims=(levels, terms))  # (L, k)
     sd, chol = block_scale(block, priors)
     if chol is not None:
         # r_l = L z_l for every level l: (L, k) @ (k, k)^T -> (L, k).
-        return pm.Deterministic(f"r_{name}", pt.dot(z, chol.T), dims=(levels, terms))
-    return pm.Deterministic(f"r_{name}", z * sd, dims=(levels, terms))  # (L, k) * (k,)
+        return pm.Deterministic(naming.r(block), pt.dot(z, chol.T), dims=(levels, terms))
+    return pm.Deterministic(naming.r(block), z * sd, dims=(levels, terms))  # (L, k) * (k,)
 
 
 def block_scale(block: Block, priors: Priors):
     """``sd_<b>`` (k,) and, for a correlated block, the Cholesky factor (k, k) of its covariance
     (else None); creates ``sd_<b>``, ``chol_<b>`` and ``corr_<b>`` (shared with the marginal
-    model, `hierbayes.marginal`, so that both paths have the same priors and names)."""
-    name, terms = block.name, block.term_dim
-    sd_prior = priors[f"sd_{name}"]
+    model, `hierbayes.bayes.marginal`, so that both paths have the same priors and names)."""
+    terms = block.term_dim
+    sd_prior = priors[naming.sd(block)]
     if _is_correlated(block):
         chol, corr, sd = pm.LKJCholeskyCov(
-            f"chol_{name}",
+            naming.chol(block),
             n=block.n_terms,
-            eta=priors[f"corr_{name}"].params["eta"],
+            eta=priors[naming.corr(block)].params["eta"],
             sd_dist=sd_prior.pymc_class().dist(**sd_prior.params, shape=block.n_terms),
             compute_corr=True,
             store_in_trace=False,
         )
-        pm.Deterministic(f"sd_{name}", sd, dims=terms)
-        pm.Deterministic(f"corr_{name}", corr, dims=(terms, corr_dim(block)))
+        pm.Deterministic(naming.sd(block), sd, dims=terms)
+        pm.Deterministic(naming.corr(block), corr, dims=(terms, naming.corr_dim(block)))
         return sd, chol
-    return sd_prior.pymc_class()(f"sd_{name}", **sd_prior.params, dims=terms), None  # (k,)
+    return sd_prior.pymc_class()(naming.sd(block), **sd_prior.params, dims=terms), None  # (k,)
 
 
 def inverse_link(link: str, eta, lib=pt):
@@ -161,7 +158,7 @@ def _likelihood(design: Design, priors: Priors, link: str, eta) -> None:
     if family in ("gaussian", "student_t"):
         # Known residual SDs (meta-analysis) are data, not a parameter.
         known = design.known_sigma
-        sigma = known if known is not None else scalar_parameter(priors, "sigma")
+        sigma = known if known is not None else scalar_parameter(priors, naming.SIGMA)
         if family == "gaussian":
             pm.Normal("y", mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
         else:

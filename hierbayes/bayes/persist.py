@@ -8,23 +8,19 @@ The file is the fit's `DataTree` (posterior, sample_stats, log_likelihood, ...) 
 - root attribute ``hierbayes``: JSON with the formula, family, link, missing-value policy, the
   user's prior overrides, the full prior table and the sampler settings.
 
-`load` rebuilds the design, the priors and the PyMC model from these, so a loaded fit gives the
-same tables and, with the same seed, the same predictions. Needs h5netcdf (a dependency).
+`hierbayes.bayes.restore.load` rebuilds the design, the priors and the PyMC model from these,
+so a loaded fit gives the same tables and, with the same seed, the same predictions. Needs
+h5netcdf (a dependency).
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-
-from .errors import DataWarning, HierbayesError
-from .priors import Prior
-from .sampling import model_from_design
 
 DATA_GROUP = "hierbayes_data"
 META_KEY = "hierbayes"
@@ -47,41 +43,6 @@ def save_fit(fit, path) -> None:
     }
     tree.attrs = {**tree.attrs, META_KEY: json.dumps(meta)}
     tree.to_netcdf(Path(path))
-
-
-def load(path):
-    """A `BayesFit` from a file written by `BayesFit.save`."""
-    from .bayes import BayesFit
-    from .design import make_design
-
-    if not Path(path).is_file():
-        raise HierbayesError(
-            f"No file {str(path)!r} to load a fit from (hb.load reads what BayesFit.save wrote; "
-            "shipped data sets are loaded with hierbayes.datasets.load)."
-        )
-    with xr.open_datatree(Path(path)) as opened:
-        tree = opened.load()
-    if META_KEY not in tree.attrs or DATA_GROUP not in tree.children:
-        raise HierbayesError(f"{path} was not written by BayesFit.save (no hierbayes metadata).")
-    meta = json.loads(tree.attrs[META_KEY])
-    data = _dataset_to_frame(tree[DATA_GROUP].to_dataset())
-    # The stored rows are the design's rows: nothing is missing, so nothing is dropped again.
-    design = make_design(
-        meta["formula"], data, meta["family"], meta["missing"], known_sigma=meta.get("known_sigma")
-    )
-    overrides = {name: Prior.from_dict(spec) for name, spec in meta["priors"].items()}
-    spec = model_from_design(design, overrides, meta["link"], meta["missing"])
-    stored = {name: Prior.from_dict(p) for name, p in meta["priors_table"].items()}
-    if dict(spec.priors) != stored:
-        warnings.warn(
-            f"The priors rebuilt from {path} differ from those saved with the fit (a different "
-            "hierbayes version?); the posterior draws are those saved.",
-            DataWarning,
-            stacklevel=2,
-        )
-    groups = {name: node for name, node in tree.children.items() if name != DATA_GROUP}
-    idata = xr.DataTree.from_dict({f"/{name}": node.to_dataset() for name, node in groups.items()})
-    return BayesFit(spec, idata, meta["settings"])
 
 
 def _netcdf_safe(tree: xr.DataTree) -> xr.DataTree:
@@ -115,7 +76,7 @@ def _frame_to_dataset(frame: pd.DataFrame) -> xr.Dataset:
     return xr.Dataset(variables, coords={"row": index})
 
 
-def _dataset_to_frame(ds: xr.Dataset) -> pd.DataFrame:
+def dataset_to_frame(ds: xr.Dataset) -> pd.DataFrame:
     columns = {}
     for name, var in ds.data_vars.items():
         values = var.values

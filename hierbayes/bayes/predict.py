@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import naming
+from ..design import Design
+from ..errors import DesignError, HierbayesError
+from ..grouping import labels_of
+from ..response import evaluate_expression
 from .builder import inverse_link
-from .design import Design
-from .errors import DesignError, HierbayesError
-from .grouping import labels_of
 from .posterior import SAMPLE_DIMS, fixef_draws
-from .response import evaluate_expression
 
 KINDS = ("mean", "response", "link")
 GROUP_EFFECTS = ("sample_new", "zero_new", "population")
@@ -61,15 +62,18 @@ def predict_draws(
     eta = beta @ X.T  # (S, p) @ (p, n) -> (S, n)
     if group_effects != "population":
         for block, index, Z, levels in zip(design.blocks, indices, Zs, row_levels, strict=True):
-            r = _flat(posterior[f"r_{block.name}"], block.level_dim, block.term_dim)  # (S, L, k)
+            r = _flat(posterior[naming.r(block)], block.level_dim, block.term_dim)  # (S, L, k)
             eta += _block_part(r, index, Z)
             if group_effects == "sample_new" and (index < 0).any():
                 eta += _new_levels(block, posterior, index, Z, levels, rng)
     values = _transform(design, link, posterior, eta, kind, new_data, rng)
     return xr.DataArray(
         values.reshape(*shape, -1),
-        dims=(*SAMPLE_DIMS, "obs"),
-        coords={**{d: posterior[d].values for d in SAMPLE_DIMS}, "obs": np.asarray(labels)},
+        dims=(*SAMPLE_DIMS, naming.OBS_DIM),
+        coords={
+            **{d: posterior[d].values for d in SAMPLE_DIMS},
+            naming.OBS_DIM: np.asarray(labels),
+        },
         name=f"prediction_{kind}",
     )
 
@@ -96,10 +100,10 @@ def _block_part(r: np.ndarray, index: np.ndarray, Z: np.ndarray) -> np.ndarray:
 
 def _new_levels(block, posterior, index, Z, levels, rng) -> np.ndarray:
     """(S, n): effects of unseen levels drawn from N(0, Σ_s), one draw per level and draw s."""
-    sd = _flat(posterior[f"sd_{block.name}"], block.term_dim)  # (S, k)
+    sd = _flat(posterior[naming.sd(block)], block.term_dim)  # (S, k)
     chol = np.broadcast_to(np.eye(block.n_terms), (sd.shape[0], block.n_terms, block.n_terms))
-    if f"corr_{block.name}" in posterior:
-        corr = _flat(posterior[f"corr_{block.name}"], block.term_dim, f"{block.name}__term2")
+    if naming.corr(block) in posterior:
+        corr = _flat(posterior[naming.corr(block)], block.term_dim, naming.corr_dim(block))
         # A tiny ridge keeps the factorisation defined for correlations at ±1.
         chol = np.linalg.cholesky(corr + 1e-10 * np.eye(block.n_terms))  # (S, k, k)
     unseen = index < 0
@@ -126,7 +130,7 @@ def _transform(design, link, posterior, eta, kind, new_data, rng) -> np.ndarray:
 def _residual_sd(design, posterior, new_data) -> np.ndarray:
     column = design.known_sigma_column
     if column is None:
-        return _flat(posterior["sigma"])[:, None]
+        return _flat(posterior[naming.SIGMA])[:, None]
     if column not in new_data.columns:
         raise HierbayesError(
             f"This model takes its residual SDs as known (column {column!r}); new data for "

@@ -1,4 +1,4 @@
-"""Checks of a prior given by the user against the parameter it replaces (see `hierbayes.priors`).
+"""Checks of a prior given by the user against the parameter it replaces (`.priors`).
 
 Duck-typed on purpose: a prior has ``distribution``, ``params`` and ``pymc_class()``; an entry has
 ``name``, ``kind``, ``applies_to`` and ``size``. That keeps this module free of `priors`' types.
@@ -12,7 +12,7 @@ import numpy as np
 import pymc as pm
 from pymc.distributions.continuous import PositiveContinuous
 
-from .errors import PriorError
+from ..errors import PriorError
 
 
 def validate(prior, entry) -> None:

@@ -1,4 +1,4 @@
-"""Fully Bayesian fits: `fit_bayes` and the `BayesFit` it returns.
+"""`BayesFit`: what `fit_bayes` / `sample` return.
 
 ``fit = hb.fit_bayes("Reaction ~ Days + (Days | Subject)", data, random_seed=1)``
 
@@ -7,17 +7,17 @@ What other modules (compare, report) can rely on:
 - ``fit.idata``: `xarray.DataTree` with groups ``posterior``, ``sample_stats``, ``observed_data``,
   ``log_likelihood`` (so ``arviz_stats.loo(fit.idata)`` works), and after the corresponding calls
   ``prior``, ``prior_predictive``, ``posterior_predictive``. Posterior variables are named as in
-  `hierbayes.builder`: ``beta`` (dim ``fixed``), ``sd_<b>``, ``corr_<b>``, ``r_<b>`` (dims
+  `hierbayes.bayes.builder`: ``beta`` (dim ``fixed``), ``sd_<b>``, ``corr_<b>``, ``r_<b>`` (dims
   ``<group>`` × ``<b>__term``), ``z_<b>``, ``sigma``, ``nu``, ``alpha``; ``<b>`` is `Block.name`.
 - ``fixef()``, ``varcorr()``, ``ranef()``: the tidy tables of the API contract, estimate = posterior
   mean, std_error = posterior SD, plus ``median`` and a 95 % equal-tailed interval (``ci_prob=``);
   ``attrs["interval"]`` says which.
 - ``draws("fixef" | "varcorr" | "ranef")``: (chain, draw, row) draws whose rows are those of the
-  matching table, in order (see `hierbayes.posterior`).
+  matching table, in order (see `hierbayes.bayes.posterior`).
 - ``design``, ``priors``, ``model``, ``link``, ``settings`` (sampler, seed, draws, tune, chains,
   ``marginalize`` and ``marginal_path``).
 - Gaussian identity-link models are by default sampled with the group effects integrated out
-  (`hierbayes.marginal`): NUTS explores β, the SDs, correlations and σ only, and ``z_<b>``,
+  (`hierbayes.bayes.marginal`): NUTS explores β, the SDs, correlations and σ only, and ``z_<b>``,
   ``r_<b>`` are then drawn exactly from their conditional, so the posterior has the same variables
   and coords either way; ``sampling_path`` (and ``summary().attrs["sampling"]``) says which path
   a fit took. ``model`` is then the standard model, for predictive draws from the posterior.
@@ -29,13 +29,14 @@ import arviz_stats as azs
 import pandas as pd
 import xarray as xr
 
+from .. import naming
+from ..errors import HierbayesError
+from ..tidy import CI_PROB, check_ci_prob
 from . import posterior as post
 from .diagnostics import diagnostics_table, emit_warnings, reported_quantities
-from .errors import HierbayesError
-from .posterior import SAMPLE_DIMS
+from .model import BayesModel
+from .persist import save_fit
 from .predict import predict_draws
-from .sampling import DEFAULT_TARGET_ACCEPT, BayesModel, build_model, sample
-from .tidy import CI_PROB
 
 DRAW_KINDS = ("fixef", "varcorr", "ranef")
 
@@ -45,7 +46,7 @@ class BayesFit:
 
     def __init__(self, spec: BayesModel, idata: xr.DataTree, settings: dict, model=None):
         self.spec = spec
-        self._model = model  # the copy of spec.model that was sampled (see hierbayes.sampling)
+        self._model = model  # the copy of spec.model that was sampled (see .sampling)
         self.idata = idata
         self.settings = dict(settings)
         self._diagnostics: pd.DataFrame | None = None
@@ -57,6 +58,7 @@ class BayesFit:
     link = property(lambda self: self.spec.link)
     formula = property(lambda self: self.spec.formula)
     family = property(lambda self: self.spec.family)
+    method = "NUTS"  # how the fit was made (`hierbayes.tidy.Fit`); RemlFit says REML, ML, Laplace
 
     @property
     def posterior(self) -> xr.Dataset:
@@ -65,7 +67,7 @@ class BayesFit:
     # --- tidy tables ------------------------------------------------------------------------
     def fixef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """Fixed effects: posterior mean, SD, median and equal-tailed interval per term."""
-        return post.fixef_table(self.posterior, _prob(ci_prob))
+        return post.fixef_table(self.posterior, check_ci_prob(ci_prob))
 
     def varcorr(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """SDs and correlations per grouping factor, then the residual SD (group "Residual").
@@ -74,14 +76,14 @@ class BayesFit:
         mean), std_error (posterior SD), median, lower, upper, block (`Block.name`). For
         student_t the "Residual" row is the scale sigma of the t distribution, not its SD.
         """
-        return post.varcorr_table(self.design, self.posterior, _prob(ci_prob))
+        return post.varcorr_table(self.design, self.posterior, check_ci_prob(ci_prob))
 
     def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """Group effects as deviations from the fixed effects (lme4's ranef), per level × term.
 
         Rows level-major within each block (as the REML side), with a ``block`` column.
         """
-        return post.ranef_table(self.design, self.posterior, _prob(ci_prob))
+        return post.ranef_table(self.design, self.posterior, check_ci_prob(ci_prob))
 
     def draws(self, what: str = "ranef") -> xr.DataArray:
         """(chain, draw, row) posterior draws lined up with the rows of fixef/varcorr/ranef."""
@@ -101,8 +103,8 @@ class BayesFit:
         ``attrs["sampling"]`` says how the posterior was sampled (`sampling_path`).
         """
         quantities = reported_quantities(self.design, self.posterior, group_effects=False)
-        data = xr.Dataset({label: (SAMPLE_DIMS, v) for label, v in quantities.items()})
-        frame = azs.summary(data, ci_prob=_prob(ci_prob), ci_kind="eti", round_to="none")
+        data = xr.Dataset({label: (naming.SAMPLE_DIMS, v) for label, v in quantities.items()})
+        frame = azs.summary(data, ci_prob=check_ci_prob(ci_prob), ci_kind="eti", round_to="none")
         frame = pd.DataFrame(frame)
         frame.attrs["interval"] = post.interval_label(ci_prob)
         frame.attrs["sampling"] = self.sampling_path
@@ -111,7 +113,7 @@ class BayesFit:
     @property
     def sampling_path(self) -> str:
         """Which model NUTS sampled: the group effects integrated out (marginal) or not, and why
-        (`hierbayes.marginal`)."""
+        (`hierbayes.bayes.marginal`)."""
         text = self.idata["posterior"].attrs.get("hierbayes_marginalize")
         if text:
             return str(text)
@@ -167,7 +169,7 @@ class BayesFit:
         summary: bool = False,
         ci_prob: float = CI_PROB,
     ):
-        """Predictions per posterior draw, (chain, draw, obs); see `hierbayes.predict`.
+        """Predictions per posterior draw, (chain, draw, obs); see `hierbayes.bayes.predict`.
 
         With `summary` a DataFrame (one row per row of `new_data`: estimate = posterior mean,
         std_error, median, lower, upper) instead of the draws.
@@ -177,16 +179,14 @@ class BayesFit:
         )
         if not summary:
             return draws
-        s = post.summarize(draws, _prob(ci_prob))
-        frame = pd.DataFrame(s, index=pd.Index(draws["obs"].values, name="row"))
+        s = post.summarize(draws, check_ci_prob(ci_prob))
+        frame = pd.DataFrame(s, index=pd.Index(draws[naming.OBS_DIM].values, name="row"))
         frame.attrs["interval"] = post.interval_label(ci_prob)
         return frame
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, path) -> None:
         """Write the fit to one netCDF file; `hierbayes.load` rebuilds it."""
-        from .persist import save_fit
-
         save_fit(self, path)
 
     def __repr__(self) -> str:
@@ -199,53 +199,3 @@ class BayesFit:
             f"  {self.design.n_obs} observations; "
             + ", ".join(f"{b.group}: {b.n_levels} levels" for b in self.design.blocks)
         )
-
-
-def _prob(ci_prob: float) -> float:
-    if not 0 < ci_prob < 1:
-        raise HierbayesError(f"ci_prob must be between 0 and 1, got {ci_prob!r}.")
-    return float(ci_prob)
-
-
-def fit_bayes(
-    formula: str,
-    data: pd.DataFrame,
-    family="gaussian",
-    priors=None,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    random_seed: int | None = None,
-    sampler: str | None = None,
-    target_accept: float = DEFAULT_TARGET_ACCEPT,
-    progressbar: bool = True,
-    link: str | None = None,
-    missing: str = "drop",
-    marginalize: bool | None = None,
-    known_sigma: str | None = None,
-    **sample_kwargs,
-) -> BayesFit:
-    """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
-
-    `marginalize`: for gaussian identity-link models, integrate the group effects out, sample
-    the rest, then draw the group effects exactly (None: whenever it applies; see `sample`).
-
-    `priors`: name -> `hb.Prior` overrides of the defaults (`hb.default_priors` lists the names).
-    `known_sigma`: a column of known per-observation residual SDs (gaussian only), e.g. the
-    standard errors of a meta-analysis; no residual SD is then estimated.
-    `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
-    Extra keyword arguments go to `pymc.sample`.
-    """
-    spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma)
-    return sample(
-        spec,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        random_seed=random_seed,
-        sampler=sampler,
-        target_accept=target_accept,
-        progressbar=progressbar,
-        marginalize=marginalize,
-        **sample_kwargs,
-    )

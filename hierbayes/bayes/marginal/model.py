@@ -3,7 +3,7 @@
 With a Gaussian response and the identity link, ``y = Xβ + Zb + ε``, ``b ~ N(0, TTᵀ)``,
 ``ε ~ N(0, σ²I)`` gives ``y ~ N(Xβ, σ²I + ZTTᵀZᵀ)``: the marginal model has only β, the group SDs
 and correlations and σ as parameters, a handful of dimensions without the funnel between the
-group effects and their SD. `hierbayes.marginal_draws` then draws the group effects exactly from
+group effects and their SD. `.draws` then draws the group effects exactly from
 their Gaussian conditional, draw by draw, so that the fit has every variable of the standard path.
 
 T is block diagonal: per block ``<b>`` and per level, the Cholesky factor ``chol_<b>`` of the
@@ -20,7 +20,7 @@ mean is subtracted from itself): no evaluation touches the n rows. Two layouts:
 
 - ``"grouped"``: every block is on one grouping factor (``(x | g)``, ``(1 + x || g)``): P is block
   diagonal with one k × k block per level (k = the terms of all blocks), factored for all levels at
-  once by the element-wise code of `hierbayes.marginal_linalg` (k ≤ 8);
+  once by the element-wise code of `hierbayes.bayes.marginal.linalg` (k ≤ 8);
 - ``"dense"``: several grouping factors (crossed or nested) with at most `MAX_DENSE` group effects
   in all: P is factored as one dense q × q matrix (a sparse, differentiable factorization is not
   available in PyTensor); larger designs keep the standard non-centred model.
@@ -36,10 +36,11 @@ import pytensor
 import pytensor.tensor as pt
 import scipy.sparse as sp
 
-from . import marginal_linalg as small
-from .builder import block_scale, corr_dim, fixed_effects, scalar_parameter
-from .design import Block, Design
-from .errors import HierbayesError
+from ... import naming
+from ...design import Block, Design
+from ...errors import HierbayesError
+from ..builder import block_scale, fixed_effects, scalar_parameter
+from . import linalg as small
 
 # A dense q × q factorization and its gradient at every NUTS step cost ~q³: crossed intercepts,
 # 4 × 1000 draws, one BLAS thread (min bulk ESS / sampling s, marginal vs standard): q = 30
@@ -221,22 +222,22 @@ def _dense_stats(design: Design, segments, e: np.ndarray) -> dict:
 
 def marginal_coords(design: Design) -> dict[str, list]:
     """Coordinates of the marginal model: no group levels or rows (no variable has them)."""
-    coords = {"fixed": list(design.fixed_names)}
+    coords = {naming.FIXED_DIM: list(design.fixed_names)}
     for block in design.blocks:
         coords[block.term_dim] = list(block.terms)
         if block.correlated and block.n_terms > 1:
-            coords[corr_dim(block)] = list(block.terms)
+            coords[naming.corr_dim(block)] = list(block.terms)
     return coords
 
 
 def build_marginal_model(design: Design, priors, plan: MarginalPlan) -> pm.Model:
     """β, ``sd_<b>``, ``chol_<b>``/``corr_<b>`` and σ with the same priors and names as the
-    standard model (`hierbayes.builder`), and the marginal likelihood as a potential."""
+    standard model (`hierbayes.bayes.builder`), and the marginal likelihood as a potential."""
     with pm.Model(coords=marginal_coords(design)) as model:
         names = design.fixed_names
         beta = fixed_effects(names, [priors[n] for n in names]) if names else None  # (p,)
         scales = [block_scale(s.block, priors) for s in plan.segments]  # [(sd, chol | None)]
-        sigma = scalar_parameter(priors, "sigma")
+        sigma = scalar_parameter(priors, naming.SIGMA)
         pm.Potential(POTENTIAL, marginal_loglik(plan, beta, scales, sigma))
     return model
 

@@ -54,15 +54,16 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from .design import Design, make_design
-from .errors import PriorError
-from .families import check_link
+from .. import naming
+from ..design import Design, make_design
+from ..errors import PriorError
+from ..families import check_link
 from .prior_checks import fmt, plain, validate
 
 INTERCEPT_SCALE = 2.5
 SLOPE_SCALE = 2.5
 LKJ_ETA = 2.0
-SCALE_PARAMS = ("sigma", "nu", "alpha")  # names of the family's own parameters
+SCALE_PARAMS = naming.FAMILY_PARAMETERS  # names of the family's own parameters
 
 
 class Prior:
@@ -226,7 +227,7 @@ def _defaults(design: Design, link: str) -> list[PriorEntry]:
         sds = [s_y / _column_sd(block.Z[:, j]) for j in range(block.n_terms)]
         entries.append(
             PriorEntry(
-                f"sd_{block.name}",
+                naming.sd(block),
                 Prior("HalfNormal", sigma=sds if len(sds) > 1 else sds[0]),
                 "sd",
                 f"SD of {', '.join(block.terms)} across levels of {block.group}",
@@ -237,7 +238,7 @@ def _defaults(design: Design, link: str) -> list[PriorEntry]:
         if block.correlated and block.n_terms > 1:
             entries.append(
                 PriorEntry(
-                    f"corr_{block.name}",
+                    naming.corr(block),
                     Prior("LKJ", eta=LKJ_ETA),
                     "corr",
                     f"correlations of {', '.join(block.terms)} across levels of {block.group}",
@@ -276,7 +277,8 @@ def _family_defaults(design: Design, s_y: float) -> list[PriorEntry]:
         sd_y = float(np.std(design.y, ddof=1)) if design.n_obs > 1 else 0.0
         lam = 1.0 / (sd_y if sd_y > 0 else s_y)
         what = "residual SD" if name == "gaussian" else "residual scale of the Student-t"
-        entries.append(PriorEntry("sigma", Prior("Exponential", lam=lam), "sigma", what, "default"))
+        prior = Prior("Exponential", lam=lam)
+        entries.append(PriorEntry(naming.SIGMA, prior, "sigma", what, "default"))
     if name == "student_t":
         entries.append(
             PriorEntry(

@@ -7,7 +7,7 @@ correct sampler and likelihood the ranks are uniform; `uniformity` tests that pe
 chi-square test on equal-width bins.
 
 The marginal path compiles its model once: the response enters it only through the shared
-statistics of `hierbayes.marginal.response_data`, swapped per data set with nutpie's
+statistics of `hierbayes.bayes.marginal.response_data`, swapped per data set with nutpie's
 ``with_data``. The standard path is fitted by `hierbayes.sample`, compiling per data set.
 Used by tests/test_marginal.py (small) and benchmarks/sbc_marginal.py (full).
 """
@@ -20,12 +20,13 @@ import pymc as pm
 import xarray as xr
 from scipy import stats
 
-from .design import make_design
-from .diagnostics import reported_quantities
-from .marginal import build_marginal_model, plan_for, response_data
-from .marginal_draws import complete_posterior, one_blas_thread
-from .posterior import SAMPLE_DIMS
-from .sampling import DEFAULT_TARGET_ACCEPT, BayesModel, model_from_design, sample
+from .. import naming
+from ..bayes.diagnostics import reported_quantities
+from ..bayes.marginal import build_marginal_model, complete_posterior, plan_for, response_data
+from ..bayes.model import BayesModel, model_from_design
+from ..bayes.sampling import DEFAULT_TARGET_ACCEPT, sample
+from ..blas import one_blas_thread
+from ..design import make_design
 
 
 def simulate(spec: BayesModel, n_datasets: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -38,7 +39,8 @@ def simulate(spec: BayesModel, n_datasets: int, seed: int) -> tuple[pd.DataFrame
         compile_kwargs={"mode": "FAST_COMPILE"},
     )
     truth = reported_quantities(spec.design, prior["prior"].to_dataset())  # label -> (1, N)
-    y = prior["prior_predictive"]["y"].transpose(*SAMPLE_DIMS, "obs").to_numpy()[0]  # (N, n)
+    y = prior["prior_predictive"][naming.RESPONSE]
+    y = y.transpose(*naming.SAMPLE_DIMS, naming.OBS_DIM).to_numpy()[0]  # (N, n)
     return pd.DataFrame({k: v[0] for k, v in truth.items()}), y
 
 

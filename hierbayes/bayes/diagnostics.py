@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .design import Design
-from .errors import SamplingWarning
+from .. import naming
+from ..design import Design
+from ..errors import SamplingWarning
 from .posterior import SAMPLE_DIMS, fixef_draws, ranef_draws, varcorr_draws
 
 RHAT_MAX = 1.01
@@ -177,12 +178,12 @@ def _funnel_sd(design: Design, posterior: xr.Dataset, diverging: np.ndarray) -> 
     """The SD variable whose log is lowest, relative to its spread, in the divergent draws."""
     best, best_score = "", np.inf
     for block in design.blocks:
-        sd = posterior[f"sd_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+        sd = posterior[naming.sd(block)].transpose(*SAMPLE_DIMS, ...).values
         log_sd = np.log(np.maximum(sd, 1e-300)).reshape(*diverging.shape, -1)
         spread = log_sd.std(axis=(0, 1)) + 1e-12
         score = np.min((log_sd[diverging].mean(axis=0) - log_sd.mean(axis=(0, 1))) / spread)
         if score < best_score:
-            best, best_score = f"sd_{block.name}", score
+            best, best_score = naming.sd(block), score
     return best
 
 

@@ -6,7 +6,7 @@ their conditional is
 
     z | β, T, σ, y ~ N(P⁻¹c, σ² P⁻¹),    P = σ²I + TᵀZᵀZT,   c = TᵀZᵀ(y - Xβ),
 
-(see `hierbayes.marginal`), drawn as ``z = L⁻ᵀ(L⁻¹c + σξ)`` with ``P = LLᵀ`` and ``ξ ~ N(0, I)``.
+(see `.model`), drawn as ``z = L⁻ᵀ(L⁻¹c + σξ)`` with ``P = LLᵀ`` and ``ξ ~ N(0, I)``.
 One such draw per posterior draw makes (θ, z) an exact draw from the joint posterior, so the
 posterior gets ``z_<b>`` and ``r_<b>`` (= T z per level) with the dims and coordinates of the
 standard path, and everything that reads them (ranef, predict, posterior predictive, compare)
@@ -16,17 +16,17 @@ memory, from a generator seeded by the fit's seed.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import scipy.linalg as sla
 import xarray as xr
 
-from . import marginal_linalg as small
-from .builder import corr_dim, obs_labels
-from .design import Design
-from .marginal import MarginalPlan, Segment, factor_entries, grouped_system
-from .posterior import SAMPLE_DIMS, fixef_draws
+from ... import naming
+from ...blas import one_blas_thread
+from ...design import Design
+from ..builder import obs_labels
+from ..posterior import SAMPLE_DIMS, fixef_draws
+from . import linalg as small
+from .model import MarginalPlan, Segment, factor_entries, grouped_system
 
 _CHUNK_VALUES = 4_000_000  # floats per chunk of draws for the k × k (or q × q) matrices
 ATTR = "hierbayes_marginalize"  # posterior attribute that says which path a fit took
@@ -49,21 +49,10 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
     with one_blas_thread():
         idata["log_likelihood"] = xr.DataTree(pointwise_log_likelihood(design, posterior))
     # The marginal model observes no variable: record y as the standard model does.
-    observed = xr.Dataset({"y": ("obs", design.y)}, coords={"obs": obs_labels(design)})
+    observed = xr.Dataset({naming.RESPONSE: (naming.OBS_DIM, design.y)},
+                          coords={naming.OBS_DIM: obs_labels(design)})
     idata["observed_data"] = xr.DataTree(observed)
     return idata
-
-
-def one_blas_thread():
-    """One BLAS thread. The marginal path makes many small BLAS/LAPACK calls, from several chains
-    at once while sampling; OpenBLAS threads spin-waiting between them cost 10× and more on a busy
-    machine (measured: radon's 4000 × 85 Zᵀr 15 ms -> 0.6 ms; NUTS on a dense q = 150 model
-    200 s -> 18 s). threadpoolctl comes with PyMC's dependencies; without it nothing is limited."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def draw_group_effects(plan: MarginalPlan, design: Design, posterior: xr.Dataset, rng) -> dict:
@@ -80,8 +69,8 @@ def draw_group_effects(plan: MarginalPlan, design: Design, posterior: xr.Dataset
     for seg, (sd, chol) in zip(plan.segments, params["scales"], strict=True):
         z = _segment_values(u, seg)  # (S, levels, k)
         r = z * sd[:, None, :] if chol is None else np.matmul(z, chol.swapaxes(-1, -2))
-        out[f"z_{seg.block.name}"] = (z.reshape(*shape, *z.shape[1:]), seg.block)
-        out[f"r_{seg.block.name}"] = (r.reshape(*shape, *r.shape[1:]), seg.block)
+        out[naming.z(seg.block)] = (z.reshape(*shape, *z.shape[1:]), seg.block)
+        out[naming.r(seg.block)] = (r.reshape(*shape, *r.shape[1:]), seg.block)
     return out
 
 
@@ -99,14 +88,14 @@ def _parameters(plan: MarginalPlan, posterior: xr.Dataset) -> dict:
     scales = []
     for seg in plan.segments:
         block = seg.block
-        sd = _flat(posterior[f"sd_{block.name}"], block.term_dim)  # (S, k)
+        sd = _flat(posterior[naming.sd(block)], block.term_dim)  # (S, k)
         chol = None
-        if f"corr_{block.name}" in posterior:
-            corr = _flat(posterior[f"corr_{block.name}"], block.term_dim, corr_dim(block))
+        if naming.corr(block) in posterior:
+            corr = _flat(posterior[naming.corr(block)], block.term_dim, naming.corr_dim(block))
             # chol(diag(sd) C diag(sd)) = diag(sd) chol(C): the factor the model used.
             chol = sd[:, :, None] * np.linalg.cholesky(corr)  # (S, k, k)
         scales.append((sd, chol))
-    sigma = _flat(posterior["sigma"])  # (S,)
+    sigma = _flat(posterior[naming.SIGMA])  # (S,)
     return {"delta": beta - plan.stats["beta_hat"], "sigma": sigma, "scales": scales}
 
 
@@ -174,9 +163,9 @@ def pointwise_log_likelihood(design: Design, posterior: xr.Dataset) -> xr.Datase
     """
     shape = tuple(posterior.sizes[d] for d in SAMPLE_DIMS)
     beta = _flat(fixef_draws(posterior), "term")  # (S, p)
-    sigma = _flat(posterior["sigma"])[:, None]  # (S, 1)
+    sigma = _flat(posterior[naming.SIGMA])[:, None]  # (S, 1)
     effects = [
-        _flat(posterior[f"r_{b.name}"], b.level_dim, b.term_dim) for b in design.blocks
+        _flat(posterior[naming.r(b)], b.level_dim, b.term_dim) for b in design.blocks
     ]  # (S, L, k) each
     out = np.empty((beta.shape[0], design.n_obs))
     step = max(1, _CHUNK_VALUES // max(design.n_obs, 1))
@@ -190,5 +179,5 @@ def pointwise_log_likelihood(design: Design, posterior: xr.Dataset) -> xr.Datase
         out[rows] = -0.5 * np.log(2 * np.pi) - np.log(sigma[rows]) - 0.5 * z**2
     values = out.reshape(*shape, design.n_obs)
     coords = {d: posterior[d].values for d in SAMPLE_DIMS}
-    coords["obs"] = obs_labels(design)
-    return xr.Dataset({"y": ((*SAMPLE_DIMS, "obs"), values)}, coords=coords)
+    coords[naming.OBS_DIM] = obs_labels(design)
+    return xr.Dataset({naming.RESPONSE: ((*SAMPLE_DIMS, naming.OBS_DIM), values)}, coords=coords)

@@ -1,4 +1,4 @@
-"""The staged path: build the Bayesian model (no sampling), then sample it with NUTS.
+"""NUTS on a `BayesModel` (`hierbayes.bayes.model`): the staged path's second step.
 
 >>> spec = hb.build_model("Reaction ~ Days + (Days | Subject)", data)   # BayesModel
 >>> spec.priors                     # the prior table; spec.model is the pm.Model
@@ -17,88 +17,21 @@ draws however often the model was sampled before. A model the user has extended 
 to ``spec.model``) is sampled as it is, without this guarantee.
 """
 
-from __future__ import annotations
-
 import contextlib
 import importlib.util
-from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import pymc as pm
-import xarray as xr
 
-from .builder import build_model as build_pymc_model
-from .design import Design, make_design
-from .errors import HierbayesError
-from .families import check_link
-from .priors import Priors, make_priors
+from ..blas import one_blas_thread
+from ..errors import HierbayesError
+from .fit import BayesFit
+from .marginal import ATTR, build_marginal_model, complete_posterior, plan_for
+from .model import BayesModel, fresh_model
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 _NEEDS = {"nutpie": ("nutpie",), "numpyro": ("numpyro", "jax"), "blackjax": ("blackjax", "jax")}
 DEFAULT_TARGET_ACCEPT = 0.9  # above PyMC's 0.8: hierarchical posteriors have funnels
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class BayesModel:
-    """A Bayesian model ready to sample: the design, the priors used and the `pm.Model`."""
-
-    design: Design
-    priors: Priors
-    link: str
-    model: pm.Model = field(repr=False)
-    missing: str = "drop"
-    built_vars: tuple[str, ...] = field(default=(), repr=False)  # to tell if users extended it
-
-    @property
-    def formula(self) -> str:
-        return self.design.formula
-
-    @property
-    def family(self) -> str:
-        return self.design.family.name
-
-    def sample(self, **kwargs):
-        """`hierbayes.sample` on this model."""
-        return sample(self, **kwargs)
-
-    def sample_prior_predictive(self, draws: int = 500, random_seed=None) -> xr.DataTree:
-        """Draws of every parameter and of ``y`` from the prior (groups prior, prior_predictive)."""
-        return pm.sample_prior_predictive(draws=draws, model=self.model, random_seed=random_seed)
-
-    def __repr__(self) -> str:
-        return f"BayesModel(link={self.link!r})\n{self.design!r}\n{self.priors!r}"
-
-
-def build_model(
-    formula: str,
-    data: pd.DataFrame,
-    family="gaussian",
-    priors=None,
-    link: str | None = None,
-    missing: str = "drop",
-    known_sigma: str | None = None,
-) -> BayesModel:
-    """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling.
-
-    `known_sigma`: a column of known residual SDs (gaussian; meta-analysis such as eight schools).
-    """
-    design = make_design(formula, data, family, missing, known_sigma=known_sigma)
-    return model_from_design(design, priors, link, missing)
-
-
-def model_from_design(design: Design, priors=None, link=None, missing="drop") -> BayesModel:
-    link = check_link(design.family, link)
-    table = make_priors(design, priors, link)
-    model = build_pymc_model(design, table, link)
-    return BayesModel(design, table, link, model, missing, tuple(model.named_vars))
-
-
-def fresh_model(spec: BayesModel) -> pm.Model:
-    """The model to sample: a new build of `spec` unless the user extended ``spec.model``."""
-    if tuple(spec.model.named_vars) != spec.built_vars:
-        return spec.model
-    return build_pymc_model(spec.design, spec.priors, spec.link)
 
 
 def sample(
@@ -120,60 +53,58 @@ def sample(
     With `warn` (the default) failed convergence checks raise a `SamplingWarning` with a remedy.
 
     `marginalize`: integrate the group effects out of a gaussian, identity-link model and sample
-    only the other parameters, then draw the group effects exactly (`hierbayes.marginal`). None
-    (default): whenever that applies; True: insist (an error says why it cannot); False: the
+    only the other parameters, then draw the group effects exactly (`.marginal`).
+    None (default): whenever that applies; True: insist (an error says why it cannot); False: the
     standard non-centred model. ``fit.settings["marginalize"]`` and ``["marginal_path"]`` and
     the posterior attribute ``hierbayes_marginalize`` say which path was taken.
     """
-    from .bayes import BayesFit  # bayes imports this module
-    from .marginal import build_marginal_model, plan_for
-    from .marginal_draws import ATTR, complete_posterior, one_blas_thread
-
     if not isinstance(spec, BayesModel):
         raise HierbayesError(
             f"hb.sample needs a BayesModel from hb.build_model(...), got {type(spec).__name__}."
         )
     _check_settings(draws, tune, chains, target_accept)
-    sampler = resolve_sampler(sampler)
-    seed = _seed(random_seed)
+    settings = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": _seed(random_seed),
+        "sampler": resolve_sampler(sampler),
+        "target_accept": target_accept,
+    }
     plan = plan_for(spec, marginalize)
     if plan.active:
         model = build_marginal_model(spec.design, spec.priors, plan)  # fresh, as fresh_model
     else:
         model = fresh_model(spec)  # see "Reproducibility" in the module docstring
-    blas = one_blas_thread() if plan.active else contextlib.nullcontext()
-    with blas:
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            nuts_sampler=sampler,
-            target_accept=target_accept,
+    idata = _run_nuts(model, settings, plan.active, progressbar, sample_kwargs)
+    if plan.active:
+        idata = complete_posterior(idata, spec.design, plan, settings["random_seed"])
+    else:
+        idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        idata["posterior"].attrs[ATTR] = plan.describe()
+    # The marginal model has no group effects nor y: predictive draws use the standard model,
+    # which reads the z_<b> drawn into the posterior.
+    fit = BayesFit(spec, idata, {**settings, **plan.settings()},
+                   model=None if plan.active else model)
+    if warn:
+        fit.diagnostics(warn=True)
+    return fit
+
+
+def _run_nuts(model, settings: dict, marginal: bool, progressbar: bool, sample_kwargs: dict):
+    """`pm.sample` with our settings (one BLAS thread on the marginal path, see `..blas`)."""
+    with one_blas_thread() if marginal else contextlib.nullcontext():
+        return pm.sample(
+            draws=settings["draws"],
+            tune=settings["tune"],
+            chains=settings["chains"],
+            random_seed=settings["random_seed"],
+            nuts_sampler=settings["sampler"],
+            target_accept=settings["target_accept"],
             progressbar=progressbar,
             model=model,
             **sample_kwargs,
         )
-    if plan.active:
-        idata = complete_posterior(idata, spec.design, plan, seed)
-    else:
-        idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
-        idata["posterior"].attrs[ATTR] = plan.describe()
-    settings = {
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "random_seed": seed,
-        "sampler": sampler,
-        "target_accept": target_accept,
-        **plan.settings(),
-    }
-    # The marginal model has no group effects nor y: predictive draws use the standard model,
-    # which reads the z_<b> drawn into the posterior.
-    fit = BayesFit(spec, idata, settings, model=None if plan.active else model)
-    if warn:
-        fit.diagnostics(warn=True)
-    return fit
 
 
 def _check_settings(draws, tune, chains, target_accept) -> None:

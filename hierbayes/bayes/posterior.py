@@ -20,29 +20,30 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .builder import corr_dim
-from .design import Design
-from .tidy import fixef_frame, ranef_frame, varcorr_frame
+from .. import naming
+from ..design import Design
+from ..tidy import fixef_frame, ranef_frame, varcorr_frame
 
-SAMPLE_DIMS = ("chain", "draw")
+SAMPLE_DIMS = naming.SAMPLE_DIMS
 
 
 def fixef_draws(posterior: xr.Dataset) -> xr.DataArray:
-    if "beta" not in posterior:  # a model without fixed effects, e.g. "y ~ 0 + (1 | g)"
+    if naming.BETA not in posterior:  # a model without fixed effects, e.g. "y ~ 0 + (1 | g)"
         return _stack([], [], "term", (), posterior).assign_coords(term=[])
-    return posterior["beta"].transpose(*SAMPLE_DIMS, "fixed").rename(fixed="term").rename(None)
+    beta = posterior[naming.BETA].transpose(*SAMPLE_DIMS, naming.FIXED_DIM)
+    return beta.rename({naming.FIXED_DIM: "term"}).rename(None)
 
 
 def varcorr_draws(design: Design, posterior: xr.Dataset) -> xr.DataArray:
     parts, rows = [], []
     for block in design.blocks:
-        sd = _values(posterior[f"sd_{block.name}"], block.term_dim)  # (C, D, k)
+        sd = _values(posterior[naming.sd(block)], block.term_dim)  # (C, D, k)
         parts.append(sd)
         rows.extend(
-            (block.group, term, "", "sd", f"sd_{block.name}", block.name) for term in block.terms
+            (block.group, term, "", "sd", naming.sd(block), block.name) for term in block.terms
         )
-        if f"corr_{block.name}" in posterior:
-            corr = _values(posterior[f"corr_{block.name}"], block.term_dim, corr_dim(block))
+        if naming.corr(block) in posterior:
+            corr = _values(posterior[naming.corr(block)], block.term_dim, naming.corr_dim(block))
             upper = np.triu_indices(block.n_terms, k=1)
             parts.append(corr[..., upper[0], upper[1]])  # (C, D, pairs)
             rows.extend(
@@ -51,14 +52,14 @@ def varcorr_draws(design: Design, posterior: xr.Dataset) -> xr.DataArray:
                     block.terms[i],
                     block.terms[j],
                     "corr",
-                    f"corr_{block.name}",
+                    naming.corr(block),
                     block.name,
                 )
                 for i, j in zip(*upper, strict=True)
             )
-    if "sigma" in posterior and design.family.name in ("gaussian", "student_t"):
-        parts.append(_values(posterior["sigma"])[..., None])
-        rows.append(("Residual", "", "", "residual", "sigma", "Residual"))
+    if naming.SIGMA in posterior and design.family.name in ("gaussian", "student_t"):
+        parts.append(_values(posterior[naming.SIGMA])[..., None])
+        rows.append((naming.RESIDUAL, "", "", "residual", naming.SIGMA, naming.RESIDUAL))
     names = ("group", "term1", "term2", "kind", "variable", "block")
     return _stack(parts, rows, "component", names, posterior)
 
@@ -67,7 +68,7 @@ def ranef_draws(design: Design, posterior: xr.Dataset) -> xr.DataArray:
     parts, rows = [], []
     for block in design.blocks:
         # Rows level-major (level, then term), as the REML side's ranef().
-        r = _values(posterior[f"r_{block.name}"], block.level_dim, block.term_dim)  # (C, D, L, k)
+        r = _values(posterior[naming.r(block)], block.level_dim, block.term_dim)  # (C, D, L, k)
         parts.append(r.reshape(*r.shape[:2], -1))  # (C, D, L * k)
         rows.extend(
             (block.group, level, term, block.name) for level in block.levels for term in block.terms

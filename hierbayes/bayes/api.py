@@ -1,0 +1,53 @@
+"""`fit_bayes`: build the model, then sample it (`hierbayes.bayes.model`, `.sample`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .fit import BayesFit
+from .model import build_model
+from .sampling import DEFAULT_TARGET_ACCEPT, sample
+
+
+def fit_bayes(
+    formula: str,
+    data: pd.DataFrame,
+    family="gaussian",
+    priors=None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+    sampler: str | None = None,
+    target_accept: float = DEFAULT_TARGET_ACCEPT,
+    progressbar: bool = True,
+    link: str | None = None,
+    missing: str = "drop",
+    marginalize: bool | None = None,
+    known_sigma: str | None = None,
+    **sample_kwargs,
+) -> BayesFit:
+    """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
+
+    `marginalize`: for gaussian identity-link models, integrate the group effects out, sample
+    the rest, then draw the group effects exactly (None: whenever it applies; see `sample`).
+
+    `priors`: name -> `hb.Prior` overrides of the defaults (`hb.default_priors` lists the names).
+    `known_sigma`: a column of known per-observation residual SDs (gaussian only), e.g. the
+    standard errors of a meta-analysis; no residual SD is then estimated.
+    `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
+    Extra keyword arguments go to `pymc.sample`.
+    """
+    spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma)
+    return sample(
+        spec,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        sampler=sampler,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        marginalize=marginalize,
+        **sample_kwargs,
+    )

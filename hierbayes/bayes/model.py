@@ -1,0 +1,81 @@
+"""A Bayesian model ready to sample: the design, the priors used and the `pm.Model`.
+
+>>> spec = hb.build_model("Reaction ~ Days + (Days | Subject)", data)   # BayesModel
+>>> spec.priors                     # the prior table; spec.model is the pm.Model
+>>> prior = spec.sample_prior_predictive(draws=200)
+
+`hierbayes.bayes.sampling` samples it; `fresh_model` gives the copy that is sampled (see
+"Reproducibility" there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from ..design import Design, make_design
+from ..families import check_link
+from .builder import build_model as build_pymc_model
+from .priors import Priors, make_priors
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BayesModel:
+    """A Bayesian model ready to sample: the design, the priors used and the `pm.Model`."""
+
+    design: Design
+    priors: Priors
+    link: str
+    model: pm.Model = field(repr=False)
+    missing: str = "drop"
+    built_vars: tuple[str, ...] = field(default=(), repr=False)  # to tell if users extended it
+
+    @property
+    def formula(self) -> str:
+        return self.design.formula
+
+    @property
+    def family(self) -> str:
+        return self.design.family.name
+
+    def sample_prior_predictive(self, draws: int = 500, random_seed=None) -> xr.DataTree:
+        """Draws of every parameter and of ``y`` from the prior (groups prior, prior_predictive)."""
+        return pm.sample_prior_predictive(draws=draws, model=self.model, random_seed=random_seed)
+
+    def __repr__(self) -> str:
+        return f"BayesModel(link={self.link!r})\n{self.design!r}\n{self.priors!r}"
+
+
+def build_model(
+    formula: str,
+    data: pd.DataFrame,
+    family="gaussian",
+    priors=None,
+    link: str | None = None,
+    missing: str = "drop",
+    known_sigma: str | None = None,
+) -> BayesModel:
+    """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling.
+
+    `known_sigma`: a column of known residual SDs (gaussian; meta-analysis such as eight schools).
+    """
+    design = make_design(formula, data, family, missing, known_sigma=known_sigma)
+    return model_from_design(design, priors, link, missing)
+
+
+def model_from_design(design: Design, priors=None, link=None, missing="drop") -> BayesModel:
+    link = check_link(design.family, link)
+    table = make_priors(design, priors, link)
+    model = build_pymc_model(design, table, link)
+    return BayesModel(design, table, link, model, missing, tuple(model.named_vars))
+
+
+def fresh_model(spec: BayesModel) -> pm.Model:
+    """The model to sample: a new build of `spec` unless the user extended ``spec.model``."""
+    if tuple(spec.model.named_vars) != spec.built_vars:
+        return spec.model
+    return build_pymc_model(spec.design, spec.priors, spec.link)
+
