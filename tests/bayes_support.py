@@ -64,8 +64,9 @@ def shared_fit(key: str, make_fit, tmp_path_factory) -> BayesFit:
 
 
 def mock_pm_sample(monkeypatch) -> list[dict]:
-    """Replace `pm.sample` (as `hierbayes.bayes.sampling` sees it) by prior draws of the model it is
-    given; returns the list of keyword arguments of each call."""
+    """Replace `pm.sample` and nutpie's cached path (`run_nutpie`, same keywords), as
+    `hierbayes.bayes.sampling` sees them, by prior draws of the model they are given; returns the
+    list of keyword arguments of each call."""
     import warnings
 
     from hierbayes.bayes import sampling
@@ -80,4 +81,5 @@ def mock_pm_sample(monkeypatch) -> list[dict]:
             return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
 
     monkeypatch.setattr(sampling.pm, "sample", fake_sample)
+    monkeypatch.setattr(sampling, "run_nutpie", fake_sample)
     return calls

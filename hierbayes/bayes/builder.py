@@ -20,11 +20,16 @@ Variables of the model (the names `BayesFit` and the comparison rely on):
   row labels of the caller's data frame.
 
 Group effects are gathered by index: row ``i`` adds ``Z[i] · r[index[i]]``; no dense Z is built.
-Predictors enter as constants, not ``pm.Data``: prediction for new data is done in numpy from
-the posterior draws (`hierbayes.bayes.predict`), which also lets unseen levels draw new effects.
+The data (response, predictors, level indices, trials, known SDs) and the numbers of the priors
+enter as named shared variables (`hierbayes.bayes.graphdata`), so that models of one structure
+share one graph and one compiled sampler (`hierbayes.bayes.compiled`). They are not ``pm.Data``
+(nothing lands in ``constant_data``): prediction for new data is done in numpy from the posterior
+draws (`hierbayes.bayes.predict`), which also lets unseen levels draw new effects.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pymc as pm
@@ -34,6 +39,7 @@ from .. import naming
 from ..design import Block, Design
 from ..errors import FamilyError
 from ..families import check_link
+from .graphdata import prior_params, shared
 from .priors import Prior, Priors
 
 OBS_DIM = naming.OBS_DIM
@@ -63,10 +69,27 @@ def build_model(design: Design, priors: Priors, link: str | None = None) -> pm.M
         eta = _fixed_part(design, priors)  # (n,)
         for block in design.blocks:
             r = _block_effects(block, priors)  # (levels, terms)
+            index = shared(f"index.{block.name}", block.index, np.int64)  # (n,)
+            Z = shared(f"Z.{block.name}", block.Z)  # (n, k)
             # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.
-            eta = eta + (r[block.index] * block.Z).sum(axis=1)  # (n,)
-        _likelihood(design, priors, link, eta)
+            eta = eta + (r[index] * Z).sum(axis=1)  # (n,)
+        _likelihood(_as_graph_data(design), priors, link, eta)
     return model
+
+
+def _as_graph_data(design: Design) -> Design:
+    """`design` with the response, trials and known SDs as shared variables (the likelihood reads
+    these three fields)."""
+    y = design.y
+    if design.family.name != "gaussian" and design.family.name != "student_t":
+        y = np.rint(y).astype(np.int64)  # counts: the observed variable's own dtype
+    return dataclasses.replace(
+        design,
+        y=shared("y", y, y.dtype),
+        trials=None if design.trials is None else shared("trials", design.trials, np.int64),
+        known_sigma=None if design.known_sigma is None else shared("known_sigma",
+                                                                   design.known_sigma),
+    )
 
 
 def _is_correlated(block: Block) -> bool:
@@ -78,7 +101,7 @@ def _fixed_part(design: Design, priors: Priors):
     if not names:
         return pt.zeros(design.n_obs)
     beta = fixed_effects(names, [priors[name] for name in names])  # (p,)
-    return pt.dot(design.X, beta)  # (n, p) @ (p,) -> (n,)
+    return pt.dot(shared("X", design.X), beta)  # (n, p) @ (p,) -> (n,)
 
 
 def fixed_effects(names, priors: list[Prior]):
@@ -90,9 +113,10 @@ def fixed_effects(names, priors: list[Prior]):
     if alike:
         # One vector variable: parameters stacked along the `fixed` dimension.
         params = {k: np.array([p.params[k] for p in priors], dtype=float) for k in first.params}
+        params = prior_params(naming.BETA, params)
         return first.pymc_class()(naming.BETA, **params, dims=naming.FIXED_DIM)
     parts = [
-        p.pymc_class()(naming.beta_term(name), **p.params)
+        p.pymc_class()(naming.beta_term(name), **prior_params(naming.beta_term(name), p.params))
         for name, p in zip(names, priors, strict=True)
     ]
     return pm.Deterministic(naming.BETA, pt.stack(parts), dims=naming.FIXED_DIM)
@@ -114,20 +138,23 @@ def block_scale(block: Block, priors: Priors):
     (else None); creates ``sd_<b>``, ``chol_<b>`` and ``corr_<b>`` (shared with the marginal
     model, `hierbayes.bayes.marginal`, so that both paths have the same priors and names)."""
     terms = block.term_dim
-    sd_prior = priors[naming.sd(block)]
+    sd_name = naming.sd(block)
+    sd_prior = priors[sd_name]
+    sd_params = prior_params(sd_name, sd_prior.params)
     if _is_correlated(block):
+        eta = prior_params(naming.corr(block), priors[naming.corr(block)].params)["eta"]
         chol, corr, sd = pm.LKJCholeskyCov(
             naming.chol(block),
             n=block.n_terms,
-            eta=priors[naming.corr(block)].params["eta"],
-            sd_dist=sd_prior.pymc_class().dist(**sd_prior.params, shape=block.n_terms),
+            eta=eta,
+            sd_dist=sd_prior.pymc_class().dist(**sd_params, shape=block.n_terms),
             compute_corr=True,
             store_in_trace=False,
         )
         pm.Deterministic(naming.sd(block), sd, dims=terms)
         pm.Deterministic(naming.corr(block), corr, dims=(terms, naming.corr_dim(block)))
         return sd, chol
-    return sd_prior.pymc_class()(naming.sd(block), **sd_prior.params, dims=terms), None  # (k,)
+    return sd_prior.pymc_class()(sd_name, **sd_params, dims=terms), None  # (k,)
 
 
 def inverse_link(link: str, eta, lib=pt):
@@ -186,4 +213,4 @@ def _likelihood(design: Design, priors: Priors, link: str, eta) -> None:
 
 def scalar_parameter(priors: Priors, name: str):
     prior = priors[name]
-    return prior.pymc_class()(name, **prior.params)
+    return prior.pymc_class()(name, **prior_params(name, prior.params))

@@ -73,9 +73,14 @@ def model_from_design(design: Design, priors=None, link=None, missing="drop") ->
     return BayesModel(design, table, link, model, missing, tuple(model.named_vars))
 
 
+def is_extended(spec: BayesModel) -> bool:
+    """True when the user added variables to ``spec.model`` (it is then sampled as it is)."""
+    return tuple(spec.model.named_vars) != spec.built_vars
+
+
 def fresh_model(spec: BayesModel) -> pm.Model:
     """The model to sample: a new build of `spec` unless the user extended ``spec.model``."""
-    if tuple(spec.model.named_vars) != spec.built_vars:
+    if is_extended(spec):
         return spec.model
     return build_pymc_model(spec.design, spec.priors, spec.link)
 

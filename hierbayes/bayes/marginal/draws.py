@@ -33,7 +33,8 @@ ATTR = "hierbayes_marginalize"  # posterior attribute that says which path a fit
 
 
 def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, seed: int):
-    """Add ``z_<b>``, ``r_<b>`` to the posterior and the log_likelihood group, in place."""
+    """Add ``z_<b>``, ``r_<b>`` to the posterior and the observed data, in place (the pointwise
+    log-likelihood is `pointwise_log_likelihood`, computed on demand by the fit)."""
     posterior = idata["posterior"].to_dataset()
     rng = np.random.default_rng([seed, 0x6D61])  # its own stream, derived from the fit's seed
     with one_blas_thread():
@@ -46,8 +47,6 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
         )
     posterior.attrs[ATTR] = plan.describe()
     idata["posterior"] = xr.DataTree(posterior)
-    with one_blas_thread():
-        idata["log_likelihood"] = xr.DataTree(pointwise_log_likelihood(design, posterior))
     # The marginal model observes no variable: record y as the standard model does.
     observed = xr.Dataset({naming.RESPONSE: (naming.OBS_DIM, design.y)},
                           coords={naming.OBS_DIM: obs_labels(design)})

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 import scipy.sparse as sp
 
@@ -40,6 +39,7 @@ from ... import naming
 from ...design import Block, Design
 from ...errors import HierbayesError
 from ..builder import block_scale, fixed_effects, scalar_parameter
+from ..graphdata import PREFIX, shared
 from . import linalg as small
 
 # A dense q × q factorization and its gradient at every NUTS step cost ~q³: crossed intercepts,
@@ -47,10 +47,11 @@ from . import linalg as small
 # 2070 vs 2640, q = 150 180 vs 109, q = 300 30 vs 41. The crossover is near 200.
 MAX_DENSE = 200
 POTENTIAL = "y_marginal"  # the marginal log-likelihood term of the model
-# The statistics that change with y for a fixed design. They enter the model as named shared
-# variables, so a compiled model takes a new response without recompiling (nutpie's
-# ``compiled.with_data(**response_data(plan))``), e.g. for simulation-based calibration.
+# The statistics that change with y for a fixed design. Like every statistic of the graph
+# (`GRAPH_STATS`) they enter the model as named shared variables (`hierbayes.bayes.graphdata`), so
+# that a compiled model takes new data without recompiling (`hierbayes.bayes.compiled`).
 RESPONSE_STATS = ("beta_hat", "ete", "Xte", "Zte")
+GRAPH_STATS = (*RESPONSE_STATS, "XtX", "A", "ZtX", "n", "q")
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def plan_for(spec, marginalize: bool | None) -> MarginalPlan:
     else:
         segments = _dense_segments(design.blocks)
         stats = {**fixed, **_dense_stats(design, segments, fixed["e"])}
+    stats["q"] = sum(s.block.n_levels * s.width for s in segments)
     return MarginalPlan(path, reason, segments, stats)
 
 
@@ -244,27 +246,20 @@ def build_marginal_model(design: Design, priors, plan: MarginalPlan) -> pm.Model
 
 def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
     """log p(y | β, T, σ) as a PyTensor scalar (see the module docstring)."""
-    s = {**plan.stats, **_shared(plan)}
+    s = {k: shared(f"marginal.{k}", plan.stats[k]) for k in GRAPH_STATS}
     delta = None if beta is None else beta - s["beta_hat"]  # (p,)
     var = sigma**2
     terms = _grouped_terms if plan.path == "grouped" else _dense_terms
     log_det, quad = terms(plan, s, delta, scales, var)
-    n, q = s["n"], plan.n_effects
+    n, q = s["n"], s["q"]
     rr = _residual_ss(s, delta)
     return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(var) + log_det + (rr - quad) / var)
 
 
 def response_data(plan: MarginalPlan) -> dict[str, np.ndarray]:
     """Name -> value of the shared variables that hold the response's statistics."""
-    return {f"marginal_{k}": np.asarray(plan.stats[k], dtype=float) for k in RESPONSE_STATS}
-
-
-def _shared(plan: MarginalPlan) -> dict:
-    # Static shapes: the layout of the design is fixed, only the values may change.
-    return {
-        k: pytensor.shared(value, name=name, shape=value.shape)
-        for (name, value), k in zip(response_data(plan).items(), RESPONSE_STATS, strict=True)
-    }
+    return {f"{PREFIX}marginal.{k}": np.asarray(plan.stats[k], dtype=float)
+            for k in RESPONSE_STATS}
 
 
 def _residual_ss(s: dict, delta):
@@ -294,7 +289,7 @@ def grouped_system(A: np.ndarray, w: list, T: list, var):
     """Entries of P_j = σ²I + TᵀA_jT (lower triangle) and c_j = Tᵀw_j for all levels j.
 
     A: (J, k, k) per-level ZᵀZ; w: k arrays over the levels (Z_jᵀr_j by term)."""
-    k = A.shape[1]
+    k = len(T)
     G = small.congruence([[A[:, a, b] for b in range(k)] for a in range(k)], T)  # (J,) each
     P = [[G[a][b] + var if a == b else G[a][b] for b in range(a + 1)] for a in range(k)]
     return P, small.transpose_times(T, w)
@@ -329,7 +324,7 @@ def right_times_T(M, segments, scales, lib=pt):
 def _dense_terms(plan: MarginalPlan, s: dict, delta, scales, var):
     """log|P| and cᵀP⁻¹c for the dense q × q P = σ²I + TᵀAT."""
     A, segments = s["A"], plan.segments
-    q = A.shape[0]
+    q = A.shape[0]  # symbolic: the sizes are data
     w = s["Zte"] if delta is None else s["Zte"] - pt.dot(s["ZtX"], delta)  # (q,): Zᵀr
     c = right_times_T(w[None, :], segments, scales)[0]  # (q,): Tᵀ Zᵀ r
     AT = right_times_T(A, segments, scales)  # (q, q)
