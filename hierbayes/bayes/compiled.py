@@ -147,8 +147,10 @@ def _with_data(entry: Entry, values: dict, labels: dict):
     """The entry's compiled model holding `values`, its dimensions labelled by `labels`."""
     import pandas as pd
 
+    from .compiled_disk import data_names
+
     compiled = entry.compiled
-    known = {var.name for var in compiled.shared_var_keys}
+    known = data_names(compiled)
     compiled = compiled.with_data(**{k: v for k, v in values.items() if k in known})
     coords = dict(compiled.coords or {})
     for dim, names in labels.items():

@@ -27,6 +27,7 @@ from ..builder import obs_labels
 from ..posterior import SAMPLE_DIMS, fixef_draws
 from . import linalg as small
 from .model import MarginalPlan, Segment, factor_entries, grouped_system
+from .schur_gradient import DATA, draw_effects
 
 _CHUNK_VALUES = 4_000_000  # floats per chunk of draws for the k × k (or q × q) matrices
 ATTR = "hierbayes_marginalize"  # posterior attribute that says which path a fit took
@@ -59,9 +60,9 @@ def draw_group_effects(plan: MarginalPlan, design: Design, posterior: xr.Dataset
     shape = tuple(posterior.sizes[d] for d in SAMPLE_DIMS)
     params = _parameters(plan, posterior)  # (S, ...) arrays
     S = shape[0] * shape[1]
-    per_draw = plan.size**2 * (plan.stats.get("levels", 1))
+    per_draw = plan.size if plan.path == "schur" else plan.size**2 * plan.stats.get("levels", 1)
     step = max(1, _CHUNK_VALUES // max(per_draw, 1))
-    draw = _grouped_draw if plan.path == "grouped" else _dense_draw
+    draw = {"grouped": _grouped_draw, "dense": _dense_draw, "schur": _schur_draw}[plan.path]
     chunks = [draw(plan, _take(params, slice(i, i + step)), rng) for i in range(0, S, step)]
     u = np.concatenate(chunks, axis=0)  # (S, J, k) grouped; (S, q) dense
     out = {}
@@ -77,8 +78,8 @@ def _segment_values(u: np.ndarray, seg: Segment) -> np.ndarray:
     """One block's (S, levels, k) effects out of the grouped (S, J, k) or dense (S, q) draws."""
     if u.ndim == 3:
         return u[:, :, seg.offset : seg.offset + seg.width]
-    cols = u[:, seg.offset : seg.offset + seg.repeat * seg.width]  # (S, levels·k), level-major
-    return cols.reshape(u.shape[0], seg.repeat, seg.width)
+    cols = u[:, seg.offset : seg.offset + seg.repeat * seg.step]  # (S, levels·step), level-major
+    return cols.reshape(u.shape[0], seg.repeat, seg.step)[:, :, seg.start : seg.start + seg.width]
 
 
 def _parameters(plan: MarginalPlan, posterior: xr.Dataset) -> dict:
@@ -140,6 +141,20 @@ def _dense_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
     noise = rng.standard_normal((len(sigma), q, 1))
     u = sla.solve_triangular(L, x + sigma[:, None, None] * noise, lower=True, trans="T")
     return u[..., 0]  # (S, q)
+
+
+def _schur_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
+    """(S, q) draws of z, one factorization per posterior draw (numba, `.schur_gradient`)."""
+    s = plan.stats
+    delta, var = params["delta"], params["sigma"] ** 2  # (S, p), (S,)
+    T = np.zeros((len(var), len(s["K"]), s["kmax"], s["kmax"]))  # (S, factors, Kmax, Kmax)
+    for seg, f, (sd, chol) in zip(plan.segments, s["factor_of"], params["scales"], strict=True):
+        a, b = seg.start, seg.start + seg.width
+        T[:, f, a:b, a:b] = chol if chol is not None else sd[:, :, None] * np.eye(seg.width)
+    noise = rng.standard_normal((len(var), plan.n_effects))
+    data = [float(s[k]) if k == "ete" else s[k] for k in DATA if k not in ("n", "q")]
+    return np.stack([draw_effects(delta[i], float(var[i]), T[i], noise[i], *data)
+                     for i in range(len(var))])
 
 
 def _times_T(M: np.ndarray, segments, scales) -> np.ndarray:

@@ -22,8 +22,11 @@ mean is subtracted from itself): no evaluation touches the n rows. Two layouts:
   diagonal with one k × k block per level (k = the terms of all blocks), factored for all levels at
   once by the element-wise code of `hierbayes.bayes.marginal.linalg` (k ≤ 8);
 - ``"dense"``: several grouping factors (crossed or nested) with at most `MAX_DENSE` group effects
-  in all: P is factored as one dense q × q matrix (a sparse, differentiable factorization is not
-  available in PyTensor); larger designs keep the standard non-centred model.
+  in all: P is factored as one dense q × q matrix;
+- ``"schur"``: several grouping factors with more group effects: the largest factor is eliminated
+  level by level and the Schur complement of the others (at most `schur.MAX_REST` effects) is
+  factored densely, with an analytic gradient (`hierbayes.bayes.marginal.schur`). Larger designs
+  keep the standard non-centred model.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from ...errors import HierbayesError
 from ..builder import block_scale, fixed_effects, scalar_parameter
 from ..graphdata import PREFIX, shared
 from . import linalg as small
+from . import schur
 
 # A dense q × q factorization and its gradient at every NUTS step cost ~q³: crossed intercepts,
 # 4 × 1000 draws, one BLAS thread (min bulk ESS / sampling s, marginal vs standard): q = 30
@@ -56,15 +60,22 @@ GRAPH_STATS = (*RESPONSE_STATS, "XtX", "A", "ZtX", "n", "q")
 
 @dataclass(frozen=True)
 class Segment:
-    """One block's columns in the layout of P: `repeat` copies of its k × k factor from `offset`."""
+    """One block's columns in the layout of P: `repeat` copies of its k × k factor from `offset`,
+    one every `stride` columns (from `start` within each), or packed when `stride` is None."""
 
     block: Block
     offset: int
     repeat: int  # levels of the block on the dense layout; 1 on the grouped one (per level)
+    start: int = 0  # the block's first term within a level (Schur layout: several blocks)
+    stride: int | None = None  # columns per level (Schur layout: all terms of the factor)
 
     @property
     def width(self) -> int:
         return self.block.n_terms
+
+    @property
+    def step(self) -> int:
+        return self.width if self.stride is None else self.stride
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -118,9 +129,12 @@ def plan_for(spec, marginalize: bool | None) -> MarginalPlan:
     if path == "grouped":
         segments = _grouped_segments(design.blocks)
         stats = {**fixed, **_grouped_stats(design, segments, fixed["e"])}
-    else:
+    elif path == "dense":
         segments = _dense_segments(design.blocks)
         stats = {**fixed, **_dense_stats(design, segments, fixed["e"])}
+    else:
+        segments, layout = schur.schur_layout(design, Segment)
+        stats = {**fixed, **layout, **schur.schur_stats(design, segments, layout, fixed["e"])}
     stats["q"] = sum(s.block.n_levels * s.width for s in segments)
     return MarginalPlan(path, reason, segments, stats)
 
@@ -148,9 +162,16 @@ def _which_path(spec) -> tuple[str, str]:
     q = sum(b.n_levels * b.n_terms for b in design.blocks)
     if q <= MAX_DENSE:
         return "dense", f"{q} group effects in all, factored densely"
+    rest, largest = schur.rest_size(design), schur.factors_of(design)[0][0].group
+    if rest <= schur.MAX_REST:
+        return "schur", (
+            f"{q} group effects on several grouping factors: {largest} eliminated level by "
+            f"level, the other {rest} factored densely"
+        )
     return "standard", (
-        f"{q} group effects on several grouping factors: more than the {MAX_DENSE} that a "
-        "dense factorization handles"
+        f"{q} group effects on several grouping factors, {rest} of them outside the largest "
+        f"factor ({largest}): more than the {schur.MAX_REST} that a dense Schur complement "
+        "handles"
     )
 
 
@@ -204,10 +225,9 @@ def sparse_Z(design: Design, segments) -> sp.csr_matrix:
     n = design.n_obs
     rows, cols, vals = [], [], []
     for s in segments:
-        k = s.width
-        for t in range(k):
+        for t in range(s.width):
             rows.append(np.arange(n))
-            cols.append(s.offset + s.block.index * k + t)
+            cols.append(s.offset + s.block.index * s.step + s.start + t)
             vals.append(s.block.Z[:, t])
     q = sum(s.repeat * s.width for s in segments)
     ij = (np.concatenate(rows), np.concatenate(cols))
@@ -246,6 +266,8 @@ def build_marginal_model(design: Design, priors, plan: MarginalPlan) -> pm.Model
 
 def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
     """log p(y | β, T, σ) as a PyTensor scalar (see the module docstring)."""
+    if plan.path == "schur":
+        return schur.schur_loglik(plan, beta, scales, sigma)
     s = {k: shared(f"marginal.{k}", plan.stats[k]) for k in GRAPH_STATS}
     delta = None if beta is None else beta - s["beta_hat"]  # (p,)
     var = sigma**2
