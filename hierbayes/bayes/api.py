@@ -25,6 +25,8 @@ def fit_bayes(
     missing: str = "drop",
     marginalize: bool | None = None,
     known_sigma: str | None = None,
+    centred=None,
+    log_likelihood: bool = False,
     **sample_kwargs,
 ) -> BayesFit:
     """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
@@ -38,7 +40,8 @@ def fit_bayes(
     `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
     Extra keyword arguments go to `pymc.sample`.
     """
-    spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma)
+    spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma,
+                       centred=centred)
     return sample(
         spec,
         draws=draws,
@@ -49,5 +52,6 @@ def fit_bayes(
         target_accept=target_accept,
         progressbar=progressbar,
         marginalize=marginalize,
+        log_likelihood=log_likelihood,
         **sample_kwargs,
     )

@@ -15,6 +15,10 @@ Variables of the model (the names `BayesFit` and the comparison rely on):
   - ``r_<b>`` (``<group>``, ``<b>__term``): the group effects themselves, deviations from the
     fixed effects, as lme4's ``ranef``: ``r = z * sd`` or, correlated, ``r_l = L z_l``.
 
+  A block named in `centred` (`hierbayes.bayes.centring` chooses them) has ``r_<b>`` as the free
+  variable, ``r_l ~ N(0, L Lᵀ)``, and ``z_<b> = L⁻¹ r`` as a deterministic: same variables,
+  same posterior, another geometry for NUTS.
+
 - ``sigma`` (gaussian, student_t), ``nu`` (student_t), ``alpha`` (negative_binomial);
 - ``y`` (``obs``): the observed response (successes for binomial); ``obs`` is labelled with the
   row labels of the caller's data frame.
@@ -62,13 +66,15 @@ def obs_labels(design: Design) -> list:
     return labels.tolist()
 
 
-def build_model(design: Design, priors: Priors, link: str | None = None) -> pm.Model:
-    """The PyMC model of `design` under `priors` (see the module docstring for its variables)."""
+def build_model(design: Design, priors: Priors, link: str | None = None,
+                centred: tuple[str, ...] = ()) -> pm.Model:
+    """The PyMC model of `design` under `priors` (see the module docstring for its variables);
+    the blocks named in `centred` are centred."""
     link = check_link(design.family, link)
     with pm.Model(coords=model_coords(design)) as model:
         eta = _fixed_part(design, priors)  # (n,)
         for block in design.blocks:
-            r = _block_effects(block, priors)  # (levels, terms)
+            r = _block_effects(block, priors, block.name in centred)  # (levels, terms)
             index = shared(f"index.{block.name}", block.index, np.int64)  # (n,)
             Z = shared(f"Z.{block.name}", block.Z)  # (n, k)
             # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.
@@ -122,15 +128,33 @@ def fixed_effects(names, priors: list[Prior]):
     return pm.Deterministic(naming.BETA, pt.stack(parts), dims=naming.FIXED_DIM)
 
 
-def _block_effects(block: Block, priors: Priors):
-    """Deterministic ``r_<b>`` (levels, terms) for one block, non-centred."""
+def _block_effects(block: Block, priors: Priors, centred: bool = False):
+    """``r_<b>`` (levels, terms) for one block: deterministic (non-centred) or free (centred)."""
     levels, terms = block.level_dim, block.term_dim
+    if centred:
+        return _centred_effects(block, priors)
     z = pm.Normal(naming.z(block), 0.0, 1.0, dims=(levels, terms))  # (L, k)
     sd, chol = block_scale(block, priors)
     if chol is not None:
         # r_l = L z_l for every level l: (L, k) @ (k, k)^T -> (L, k).
         return pm.Deterministic(naming.r(block), pt.dot(z, chol.T), dims=(levels, terms))
     return pm.Deterministic(naming.r(block), z * sd, dims=(levels, terms))  # (L, k) * (k,)
+
+
+def _centred_effects(block: Block, priors: Priors):
+    """Free ``r_<b>`` ~ N(0, Σ) per level, with ``z_<b>`` = L⁻¹ r recorded beside it."""
+    levels, terms = block.level_dim, block.term_dim
+    sd, chol = block_scale(block, priors)
+    if chol is None:
+        r = pm.Normal(naming.r(block), 0.0, sd, dims=(levels, terms))  # (L, k), sd: (k,)
+        pm.Deterministic(naming.z(block), r / sd, dims=(levels, terms))
+        return r
+    r = pm.MvNormal(naming.r(block), mu=pt.zeros(block.n_terms), chol=chol,
+                    dims=(levels, terms))  # (L, k)
+    # z_l = L⁻¹ r_l for every level: solve L Zᵀ = Rᵀ, (k, k) \ (k, L) -> (k, L).
+    z = pt.linalg.solve_triangular(chol, r.T, lower=True).T
+    pm.Deterministic(naming.z(block), z, dims=(levels, terms))
+    return r
 
 
 def block_scale(block: Block, priors: Priors):

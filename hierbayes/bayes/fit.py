@@ -150,8 +150,12 @@ class BayesFit:
         """Replicated data ``y`` per posterior draw; also added to ``idata``."""
         import pymc as pm
 
+        # The data and prior numbers are shared variables (`.graphdata`), which PyMC would take
+        # for changed data; every variable in the posterior is a draw to condition on.
+        in_trace = [v for v in self.model.named_vars if v in self.idata["posterior"].data_vars]
         out = pm.sample_posterior_predictive(
-            self.idata, model=self.model, random_seed=random_seed, progressbar=progressbar
+            self.idata, model=self.model, random_seed=random_seed, progressbar=progressbar,
+            freeze_vars=in_trace,
         )
         self.idata["posterior_predictive"] = out["posterior_predictive"]
         return out

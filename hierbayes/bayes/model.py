@@ -19,6 +19,7 @@ import xarray as xr
 from ..design import Design, make_design
 from ..families import check_link
 from .builder import build_model as build_pymc_model
+from .centring import choose
 from .priors import Priors, make_priors
 
 
@@ -32,6 +33,7 @@ class BayesModel:
     model: pm.Model = field(repr=False)
     missing: str = "drop"
     built_vars: tuple[str, ...] = field(default=(), repr=False)  # to tell if users extended it
+    centred: tuple[str, ...] = ()  # blocks sampled centred (`hierbayes.bayes.centring`)
 
     @property
     def formula(self) -> str:
@@ -57,20 +59,29 @@ def build_model(
     link: str | None = None,
     missing: str = "drop",
     known_sigma: str | None = None,
+    centred=None,
 ) -> BayesModel:
     """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling.
 
     `known_sigma`: a column of known residual SDs (gaussian; meta-analysis such as eight schools).
+    `centred`: which blocks' group effects are centred on the standard path (`.centring`):
+    None chooses per block from how informative its levels' data are; True, False or block names
+    decide. Gaussian identity-link models are sampled marginally by default, where the question
+    does not arise: there None keeps every block non-centred.
     """
     design = make_design(formula, data, family, missing, known_sigma=known_sigma)
-    return model_from_design(design, priors, link, missing)
+    return model_from_design(design, priors, link, missing, centred)
 
 
-def model_from_design(design: Design, priors=None, link=None, missing="drop") -> BayesModel:
+def model_from_design(design: Design, priors=None, link=None, missing="drop",
+                      centred=None) -> BayesModel:
     link = check_link(design.family, link)
     table = make_priors(design, priors, link)
-    model = build_pymc_model(design, table, link)
-    return BayesModel(design, table, link, model, missing, tuple(model.named_vars))
+    marginal_default = (design.family.name == "gaussian" and link == "identity"
+                        and design.known_sigma is None)
+    chosen = () if centred is None and marginal_default else choose(design, link, centred)
+    model = build_pymc_model(design, table, link, chosen)
+    return BayesModel(design, table, link, model, missing, tuple(model.named_vars), chosen)
 
 
 def is_extended(spec: BayesModel) -> bool:
@@ -82,5 +93,5 @@ def fresh_model(spec: BayesModel) -> pm.Model:
     """The model to sample: a new build of `spec` unless the user extended ``spec.model``."""
     if is_extended(spec):
         return spec.model
-    return build_pymc_model(spec.design, spec.priors, spec.link)
+    return build_pymc_model(spec.design, spec.priors, spec.link, spec.centred)
 

@@ -126,8 +126,8 @@ def _plan_run(spec: BayesModel, plan, sampler: str, sample_kwargs: dict) -> _Run
     if is_extended(spec):
         return _Run(spec.model, False)  # sampled as it is, by pm.sample
     if cached:
-        return _Run(spec.model, False, lambda: build_pymc_model(spec.design, spec.priors,
-                                                                spec.link), cached=True)
+        return _Run(spec.model, False, lambda: build_pymc_model(
+            spec.design, spec.priors, spec.link, spec.centred), cached=True)
     return _Run(fresh_model(spec), False)  # see "Reproducibility" in the module docstring
 
 

@@ -16,6 +16,9 @@ memory, from a generator seeded by the fit's seed.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.linalg as sla
 import xarray as xr
@@ -27,7 +30,8 @@ from ..builder import obs_labels
 from ..posterior import SAMPLE_DIMS, fixef_draws
 from . import linalg as small
 from .model import MarginalPlan, Segment, factor_entries, grouped_system
-from .schur_gradient import DATA, draw_effects
+from .schur import draw_effects_cached
+from .schur_gradient import DESIGN
 
 _CHUNK_VALUES = 4_000_000  # floats per chunk of draws for the k × k (or q × q) matrices
 ATTR = "hierbayes_marginalize"  # posterior attribute that says which path a fit took
@@ -152,9 +156,14 @@ def _schur_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
         a, b = seg.start, seg.start + seg.width
         T[:, f, a:b, a:b] = chol if chol is not None else sd[:, :, None] * np.eye(seg.width)
     noise = rng.standard_normal((len(var), plan.n_effects))
-    data = [float(s[k]) if k == "ete" else s[k] for k in DATA if k not in ("n", "q")]
-    return np.stack([draw_effects(delta[i], float(var[i]), T[i], noise[i], *data)
-                     for i in range(len(var))])
+    data = [float(s["ete"]), *(s[k] for k in ("Xte", "XtX", "Zte", "ZtX"))]
+    design = tuple(s[k] for k in DESIGN)
+
+    def one(i: int) -> np.ndarray:  # the kernel releases the GIL: draws run on all cores
+        return draw_effects_cached(delta[i], float(var[i]), T[i], noise[i], *data, design)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return np.stack(list(pool.map(one, range(len(var)))))
 
 
 def _times_T(M: np.ndarray, segments, scales) -> np.ndarray:

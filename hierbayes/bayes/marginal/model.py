@@ -42,7 +42,7 @@ from ... import naming
 from ...design import Block, Design
 from ...errors import HierbayesError
 from ..builder import block_scale, fixed_effects, scalar_parameter
-from ..graphdata import PREFIX, shared
+from ..graphdata import shared
 from . import linalg as small
 from . import schur
 
@@ -51,11 +51,10 @@ from . import schur
 # 2070 vs 2640, q = 150 180 vs 109, q = 300 30 vs 41. The crossover is near 200.
 MAX_DENSE = 200
 POTENTIAL = "y_marginal"  # the marginal log-likelihood term of the model
-# The statistics that change with y for a fixed design. Like every statistic of the graph
-# (`GRAPH_STATS`) they enter the model as named shared variables (`hierbayes.bayes.graphdata`), so
-# that a compiled model takes new data without recompiling (`hierbayes.bayes.compiled`).
-RESPONSE_STATS = ("beta_hat", "ete", "Xte", "Zte")
-GRAPH_STATS = (*RESPONSE_STATS, "XtX", "A", "ZtX", "n", "q")
+# The statistics of the graph. They enter the model as named shared variables
+# (`hierbayes.bayes.graphdata`), so that a compiled model takes new data without recompiling
+# (`hierbayes.bayes.compiled`), e.g. a new response for simulation-based calibration.
+GRAPH_STATS = ("beta_hat", "ete", "Xte", "Zte", "XtX", "A", "ZtX", "n", "q")
 
 
 @dataclass(frozen=True)
@@ -276,12 +275,6 @@ def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
     n, q = s["n"], s["q"]
     rr = _residual_ss(s, delta)
     return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(var) + log_det + (rr - quad) / var)
-
-
-def response_data(plan: MarginalPlan) -> dict[str, np.ndarray]:
-    """Name -> value of the shared variables that hold the response's statistics."""
-    return {f"{PREFIX}marginal.{k}": np.asarray(plan.stats[k], dtype=float)
-            for k in RESPONSE_STATS}
 
 
 def _residual_ss(s: dict, delta):

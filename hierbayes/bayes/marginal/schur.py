@@ -27,13 +27,13 @@ from pytensor.graph.op import Op
 from ...design import Design
 from ..graphdata import shared
 from . import schur_gradient
-from .schur_gradient import DATA, value_and_gradient
+from .schur_gradient import DATA, INDEX_DATA, value_and_gradient
 
 # Effects outside the largest factor beyond which a dense Schur complement is refused: its
 # factorization and inverse at every gradient cost ~q2³ (q2 = 3000: ~50 GFlop per step).
 MAX_REST = 3000
-_KERNELS = (Path(schur_gradient.__file__), Path(schur_gradient.__file__).with_name(
-    "schur_kernels.py"))
+_KERNELS = tuple(Path(schur_gradient.__file__).with_name(name) for name in (
+    "schur_gradient.py", "schur_kernels.py", "schur_lapack.py"))
 VERSION = hashlib.sha256(b"".join(p.read_bytes() for p in _KERNELS)).hexdigest()[:16]
 
 
@@ -83,38 +83,56 @@ def schur_stats(design: Design, segments, layout: dict, e: np.ndarray) -> dict:
     K1, J1 = int(layout["K"][0]), int(layout["J"][0])
     q1 = K1 * J1
     A11 = np.stack([A[j * K1:(j + 1) * K1, j * K1:(j + 1) * K1].toarray() for j in range(J1)])
-    partners = _partner_blocks(A[:q1, q1:].tocsr(), layout, K1, J1)
+    A12 = A[:q1, q1:].tocsr()
+    partners = _partner_blocks(A12, layout, K1, J1)
     stats = {"A11": A11, "A22": A[q1:, q1:].toarray(), "Zte": Z.T @ e,
-             "ZtX": np.asarray(Z.T @ design.X), **partners}
+             "ZtX": np.asarray(Z.T @ design.X), **partners, **_level_classes(A11, A12, layout)}
     stats.update({k: layout[k] for k in ("K", "J", "off")})
     return stats
 
 
+def _level_classes(A11: np.ndarray, A12: sp.csr_matrix, layout: dict) -> dict:
+    """When every factor has one term, the levels of the largest grouped by their ZᵀZ value (a
+    count, for intercepts): the Gram they subtract is then Σ_c w_c G_c over a few classes, each
+    G_c = Σ a_l a_lᵀ formed once, cheaper per step than the pair loops when
+    classes × q2² / 2 is below twice the pairs (dense sums beat scattered ones)."""
+    q2 = A12.shape[1]
+    empty = {"cval": np.zeros(0), "Gcls": np.zeros((0, q2, q2))}
+    if max(layout["K"]) != 1:
+        return empty
+    values, which = np.unique(A11[:, 0, 0], return_inverse=True)
+    pairs = sum(m * (m + 1) // 2 for m in np.diff(A12.indptr))
+    if len(values) * q2 * q2 / 2 > 2 * pairs or len(values) * q2 * q2 * 8 > 256e6:
+        return empty
+    grams = [(A12[which == k].T @ A12[which == k]).toarray() for k in range(len(values))]
+    return {"cval": values.astype(float), "Gcls": np.stack(grams)}
+
+
 def _partner_blocks(A12: sp.csr_matrix, layout: dict, K1: int, J1: int) -> dict:
-    """Level l of the largest factor: its partner level blocks in the rest, K1 × K_f each."""
-    K, J, off = layout["K"], layout["J"], layout["off"]
-    q1 = K1 * J1
-    starts = off[1:] - q1  # of each other factor, in the rest's columns
-    bptr, bfac, bcol, bvptr, values = [0], [], [], [0], []
+    """Level l of the largest factor: its partner level blocks in the rest (whole blocks of K_f
+    columns, zeros kept), their columns and the K1 × m_l values of A12_l."""
+    K, off = layout["K"], layout["off"]
+    starts = off[1:] - K1 * J1  # of each other factor, in the rest's columns
+    bptr, bfac, bpos, pptr, pcol, pval = [0], [], [], [0], [], []
     for level in range(J1):
         rows = A12[level * K1:(level + 1) * K1]
         columns = np.unique(rows.indices)
         f = np.searchsorted(starts, columns, side="right")  # 1-based factor of each column
         block_start = starts[f - 1] + (columns - starts[f - 1]) // K[f] * K[f]
+        cols = []
         for fac, start in sorted(set(zip(f.tolist(), block_start.tolist(), strict=True)),
                                  key=lambda t: t[1]):
-            k = int(K[fac])
-            block = rows[:, start:start + k].toarray()  # (K1, k), zeros kept
             bfac.append(fac)
-            bcol.append(start)
-            values.append(block.ravel())
-            bvptr.append(bvptr[-1] + K1 * k)
+            bpos.append(pptr[-1] + len(cols))
+            cols.extend(range(start, start + int(K[fac])))
         bptr.append(len(bfac))
-    del J
+        pptr.append(pptr[-1] + len(cols))
+        pcol.extend(cols)
+        pval.append(rows[:, cols].toarray().ravel())  # (K1, m_l) row-major
     as_int = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-    return {"bptr": as_int(bptr), "bfac": as_int(bfac), "bcol": as_int(bcol),
-            "bvptr": as_int(bvptr),
-            "bval": np.concatenate(values) if values else np.zeros(0)}
+    return {"bptr": as_int(bptr), "bfac": as_int(bfac), "bpos": as_int(bpos),
+            "pptr": as_int(pptr), "pcol": as_int(pcol),
+            "pval": np.concatenate(pval) if pval else np.zeros(0)}
 
 
 # --- the PyTensor operation -----------------------------------------------------------------
@@ -140,9 +158,10 @@ class SchurLogp(Op):
 
     def perform(self, node, inputs, outputs):
         delta, var, T, *data = inputs
-        scalars = {"n", "q", "ete"}
-        args = [float(v) if name in scalars else v for name, v in zip(DATA, data, strict=True)]
-        value, g_delta, g_var, gT = value_and_gradient(delta, float(var), T, *args)
+        n, q, ete = (float(v) for v in data[:3])
+        design = tuple(data[7:])
+        value, g_delta, g_var, gT = value_and_gradient_cached(delta, float(var), T, n, q, ete,
+                                                              *data[3:7], design)
         outputs[0][0] = np.asarray(value)
         outputs[1][0] = g_delta
         outputs[2][0] = np.asarray(g_var)
@@ -169,17 +188,33 @@ def _register_numba():
     @register_funcify_default_op_cache_key(SchurLogp)
     def numba_schur_logp(op, node=None, **kwargs):
         @numba_njit
-        def schur_logp(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A11, bptr, bfac, bcol,
-                       bvptr, bval, K, J, off, A22):
+        def schur_logp(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A11, K, J, off, A22, bptr,
+                       bfac, bpos, pptr, pcol, pval, cval, Gcls):
+            design = (A11, K, J, off, A22, bptr, bfac, bpos, pptr, pcol, pval, cval, Gcls)
             value, g_delta, g_var, gT = value_and_gradient(
-                delta, var.item(), T, n.item(), q.item(), ete.item(), Xte, XtX, Zte, ZtX,
-                A11, bptr, bfac, bcol, bvptr, bval, K, J, off, A22)
+                delta, var.item(), T, n.item(), q.item(), ete.item(), Xte, XtX, Zte, ZtX, design)
             return np.asarray(value), g_delta, np.asarray(g_var), gT
 
         return schur_logp
 
 
 _register_numba()
+
+
+def _cached(function, name: str):
+    """`function` (numba, not cached itself) behind a wrapper numba caches on disk under a key
+    with `VERSION`: numba's own cache would not see edits to the modules it calls."""
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    source = f"def {name}(*args):\n    return function(*args)\n"
+    wrapper = compile_numba_function_src(source, name, {"__name__": __name__, "function": function},
+                                         cache_key=f"hierbayes-{name}-{VERSION}")
+    return numba.njit(cache=True, nogil=True)(wrapper)
+
+
+value_and_gradient_cached = _cached(value_and_gradient, "schur_value_and_gradient")
+draw_effects_cached = _cached(schur_gradient.draw_effects, "schur_draw_effects")
 
 
 def factor_matrix(plan, scales):
@@ -195,9 +230,8 @@ def factor_matrix(plan, scales):
 
 def schur_loglik(plan, beta, scales, sigma):
     """log p(y | β, T, σ) as a PyTensor scalar (one `SchurLogp`)."""
-    data = {k: shared(f"marginal.{k}", plan.stats[k],
-                      np.int64 if k in ("bptr", "bfac", "bcol", "bvptr", "K", "J", "off")
-                      else None) for k in (*DATA, "beta_hat")}  # fmt: skip
+    data = {k: shared(f"marginal.{k}", plan.stats[k], np.int64 if k in INDEX_DATA else None)
+            for k in (*DATA, "beta_hat")}
     delta = data["beta_hat"] * 0.0 if beta is None else beta - data["beta_hat"]
     value = SchurLogp()(delta, sigma**2, factor_matrix(plan, scales), *(data[k] for k in DATA))
     return value[0]
