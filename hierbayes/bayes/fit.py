@@ -176,9 +176,9 @@ class BayesFit:
             return pointwise_log_likelihood(design, self.posterior)  # numpy, no compilation
         import pymc as pm
 
-        tree = pm.compute_log_likelihood(self.idata, model=self.model,
-                                         extend_inferencedata=False, progressbar=False)
-        return tree["log_likelihood"].to_dataset()
+        out = pm.compute_log_likelihood(self.idata, model=self.model,
+                                        extend_inferencedata=False, progressbar=False)
+        return out.to_dataset() if isinstance(out, xr.DataTree) else out
 
     def loo(self):
         """PSIS-LOO (`arviz_stats.loo`) of the fit (computes the pointwise log-likelihood first

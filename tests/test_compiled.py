@@ -1,0 +1,126 @@
+"""Compiled models reused (`hierbayes.bayes.compiled`, `.compiled_disk`, `.fingerprint`), the
+pointwise log-likelihood on demand, and the status line (`hierbayes.bayes.progress`).
+
+- the fingerprint of a model is blind to its data (response, predictors, the numbers of the
+  data-scaled priors) and sees its structure (sizes, kinds of priors, blocks);
+- (slow) the same seed gives the same draws, bit for bit, whether the compiled model was compiled
+  for the fit, reused from memory after fits of other data, or loaded from disk — on the standard
+  and on the marginal path — and the status says which happened;
+- the log-likelihood is absent until asked for, then equal to a hand computation;
+- the status line: one line per stage where it cannot be rewritten, no sampling ticker.
+"""
+
+import logging
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from bayes_support import simulate_counts, simulate_gaussian
+
+import hierbayes as hb
+from hierbayes.bayes import compiled, sampling
+from hierbayes.bayes.builder import build_model as build_pymc_model
+from hierbayes.bayes.fingerprint import fingerprint
+from hierbayes.bayes.progress import Progress
+from hierbayes.datasets import load
+from hierbayes.testing.fakes import fake_posterior
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+
+
+def test_the_fingerprint_sees_the_structure_not_the_data():
+    data = load("sleepstudy")
+    base = hb.build_model(SLEEP, data)
+    key = fingerprint(base.model)
+    # Other data, so other numbers in the data-scaled priors: the same graph.
+    assert fingerprint(hb.build_model(SLEEP, data.assign(Reaction=data.Reaction * 2)).model) == key
+    assert fingerprint(build_pymc_model(base.design, base.priors, base.link)) == key
+    # Other sizes, other kinds of prior, other blocks: other graphs.
+    fewer = data[data["Subject"] != data["Subject"].iloc[0]]
+    assert fingerprint(hb.build_model(SLEEP, fewer).model) != key
+    other_prior = {"sd_Subject": hb.Prior("Exponential", lam=0.1)}
+    assert fingerprint(hb.build_model(SLEEP, data, priors=other_prior).model) != key
+    assert fingerprint(hb.build_model("Reaction ~ Days + (Days || Subject)", data).model) != key
+
+
+def _draws(fit) -> dict:
+    return {name: fit.posterior[name].values for name in ("beta", "sd_g", "sigma", "r_g")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("marginalize", [False, True])
+def test_reused_compiled_models_give_the_same_draws_bit_for_bit(marginalize, tmp_path,
+                                                                monkeypatch, caplog):
+    monkeypatch.setenv("HIERBAYES_CACHE", str(tmp_path / "first"))
+    data = simulate_gaussian()
+    spec = hb.build_model("y ~ x + (1 | g)", data)
+    other = hb.build_model("y ~ x + (1 | g)", data.assign(y=data["y"] * 3 + 1))
+    settings = {"draws": 60, "tune": 60, "chains": 2, "random_seed": 11, "warn": False,
+                "progressbar": False, "marginalize": marginalize}
+    compiled.clear()
+    with caplog.at_level(logging.INFO, logger="hierbayes"):
+        first = hb.sample(spec, **settings)
+        hb.sample(other, **settings)  # other data through the same compiled model
+        again = hb.sample(spec, **settings)
+        compiled.clear()
+        loaded = hb.sample(spec, **settings)  # from disk
+    monkeypatch.setenv("HIERBAYES_CACHE", str(tmp_path / "second"))
+    compiled.clear()
+    fresh = hb.sample(spec, **settings)  # compiled anew
+    sources = [first, again, loaded, fresh]
+    assert [f.timings["compiled"] for f in sources] == ["compiled", "memory", "disk", "compiled"]
+    assert [f.timings["compile_s"] == 0 for f in sources] == [False, True, False, False]
+    for fit in sources[1:]:
+        for name, values in _draws(first).items():
+            np.testing.assert_array_equal(_draws(fit)[name], values, err_msg=name)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("compiled the model in") for m in messages) == 1
+    assert sum(m.startswith("reusing the compiled model") for m in messages) == 2
+    assert sum(m.startswith("loaded the compiled model from disk") for m in messages) == 1
+
+
+@pytest.fixture
+def prior_draws_for_nuts(monkeypatch):
+    """nutpie's cached path replaced by prior draws of the model it is given."""
+
+    def run(**kwargs):
+        spec = type("Spec", (), {"model": kwargs["model"]})
+        return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
+
+    monkeypatch.setattr(sampling, "run_nutpie", run)
+
+
+def test_the_pointwise_log_likelihood_is_computed_on_demand(prior_draws_for_nuts):
+    data = simulate_counts("poisson")
+    settings = {"family": "poisson", "draws": 20, "chains": 2, "warn": False, "random_seed": 3}
+    fit = hb.fit_bayes("y ~ x + (1 | g)", data, **settings)
+    assert "log_likelihood" not in fit.idata.children
+    values = fit.log_likelihood()
+    assert "log_likelihood" in fit.idata.children and values.dims == ("chain", "draw", "obs")
+    expected = st.poisson(fit.predict(kind="mean").values).logpmf(data["y"].to_numpy())
+    np.testing.assert_allclose(values.values, expected, rtol=1e-10)
+    stored = hb.fit_bayes("y ~ x + (1 | g)", data, log_likelihood=True, **settings)
+    assert "log_likelihood" in stored.idata.children
+    np.testing.assert_array_equal(stored.log_likelihood().values, values.values)
+    lazy = hb.fit_bayes("y ~ x + (1 | g)", data, **settings)
+    lazy.loo()  # prior draws stand in for a posterior: only that LOO finds its input
+    np.testing.assert_array_equal(lazy.idata["log_likelihood"]["y"].values, values.values)
+
+
+def test_the_status_is_one_line_per_stage_off_a_terminal(capsys):
+    progress = Progress(show=True)
+    progress.stage("compiling the model…")
+    progress.sampling([_Chain(400, 2000, 1, True)] * 4)  # a ticker: a log file gets none
+    progress.stage("sampled 4 chains × 1,000 draws in 1.0 s", final=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["compiling the model…", "sampled 4 chains × 1,000 draws in 1.0 s"]
+    Progress(show=False).stage("compiling the model…")
+    assert capsys.readouterr().err == ""
+
+
+class _Chain:
+    """What nutpie's progress callback passes per chain."""
+
+    def __init__(self, done, total, divergences, tuning):
+        self.finished_draws, self.total_draws = done, total
+        self.divergences, self.tuning, self.runtime_ms = divergences, tuning, 1200
