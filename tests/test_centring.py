@@ -1,14 +1,15 @@
 """Centred or non-centred group effects per block (`hierbayes.bayes.centring`).
 
 - the data share κ of a block's levels, from the REML/Laplace fit, against its closed form for a
-  logistic model (n_j p(1 − p) σ_b² / (1 + n_j p(1 − p) σ_b²)), for large groups (centred) and
-  small ones (non-centred);
+  logistic model (n_j p(1 − p) s² / (1 + n_j p(1 − p) s²), s the SD at the low end of its
+  plausible range), for large groups (centred), small ones and few groups (non-centred);
 - the centred model has the variables of the non-centred one (``z = L⁻¹ r``), and the choice can
   be forced or named;
 - (slow) on a model with large groups the chosen (centred) form mixes better than the non-centred
   one: min bulk ESS of the group effects, their SD and the intercept.
 """
 
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +34,7 @@ def simulate_logistic(groups: int, per_group: int, sd: float, seed: int = 3) -> 
 CASES = {  # name -> (groups, rows per group, true SD)
     "large groups": (12, 400, 1.0),
     "small groups": (150, 4, 0.4),
+    "few groups of middling size": (10, 20, 0.6),  # informative at the estimate, not below it
 }
 
 
@@ -45,14 +47,18 @@ def test_the_data_share_decides_the_parametrization(name):
     sd_hat = float(np.sqrt(reml.covariance["g"][0, 0]))
     p = 1.0 / (1.0 + np.exp(-(spec.design.X @ reml.beta)))
     info = per_group * float(np.mean(p * (1.0 - p)))  # Fisher information of one level
-    closed_form = info * sd_hat**2 / (1.0 + info * sd_hat**2)
+    low = sd_hat * np.exp(-2.0 / np.sqrt(2.0 * (groups - 1)))
+    closed_form = info * low**2 / (1.0 + info * low**2)
     assert share == pytest.approx(closed_form, abs=0.05)
+    at_estimate = info * sd_hat**2 / (1.0 + info * sd_hat**2)
     if name == "large groups":
         assert share > 0.9 and spec.centred == ("g",)
         assert [v.name for v in spec.model.free_RVs] == ["beta", "sd_g", "r_g"]
     else:
-        assert share < 0.3 and spec.centred == ()
+        assert share < centring.THRESHOLD and spec.centred == ()
         assert [v.name for v in spec.model.free_RVs] == ["beta", "z_g", "sd_g"]
+    if name == "few groups of middling size":  # the low end, not the estimate, decides
+        assert at_estimate > centring.THRESHOLD
 
 
 def test_a_centred_block_records_z_and_r_as_the_non_centred_one():
@@ -91,13 +97,9 @@ def test_centring_large_groups_mixes_better():
     }
     assert fits[None].spec.centred == ("g",) and fits[False].spec.centred == ()
 
-    def min_ess(fit):
-        summary = fit.summary()
-        ess = summary["ess_bulk"].min()
-        ranef = fit.draws("ranef")
-        import arviz_stats as azs
-
-        return min(ess, float(azs.ess(ranef, method="bulk").min()))
+    def min_ess(fit):  # over the fixed effects, the SD and every group effect
+        return min(float(azs.ess(fit.draws(kind), method="bulk").min())
+                   for kind in ("fixef", "varcorr", "ranef"))
 
     chosen, noncentred = min_ess(fits[None]), min_ess(fits[False])
     assert chosen >= noncentred, (chosen, noncentred)

@@ -49,7 +49,9 @@ class BayesFit:
 
     def __init__(self, spec: BayesModel, idata: xr.DataTree, settings: dict, model=None):
         self.spec = spec
-        self._model = model  # the copy of spec.model that was sampled (see .sampling)
+        # The model sampled by pm.sample (a fresh build, see .sampling); None when nutpie's cached
+        # path sampled a private build of spec.model's structure: spec.model then serves.
+        self._model = model
         self.idata = idata
         self.settings = dict(settings)
         self.timings: dict = {}

@@ -46,7 +46,7 @@ from .compiled import run_nutpie
 from .fit import BayesFit
 from .marginal import ATTR, build_marginal_model, complete_posterior, plan_for
 from .model import BayesModel, fresh_model, is_extended
-from .progress import Progress
+from .progress import Progress, in_notebook
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 _NEEDS = {"nutpie": ("nutpie",), "numpyro": ("numpyro", "jax"), "blackjax": ("blackjax", "jax")}
@@ -147,6 +147,8 @@ def _run_nuts(run: _Run, settings: dict, progress: Progress, sample_kwargs: dict
     if run.cached:
         return run_nutpie(build=run.build, progress=progress, record=timings, **kwargs)
     progress.stage(f"compiling and sampling the model ({settings['sampler']})…")
+    if in_notebook() and not _installed("ipywidgets"):
+        kwargs["progressbar"] = False  # PyMC's live bar would only ask for ipywidgets
     start = time.perf_counter()
     with one_blas_thread() if run.marginal else contextlib.nullcontext():
         idata = pm.sample(**kwargs)
