@@ -86,6 +86,7 @@ def test_the_choice_can_be_forced_and_named():
     # Gaussian identity models are sampled marginally by default: nothing to choose.
     gaussian = hb.build_model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy"))
     assert gaussian.centred == ()
+    assert centring.choose(gaussian.design, "identity") == ("Subject",)  # ten days per subject
 
 
 @pytest.mark.slow

@@ -67,7 +67,8 @@ def build_model(
     `centred`: which blocks' group effects are centred on the standard path (`.centring`):
     None chooses per block from how informative its levels' data are; True, False or block names
     decide. Gaussian identity-link models are sampled marginally by default, where the question
-    does not arise: there None keeps every block non-centred.
+    does not arise: there None keeps every block non-centred (pass the blocks to centre, e.g.
+    ``centring.choose(design, "identity")``, for ``marginalize=False``).
     """
     design = make_design(formula, data, family, missing, known_sigma=known_sigma)
     return model_from_design(design, priors, link, missing, centred)
