@@ -3,6 +3,8 @@ pointwise log-likelihood on demand, and the status line (`hierbayes.bayes.progre
 
 - the fingerprint of a model is blind to its data (response, predictors, the numbers of the
   data-scaled priors) and sees its structure (sizes, kinds of priors, blocks);
+- (slow) the compiled callbacks nutpie calls — compiled, reused with other data, loaded from
+  disk — give PyMC's own log-density and gradient (integer data of a binomial model included);
 - (slow) the same seed gives the same draws, bit for bit, whether the compiled model was compiled
   for the fit, reused from memory after fits of other data, or loaded from disk — on the standard
   and on the marginal path — and the status says which happened;
@@ -10,6 +12,7 @@ pointwise log-likelihood on demand, and the status line (`hierbayes.bayes.progre
 - the status line: one line per stage where it cannot be rewritten, no sampling ticker.
 """
 
+import ctypes
 import logging
 
 import numpy as np
@@ -18,7 +21,7 @@ import scipy.stats as st
 from bayes_support import simulate_counts, simulate_gaussian
 
 import hierbayes as hb
-from hierbayes.bayes import compiled, sampling
+from hierbayes.bayes import compiled, graphdata, sampling
 from hierbayes.bayes.builder import build_model as build_pymc_model
 from hierbayes.bayes.fingerprint import fingerprint
 from hierbayes.bayes.progress import Progress
@@ -41,6 +44,63 @@ def test_the_fingerprint_sees_the_structure_not_the_data():
     other_prior = {"sd_Subject": hb.Prior("Exponential", lam=0.1)}
     assert fingerprint(hb.build_model(SLEEP, data, priors=other_prior).model) != key
     assert fingerprint(hb.build_model("Reaction ~ Days + (Days || Subject)", data).model) != key
+
+
+def _nutpie_logp(compiled_model, x: np.ndarray):
+    """(return code, log-density, gradient) from the C callback nutpie calls."""
+    fn = compiled_model.compiled_logp_func.ctypes
+    out, logp = np.zeros_like(x), np.zeros(())
+    pointer = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))  # noqa: E731
+    code = fn(ctypes.c_uint64(compiled_model.n_dim), pointer(x), pointer(out), pointer(logp),
+              ctypes.c_void_p(compiled_model.user_data.ctypes.data))
+    return code, float(logp), out
+
+
+CALLBACK_MODELS = {
+    "cbpp (binomial)": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp",
+                        "binomial"),
+    "sleepstudy": (SLEEP, "sleepstudy", "gaussian"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CALLBACK_MODELS))
+def test_compiled_callbacks_give_pymc_log_density(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("HIERBAYES_CACHE", str(tmp_path))
+    formula, data_name, family = CALLBACK_MODELS[name]
+    data = load(data_name)
+    first, other = (hb.build_model(formula, d, family=family) for d in (data, data.iloc[::-1]))
+    # Rows reversed: other data, same structure; its own model is the reference.
+    reference = other.model
+    logp, dlogp = reference.compile_logp(), reference.compile_dlogp()
+    names = [v.name for v in reference.value_vars]
+    rng = np.random.default_rng(2)
+    labels = {d: list(v) for d, v in reference.coords.items() if v is not None}
+    for source in ("compiled", "memory", "disk"):
+        if source == "disk":
+            compiled.clear()
+        elif source == "compiled":
+            compiled.clear()
+            for f in tmp_path.iterdir():
+                f.unlink()
+        model = first.model if source == "compiled" else other.model  # compiled from `first`
+        key = compiled.cache_key(model, "nutpie")
+        build = lambda: build_pymc_model(first.design, first.priors, first.link)  # noqa: E731
+        with compiled.nutpie_model(key, build, graphdata.data_values(other.model), labels,
+                                   Progress(False)) as (nutpie_model, info):
+            assert info["source"] == source
+            for _ in range(3):
+                x = rng.normal(0, 0.5, nutpie_model.n_dim)
+                point, at = {}, 0
+                for var in reference.value_vars:
+                    size = int(np.prod(reference.initial_point()[var.name].shape))
+                    point[var.name] = x[at:at + size].reshape(
+                        reference.initial_point()[var.name].shape)
+                    at += size
+                code, value, gradient = _nutpie_logp(nutpie_model, x)
+                assert code == 0 and value == pytest.approx(logp(point), rel=1e-10)
+                np.testing.assert_allclose(gradient, dlogp(point), rtol=1e-8, atol=1e-8)
+    assert names == [v.name for v in first.model.value_vars]
 
 
 def _draws(fit) -> dict:

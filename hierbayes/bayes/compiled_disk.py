@@ -137,13 +137,14 @@ class DiskCompiledModel(_dataclass_base()):
 
     def with_data(self, **updates):
         values = dict(self.shared_data)
+        types = {name: (np.dtype(dtype), ndim) for name, dtype, ndim in self.layout["data"]}
         for name, value in updates.items():
             if name not in values:
                 raise KeyError(f"Unknown shared variable: {name}")
-            old = values[name]
-            new = np.array(value, dtype=old.dtype, order="C", copy=True)
-            if new.ndim != old.ndim:
-                raise ValueError(f"Shared variable {name} must have rank {old.ndim}")
+            dtype, ndim = types[name]  # what the compiled callbacks read
+            new = np.array(value, dtype=dtype, order="C", copy=True)
+            if new.ndim != ndim:
+                raise ValueError(f"Shared variable {name} must have rank {ndim}")
             new.flags.writeable = False
             values[name] = new
         table = _data_table(self.layout, values)
@@ -163,14 +164,15 @@ def _model_values(model, layout: dict) -> dict[str, np.ndarray]:
 
     wanted = {name: (np.dtype(dtype), ndim) for name, dtype, ndim in layout["data"]}
     roots = [*model.basic_RVs, *model.deterministics, *model.potentials, *model.value_vars]
+    roots += [model.rvs_to_values[rv] for rv in model.observed_RVs]  # the observed data
     found = {}
     for var in ancestors(roots):
         if isinstance(var, SharedVariable) and var.name in wanted:
             value = np.array(var.get_value(borrow=True), dtype=wanted[var.name][0], order="C")
             value.flags.writeable = False
             found[var.name] = value
-    for name, (_, ndim) in wanted.items():
-        found.setdefault(name, np.zeros((0,) * ndim))  # read by no graph of this model
+    for name, (dtype, ndim) in wanted.items():
+        found.setdefault(name, np.zeros((0,) * ndim, dtype))  # read by no graph of this model
     return found
 
 
