@@ -53,7 +53,7 @@ def test_the_data_share_decides_the_parametrization(name):
     at_estimate = info * sd_hat**2 / (1.0 + info * sd_hat**2)
     if name == "large groups":
         assert share > 0.9 and spec.centred == ("g",)
-        assert [v.name for v in spec.model.free_RVs] == ["beta", "sd_g", "r_g"]
+        assert [v.name for v in spec.model.free_RVs] == ["beta", "sd_g", "c_g"]
     else:
         assert share < centring.THRESHOLD and spec.centred == ()
         assert [v.name for v in spec.model.free_RVs] == ["beta", "z_g", "sd_g"]
@@ -71,6 +71,9 @@ def test_a_centred_block_records_z_and_r_as_the_non_centred_one():
         L = np.diag(sd) @ np.linalg.cholesky(posterior["corr_Subject"].values[0, d])
         r, z = posterior["r_Subject"].values[0, d], posterior["z_Subject"].values[0, d]
         np.testing.assert_allclose(r, z @ L.T, rtol=1e-8, atol=1e-10)  # r_l = L z_l
+        # Hierarchical centring: the free coefficients are β + r for the terms also fixed.
+        c, beta = posterior["c_Subject"].values[0, d], posterior["beta"].values[0, d]
+        np.testing.assert_allclose(c, r + beta, rtol=1e-10, atol=1e-10)
     assert posterior["z_Subject"].dims == posterior["r_Subject"].dims
 
 

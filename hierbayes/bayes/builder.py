@@ -15,9 +15,12 @@ Variables of the model (the names `BayesFit` and the comparison rely on):
   - ``r_<b>`` (``<group>``, ``<b>__term``): the group effects themselves, deviations from the
     fixed effects, as lme4's ``ranef``: ``r = z * sd`` or, correlated, ``r_l = L z_l``.
 
-  A block named in `centred` (`hierbayes.bayes.centring` chooses them) has ``r_<b>`` as the free
-  variable, ``r_l ~ N(0, L Lᵀ)``, and ``z_<b> = L⁻¹ r`` as a deterministic: same variables,
-  same posterior, another geometry for NUTS.
+  A block named in `centred` (`hierbayes.bayes.centring` chooses them) is hierarchically
+  centred (Gelfand, Sahu and Carlin 1995): its free variable is ``c_<b>``, the group coefficients
+  ``c_l ~ N(m, L Lᵀ)`` centred on the fixed effects of the same terms (``m_t = β_t`` for a term
+  that is also a fixed effect, taken by the first centred block that has it; 0 otherwise), and
+  ``r_<b> = c − m``, ``z_<b> = L⁻¹ r`` are deterministic: same posterior, same variables, another
+  geometry for NUTS, in which β meets the data only through the groups.
 
 - ``sigma`` (gaussian, student_t), ``nu`` (student_t), ``alpha`` (negative_binomial);
 - ``y`` (``obs``): the observed response (successes for binomial); ``obs`` is labelled with the
@@ -71,10 +74,14 @@ def build_model(design: Design, priors: Priors, link: str | None = None,
     """The PyMC model of `design` under `priors` (see the module docstring for its variables);
     the blocks named in `centred` are centred."""
     link = check_link(design.family, link)
+    located: set[str] = set()  # fixed effects already a centred block's location
     with pm.Model(coords=model_coords(design)) as model:
         eta = _fixed_part(design, priors)  # (n,)
         for block in design.blocks:
-            r = _block_effects(block, priors, block.name in centred)  # (levels, terms)
+            location = None
+            if block.name in centred:
+                location = _location(design, block, model, located)  # (k,)
+            r = _block_effects(block, priors, location)  # (levels, terms)
             index = shared(f"index.{block.name}", block.index, np.int64)  # (n,)
             Z = shared(f"Z.{block.name}", block.Z)  # (n, k)
             # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.
@@ -128,11 +135,26 @@ def fixed_effects(names, priors: list[Prior]):
     return pm.Deterministic(naming.BETA, pt.stack(parts), dims=naming.FIXED_DIM)
 
 
-def _block_effects(block: Block, priors: Priors, centred: bool = False):
-    """``r_<b>`` (levels, terms) for one block: deterministic (non-centred) or free (centred)."""
+def _location(design: Design, block: Block, model, located: set) -> pt.TensorVariable:
+    """(k,) the fixed effects a centred block's coefficients are centred on (0 for its terms
+    that are no fixed effect, or are already the location of an earlier centred block)."""
+    names = list(design.fixed_names)
+    parts = []
+    for term in block.terms:
+        if term in names and term not in located:
+            located.add(term)
+            parts.append(model[naming.BETA][names.index(term)])
+        else:
+            parts.append(pt.constant(0.0, dtype="float64"))
+    return pt.stack(parts)
+
+
+def _block_effects(block: Block, priors: Priors, location=None):
+    """``r_<b>`` (levels, terms) for one block: deterministic (non-centred), or deviations of the
+    free coefficients from `location` (centred)."""
     levels, terms = block.level_dim, block.term_dim
-    if centred:
-        return _centred_effects(block, priors)
+    if location is not None:
+        return _centred_effects(block, priors, location)
     z = pm.Normal(naming.z(block), 0.0, 1.0, dims=(levels, terms))  # (L, k)
     sd, chol = block_scale(block, priors)
     if chol is not None:
@@ -141,19 +163,21 @@ def _block_effects(block: Block, priors: Priors, centred: bool = False):
     return pm.Deterministic(naming.r(block), z * sd, dims=(levels, terms))  # (L, k) * (k,)
 
 
-def _centred_effects(block: Block, priors: Priors):
-    """Free ``r_<b>`` ~ N(0, Σ) per level, with ``z_<b>`` = L⁻¹ r recorded beside it."""
-    levels, terms = block.level_dim, block.term_dim
+def _centred_effects(block: Block, priors: Priors, location):
+    """Free ``c_<b>`` ~ N(location, Σ) per level; ``r_<b>`` = c − location and ``z_<b>`` = L⁻¹ r
+    recorded beside it."""
+    dims = (block.level_dim, block.term_dim)
     sd, chol = block_scale(block, priors)
     if chol is None:
-        r = pm.Normal(naming.r(block), 0.0, sd, dims=(levels, terms))  # (L, k), sd: (k,)
-        pm.Deterministic(naming.z(block), r / sd, dims=(levels, terms))
+        c = pm.Normal(naming.coefficients(block), location, sd, dims=dims)  # (L, k)
+        r = pm.Deterministic(naming.r(block), c - location, dims=dims)  # (L, k) - (k,)
+        pm.Deterministic(naming.z(block), r / sd, dims=dims)
         return r
-    r = pm.MvNormal(naming.r(block), mu=pt.zeros(block.n_terms), chol=chol,
-                    dims=(levels, terms))  # (L, k)
+    c = pm.MvNormal(naming.coefficients(block), mu=location, chol=chol, dims=dims)  # (L, k)
+    r = pm.Deterministic(naming.r(block), c - location, dims=dims)
     # z_l = L⁻¹ r_l for every level: solve L Zᵀ = Rᵀ, (k, k) \ (k, L) -> (k, L).
     z = pt.linalg.solve_triangular(chol, r.T, lower=True).T
-    pm.Deterministic(naming.z(block), z, dims=(levels, terms))
+    pm.Deterministic(naming.z(block), z, dims=dims)
     return r
 
 

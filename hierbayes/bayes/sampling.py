@@ -167,6 +167,8 @@ def _finish(spec, plan, run: _Run, idata, settings: dict, timings: dict, log_lik
     # which reads the z_<b> drawn into the posterior. The cached path sampled a private copy of
     # spec.model's structure; spec.model (same structure, this fit's data) serves the fit.
     model = None if plan.active or run.cached else run.model
+    if plan.active and spec.centred:  # its free c_<b> is not in a marginal posterior
+        model = build_pymc_model(spec.design, spec.priors, spec.link, ())
     fit = BayesFit(spec, idata, {**settings, **plan.settings()}, model=model)
     if log_likelihood:
         fit.log_likelihood()
