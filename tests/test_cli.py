@@ -74,9 +74,9 @@ def test_help(capsys, command):
 
 
 def test_installed_entry_point():
+    """`pip install -e .[test]` (scripts/test.sh) installs the console script: it must work."""
     exe = Path(sys.executable).parent / "hierbayes"
-    if not exe.exists():
-        pytest.skip("the hierbayes entry point is not installed in this environment")
+    assert exe.is_file(), f"no hierbayes entry point beside {sys.executable}"
     result = subprocess.run([str(exe), "models", str(MODELS)], capture_output=True, text=True,
                             timeout=120, cwd="/")
     assert result.returncode == 0, result.stderr
@@ -170,8 +170,6 @@ def test_fit_writes_report_posterior_and_tables(capsys, tmp_path):
     assert stdout2.startswith("wrote ")
     assert "<h1>sleepstudy</h1>" in (tmp_path / "again" / "report.html").read_text()
 
-    if status == 1 and "the comparison failed" in err:
-        pytest.xfail(f"hb.compare fails on this fit: {err.split('comparison failed')[1][:200]}")
     assert status == 0 and status2 == 0, err
     for name in ("fixed", "variance", "groups", "reasons"):
         assert (out / f"comparison_{name}.csv").is_file(), name
