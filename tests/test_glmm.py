@@ -16,6 +16,7 @@ tolerances against lme4 itself (test_cbpp_lme4_mode_meets_the_issue_tolerances).
 
 import warnings
 
+import mixedlm  # the test extra installs it: a missing one fails loudly
 import numpy as np
 import pandas as pd
 import pytest
@@ -231,7 +232,6 @@ def test_crossed_poisson_recovers_truth():
 
 
 def _mixedlm_glmer(formula, data, family):
-    mixedlm = pytest.importorskip("mixedlm")
     from mixedlm.families import Binomial, Poisson
     fam = {"poisson": Poisson(), "bernoulli": Binomial(), "probit": Binomial(link="probit")}
     return mixedlm.glmer(formula, data, family=fam[family])
@@ -274,7 +274,6 @@ def _negative_binomial(seed=4, n=1500, levels=50, alpha=2.5):
 
 
 def test_negative_binomial_dispersion_is_the_profile_optimum():
-    mixedlm = pytest.importorskip("mixedlm")
     from mixedlm.families import NegativeBinomial
     data = _negative_binomial()
     fit = hb.fit_reml("y ~ x + (1 | g)", data, family="negative_binomial")
@@ -395,7 +394,6 @@ def test_a_zero_sd_is_checked_from_inside(family):
     """The criterion is even in a scalar θ, so its gradient at θ = 0 is 0 and L-BFGS-B, once its
     first step lands on the bound, stays there; both engines step inside to check (lme4's
     restart_edge). Before that check, REML stopped at θ = 0 on these data, 2.9 units too high."""
-    mixedlm = pytest.importorskip("mixedlm")
     if family == "gaussian":
         data = _small_sd_data(27)
         fit, theirs = hb.fit_reml("y ~ x + (1 | g)", data), mixedlm.lmer("y ~ x + (1 | g)", data)

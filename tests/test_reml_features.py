@@ -3,6 +3,7 @@
 
 import warnings
 
+import mixedlm  # the test extra installs it: a missing one fails loudly
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,7 +163,6 @@ def test_analytic_gradient_matches_finite_differences():
 
 
 def test_uncorrelated_slope_matches_mixedlm():
-    mixedlm = pytest.importorskip("mixedlm")
     data, _ = load_reference("sleepstudy")
     formula = "Reaction ~ Days + (Days || Subject)"
     fit = hb.fit_reml(formula, data)
@@ -176,7 +176,6 @@ def test_uncorrelated_slope_matches_mixedlm():
 
 
 def test_ml_and_categorical_slope_match_mixedlm():
-    mixedlm = pytest.importorskip("mixedlm")
     data = simulated_crossed()
     for formula, reml in [("y ~ x + f + (f | g)", True), ("y ~ x + (x | g) + (1 | h)", False)]:
         with warnings.catch_warnings():
@@ -218,7 +217,6 @@ def test_bad_input():
 
 
 def test_no_fixed_effects_and_ml_print():
-    mixedlm = pytest.importorskip("mixedlm")
     data, ref = load_reference("sleepstudy")
     fit = hb.fit_reml("Reaction ~ 0 + (1 | Subject)", data)
     assert fit.fixef().empty
@@ -232,7 +230,6 @@ def test_no_fixed_effects_and_ml_print():
 @pytest.mark.parametrize("formula", ["y ~ x + (x | g)", "y ~ x + (1 | g) + (1 | h)"])
 def test_prior_weights_match_mixedlm(formula):
     """lme4's prior weights, var(e_i) = σ²/w_i (the weighted PLS a GLMM's PIRLS step reuses)."""
-    mixedlm = pytest.importorskip("mixedlm")
     data = simulated_crossed()
     w = np.random.default_rng(1).uniform(0.5, 2.0, len(data))
     for reml in (True, False):
