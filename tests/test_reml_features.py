@@ -212,7 +212,7 @@ def test_bad_input():
         dev([1.0, 0.0])
     with pytest.raises(hb.HierbayesError, match=">= 0"):
         dev([-1.0, 0.0, 1.0])
-    with pytest.raises(hb.DesignError):
+    with pytest.raises(hb.DesignError, match="column 'Nope', which is not in the data"):
         hb.fit_reml("Reaction ~ Days + (1 | Nope)", data)
 
 

@@ -281,7 +281,7 @@ def test_report_names_a_missing_ppc(tmp_path):
 
 
 def test_comparison_report(bayes, tmp_path):
-    with pytest.warns(hb.HierbayesWarning):
+    with pytest.warns(hb.HierbayesWarning, match="variance components could not be drawn"):
         report = comparison_report(FakeComparison(bayes), tmp_path / "cmp.html")
     text = report.html_path.read_text()
     assert "Bayes vs REML: verdict" in text and "small groups" in text
