@@ -169,16 +169,22 @@ def test_sleepstudy_correlated_block(sleep_cmp):
     assert sleep_cmp.fixed["agree"].all()
 
 
-def test_plots_return_figures(sleep_cmp):
+def test_plots_show_the_tables(sleep_cmp):
     import matplotlib.pyplot as plt
 
-    for fig in (
-        sleep_cmp.plot_shrinkage(term="Days"),
-        sleep_cmp.plot_forest(),
-        sleep_cmp.plot_variance(),
-    ):
-        assert fig.axes
-        plt.close(fig)
+    fig = sleep_cmp.plot_shrinkage(term="Days")
+    days = sleep_cmp.groups.query("term == 'Days'")
+    population = days["population_bayes"].iloc[0]
+    points = [c.get_offsets()[:, 1] for c in fig.axes[0].collections[1:]]  # after the vlines
+    for plotted, column in zip(points, ["no_pool", "reml_estimate", "bayes_estimate"], strict=True):
+        np.testing.assert_allclose(np.sort(plotted), np.sort(population + days[column]))
+    plt.close(fig)
+    fig = sleep_cmp.plot_forest()  # one panel per fixed effect and per SD or correlation
+    assert len(fig.axes) == len(sleep_cmp.fixed) + len(sleep_cmp.variance) == 6
+    plt.close(fig)
+    fig = sleep_cmp.plot_variance()  # one panel per SD: Intercept, Days, Residual
+    assert len(fig.axes) == int(sleep_cmp.variance["term2"].isna().sum()) == 3
+    plt.close(fig)
 
 
 def test_no_pooling_glm_matches_group_logit():
