@@ -1,4 +1,5 @@
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -32,3 +33,23 @@ def lme4_name(name: str) -> str:
 @pytest.fixture(params=ALL_REFERENCES)
 def reference(request):
     return load_reference(request.param)
+
+
+@pytest.fixture
+def mocked_sample(monkeypatch) -> list[dict]:
+    """`pm.sample`, as `hierbayes.bayes.sampling` sees it, replaced by prior draws of the model it
+    is given (`hierbayes.testing.fakes`); the list of keyword arguments of each call."""
+    from hierbayes.bayes import sampling
+    from hierbayes.testing.fakes import fake_posterior
+
+    calls: list[dict] = []
+
+    def fake_sample(**kwargs):
+        calls.append(kwargs)
+        spec = type("Spec", (), {"model": kwargs["model"]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # prior draws ignore a marginal potential
+            return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
+
+    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
+    return calls

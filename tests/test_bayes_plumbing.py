@@ -7,16 +7,12 @@ import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
-from bayes_support import (
-    fake_fit,
-    mock_pm_sample,
-    simulate_counts,
-    simulate_gaussian,
-)
+from bayes_support import simulate_counts, simulate_gaussian
 
 import hierbayes as hb
 from hierbayes.bayes import sampling
 from hierbayes.datasets import load
+from hierbayes.testing.fakes import fake_fit
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 
@@ -277,11 +273,6 @@ def test_rhat_flags_chains_that_disagree(sleep_fit):
 
 
 # --- fit_bayes / sample with mocked pm.sample -------------------------------------------------
-
-
-@pytest.fixture
-def mocked_sample(monkeypatch):
-    return mock_pm_sample(monkeypatch)
 
 
 def test_fit_bayes_passes_settings_to_pm_sample(mocked_sample):

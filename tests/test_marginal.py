@@ -19,13 +19,15 @@ import pytest
 import scipy.linalg as sla
 import scipy.stats as st
 import xarray as xr
-from bayes_support import NUTS, fake_posterior, mock_pm_sample, shared_fit
+from bayes_support import NUTS, shared_fit
 
 import hierbayes as hb
 from hierbayes.bayes.diagnostics import reported_quantities
 from hierbayes.bayes.marginal import model as mg
 from hierbayes.bayes.marginal.draws import draw_group_effects
 from hierbayes.datasets import load
+from hierbayes.testing.dense import dense_Z, per_level
+from hierbayes.testing.fakes import fake_posterior
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 RADON = "log_radon ~ floor + (1 | county)"
@@ -56,11 +58,8 @@ def _spec(name: str):
 
 def _dense_cov(design, sd: dict, corr: dict) -> np.ndarray:
     """Prior covariance of all group effects in the dense layout (block, level, term)."""
-    parts = []
-    for b in design.blocks:
-        C = corr.get(b.name, np.eye(b.n_terms))
-        parts.append(np.kron(np.eye(b.n_levels), np.outer(sd[b.name], sd[b.name]) * C))
-    return sla.block_diag(*parts)
+    return per_level(design, {b.name: np.outer(sd[b.name], sd[b.name])
+                              * corr.get(b.name, np.eye(b.n_terms)) for b in design.blocks})
 
 
 # --- the marginal log-density ---------------------------------------------------------------
@@ -77,7 +76,7 @@ def test_marginal_log_density_equals_the_dense_normal(name):
     corr_vars = [model[f"corr_{b.name}"] for b in design.blocks if f"corr_{b.name}" in model]
     outs = [model["beta"], model["sigma"], model.potentials[0], *sd_vars, *corr_vars]
     fn = model.compile_fn(model.replace_rvs_by_values(outs), mode="FAST_COMPILE")
-    Z = mg.sparse_Z(design, mg._dense_segments(design.blocks)).toarray()
+    Z = dense_Z(design)
     rng = np.random.default_rng(3)
     for _ in range(3):  # random points around the initial point, in the sampler's space
         point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in model.initial_point().items()}
@@ -120,7 +119,7 @@ def test_group_effects_follow_their_exact_conditional(name):
         [effects[f"r_{b.name}"][0].reshape(1, draws, -1) for b in design.blocks], axis=-1
     )[0]  # (draws, q) in the dense layout
     # Exact conditional: precision ZᵀZ/σ² + Σ⁻¹, mean = cov Zᵀ(y - Xβ)/σ².
-    Z = mg.sparse_Z(design, mg._dense_segments(design.blocks)).toarray()
+    Z = dense_Z(design)
     cov = np.linalg.inv(Z.T @ Z / sigma**2 + np.linalg.inv(_dense_cov(design, sd, corr)))
     mean = cov @ Z.T @ (design.y - design.X @ beta) / sigma**2
     white = sla.solve_triangular(np.linalg.cholesky(cov), (r - mean).T, lower=True).T
@@ -162,11 +161,6 @@ def test_many_crossed_effects_keep_the_standard_model():
     assert mg.plan_for(spec, None).path == "standard"
     with pytest.raises(hb.HierbayesError, match="350 group effects"):
         mg.plan_for(spec, True)
-
-
-@pytest.fixture
-def mocked_sample(monkeypatch):
-    return mock_pm_sample(monkeypatch)
 
 
 def test_a_marginal_fit_has_the_variables_and_dims_of_the_standard_path(mocked_sample, tmp_path):

@@ -11,6 +11,7 @@ from conftest import load_reference
 
 import hierbayes as hb
 from hierbayes.reml import make_deviance
+from hierbayes.testing.dense import dense_Z, per_level
 
 # lme4's Dyestuff and Dyestuff2 (Davies 1947; Box & Tiao 1973): 6 batches A–F of 5 yields.
 DYESTUFF = [1545, 1440, 1440, 1520, 1580, 1540, 1555, 1490, 1560, 1495, 1595, 1550, 1605, 1510,
@@ -40,16 +41,9 @@ def simulated_crossed(seed=3, n=400) -> pd.DataFrame:
 
 def brute_force(design, theta, method="REML"):
     """Dense V = I + ZΛΛᵀZᵀ: the criterion, modes and conditional covariances, textbook style."""
-    thetas = hb.reml.theta_layout(design)
-    Zs, Lams = [], []
-    for block, T in zip(design.blocks, thetas.templates(theta), strict=True):
-        L, k = block.n_levels, block.n_terms
-        Zb = np.zeros((design.n_obs, L * k))
-        for t in range(k):
-            Zb[np.arange(design.n_obs), block.index * k + t] = block.Z[:, t]
-        Zs.append(Zb)
-        Lams.append(np.kron(np.eye(L), T))
-    Z, Lam = np.hstack(Zs), _block_diag(Lams)
+    templates = hb.reml.theta_layout(design).templates(theta)
+    Z = dense_Z(design)
+    Lam = per_level(design, {b.name: T for b, T in zip(design.blocks, templates, strict=True)})
     X, y, (n, p) = design.X, design.y, design.X.shape
     V = np.eye(n) + Z @ Lam @ Lam.T @ Z.T
     Vi = np.linalg.inv(V)
@@ -65,15 +59,6 @@ def brute_force(design, theta, method="REML"):
     modes = Lam @ np.linalg.solve(M, Lam.T @ Z.T @ r)
     condcov = quad / dof * Lam @ np.linalg.inv(M) @ Lam.T
     return crit, beta, modes, condcov
-
-
-def _block_diag(mats):
-    size = sum(m.shape[0] for m in mats)
-    out, at = np.zeros((size, size)), 0
-    for m in mats:
-        out[at:at + m.shape[0], at:at + m.shape[0]] = m
-        at += m.shape[0]
-    return out
 
 
 def test_dyestuff_deviance_at_theta_one():

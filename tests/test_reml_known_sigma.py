@@ -19,6 +19,7 @@ from hierbayes import cli
 from hierbayes.compare.tables import _at_boundary
 from hierbayes.errors import HierbayesError, SingularFitWarning
 from hierbayes.reml import make_deviance
+from hierbayes.testing.dense import dense_Z, per_level
 
 SCHOOLS = "effect ~ 1 + (1 | school)"
 LOG_2PI = np.log(2 * np.pi)
@@ -53,15 +54,8 @@ def dense_criterion(X, y, s, V_random, method):
 
 def dense_random_covariance(design, covariances):
     """ZΣZᵀ from each block's k×k covariance (levels independent)."""
-    n = design.n_obs
-    out = np.zeros((n, n))
-    for block in design.blocks:
-        L, k = block.n_levels, block.n_terms
-        Z = np.zeros((n, L * k))
-        for t in range(k):
-            Z[np.arange(n), block.index * k + t] = block.Z[:, t]
-        out += Z @ np.kron(np.eye(L), covariances[block.name]) @ Z.T
-    return out
+    Z = dense_Z(design)
+    return Z @ per_level(design, covariances) @ Z.T
 
 
 def dense_at_theta(dev, theta):
