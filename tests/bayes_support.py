@@ -21,6 +21,13 @@ from hierbayes.bayes.fit import BayesFit
 # compilation (a few seconds per model), so 4 × 1000 draws buy stable R-hat and ESS for free.
 NUTS = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 20261126, "progressbar": False}
 
+def nuts_fit(formula: str, data: pd.DataFrame, **options) -> BayesFit:
+    """`hb.fit_bayes` with the `NUTS` settings (`options` override them), without sampling
+    warnings: each test asserts the diagnostics it relies on, by name, rather than turning every
+    `SamplingWarning` of the fit into an error."""
+    return hb.fit_bayes(formula, data, **{**NUTS, "warn": False, **options})
+
+
 TRUE_COUNTS = {"Intercept": 0.5, "x": 0.3, "sd_g": 0.6, "alpha": 2.0}
 
 
