@@ -9,6 +9,7 @@ from .model import build_model
 from .sampling import DEFAULT_TARGET_ACCEPT, sample
 
 
+# Repeats `sample`'s explicit settings on purpose (not **kwargs): users see them in help().
 def fit_bayes(
     formula: str,
     data: pd.DataFrame,
