@@ -30,11 +30,6 @@ def lme4_name(name: str) -> str:
     return name
 
 
-@pytest.fixture(params=ALL_REFERENCES)
-def reference(request):
-    return load_reference(request.param)
-
-
 @pytest.fixture
 def mocked_sample(monkeypatch) -> list[dict]:
     """`pm.sample`, as `hierbayes.bayes.sampling` sees it, replaced by prior draws of the model it

@@ -5,6 +5,7 @@ import importlib.util
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -208,3 +209,8 @@ def test_card_fits(path):
                        random_seed=card.sampler.seed, progressbar=False, warn=False)
     assert list(fit.fixef().index) == list(fit.design.fixed_names)
     assert set(fit.varcorr()["group"]) >= {b.group for b in fit.design.blocks}
+    # what the card says reaches the fit: its priors, its seed, its known SDs
+    assert {n for n in fit.priors if fit.priors.entry(n).source == "user"} == set(card.priors)
+    assert fit.settings["random_seed"] == card.sampler.seed
+    assert fit.design.known_sigma_column == card.known_sigma
+    assert np.isfinite(fit.fixef()["estimate"]).all()
