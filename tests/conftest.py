@@ -8,6 +8,7 @@ import pytest
 REFERENCE = Path(__file__).parent / "reference"
 GAUSSIAN_REFERENCES = ["sleepstudy", "radon", "Pastes", "Penicillin"]
 ALL_REFERENCES = [*GAUSSIAN_REFERENCES, "cbpp"]
+SLEEP = "Reaction ~ Days + (Days | Subject)"  # the sleepstudy model of the reference fit
 
 
 def load_reference(name: str) -> tuple[pd.DataFrame, dict]:

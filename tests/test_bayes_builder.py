@@ -9,6 +9,7 @@ import pandas as pd
 import pytensor
 import pytest
 from bayes_support import simulate_counts
+from conftest import SLEEP
 from scipy import stats
 
 import hierbayes as hb
@@ -29,7 +30,7 @@ def _random_point(model, seed=1):
 
 
 def test_variables_dims_and_coords_read_like_the_data():
-    spec = hb.build_model("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    spec = hb.build_model(SLEEP, load("sleepstudy"))
     model = spec.model
     assert [v.name for v in model.free_RVs] == ["beta", "z_Subject", "chol_Subject", "sigma"]
     assert {v.name for v in model.deterministics} == {"sd_Subject", "corr_Subject", "r_Subject"}
@@ -73,7 +74,7 @@ def _bernoulli_data():
 
 CASES = {
     "gaussian": (
-        "Reaction ~ Days + (Days | Subject)",
+        SLEEP,
         lambda: load("sleepstudy"),
         "gaussian",
         None,
@@ -143,7 +144,7 @@ def _scipy_loglik(family, design, mu, v):
 
 
 def test_prior_predictive_from_the_staged_path():
-    spec = hb.build_model("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    spec = hb.build_model(SLEEP, load("sleepstudy"))
     prior = spec.sample_prior_predictive(draws=20, random_seed=1)
     assert prior["prior_predictive"]["y"].shape == (1, 20, 180)
     assert prior["prior"]["corr_Subject"].shape == (1, 20, 2, 2)

@@ -18,14 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from bayes_support import TRUE_COUNTS, nuts_fit, shared_fit, simulate_counts, simulate_gaussian
-from conftest import lme4_name, load_reference
+from conftest import SLEEP, lme4_name, load_reference
 
 import hierbayes as hb
 from hierbayes.datasets import load
 
 pytestmark = pytest.mark.slow
 
-SLEEP = "Reaction ~ Days + (Days | Subject)"
 RADON = "log_radon ~ floor + (1 | county)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 

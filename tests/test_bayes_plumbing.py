@@ -8,13 +8,12 @@ import pymc as pm
 import pytest
 import xarray as xr
 from bayes_support import simulate_counts, simulate_gaussian
+from conftest import SLEEP
 
 import hierbayes as hb
 from hierbayes.bayes import sampling
 from hierbayes.datasets import load
 from hierbayes.testing.fakes import fake_fit
-
-SLEEP = "Reaction ~ Days + (Days | Subject)"
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import scipy.linalg as sla
 import scipy.stats as st
 import xarray as xr
 from bayes_support import nuts_fit, shared_fit
+from conftest import SLEEP
 
 import hierbayes as hb
 from hierbayes.bayes.diagnostics import reported_quantities
@@ -28,7 +29,6 @@ from hierbayes.datasets import load
 from hierbayes.testing.dense import dense_Z, per_level
 from hierbayes.testing.fakes import fake_posterior
 
-SLEEP = "Reaction ~ Days + (Days | Subject)"
 RADON = "log_radon ~ floor + (1 | county)"
 SIM = "y ~ x + (x | g)"
 DESIGNS = {

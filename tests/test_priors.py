@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from conftest import SLEEP
 
 import hierbayes as hb
 from hierbayes.bayes.priors import make_priors
 from hierbayes.datasets import load
 from hierbayes.design import make_design
 
-SLEEP = "Reaction ~ Days + (Days | Subject)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
