@@ -62,7 +62,7 @@ _LAZY = {
     "list_cards": "cards",
     "load_card": "cards",
 }
-_SUBMODULES = ("bayes", "cards", "compare", "datasets", "reml", "report", "simulate", "testing")
+_SUBMODULES = ("bayes", "cards", "datasets", "reml", "report", "simulate", "testing")
 
 __all__ = [
     "ConvergenceWarning",
