@@ -1,0 +1,286 @@
+"""Profile-likelihood intervals and Hessian standard errors of the variance components.
+
+As lme4's `confint(fit, method = "profile")`: for each SD, correlation and the residual SD, the
+interval is the set of values v where the profiled criterion, minimised over every other
+parameter with the component held at v, rises above its minimum by less than the χ²₁ quantile of
+`ci_prob` (3.841459 for 95 %). The criterion is the one the fit minimised (sdcor_criterion):
+the REML criterion for REML fits, the deviance for ML fits, the Laplace deviance for GLMMs.
+lme4 differs for REML fits: its profile refits by ML and profiles the ML deviance, so its
+intervals surround the ML estimates; here they surround the REML estimates the table reports.
+
+Each limit is found by stepping out from the estimate on the SD / correlation / log σ scale
+until ζ(v) = sign(v − v̂)·√(rise) passes ±z (z the normal quantile), then by Brent's method on
+ζ, re-optimising the other parameters (the engine's one L-BFGS-B driver, optimize) from the
+nearest point already profiled. An SD whose profile never rises that far above 0 gets the
+lower limit 0 (a singular fit's SD at 0 has lower limit 0); a correlation, ±1. A correlation
+whose SDs include one at exactly 0 is not identified: its limits are NaN.
+
+`std_error` is the delta-method / Hessian SE on the reported (SD, correlation) scale: the
+square roots of the diagonal of J·2H⁻¹·Jᵀ, H the criterion's Hessian in φ at the optimum (GLMMs:
+jointly with β) and J the derivative of the reported values. Components at a bound (an SD at 0, a
+correlation at ±1, or a correlation involving such an SD) get NaN: the quadratic approximation
+behind an SE does not hold there. All SEs are NaN when H is not positive definite.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_solve
+from scipy.optimize import brentq
+from scipy.stats import chi2, norm
+
+from ..errors import ConvergenceWarning, HierbayesError
+from .optimize import Objective, minimize_bounded
+from .sdcor import JACOBIAN_STEP, Component, Coordinates, components, jacobian
+from .sdcor_criterion import SdCorCriterion
+
+HESSIAN_STEP = 1e-4  # relative step of the Hessian's differences
+MAX_STEPS = 60  # steps out from the estimate before a limit is given up (NaN)
+XTOL = 1e-9  # Brent's tolerance on φ (relative SDs, correlations, log σ)
+INNER_MAXITER = 1000
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Per `components(...)` row: limits and SEs on the reported scale, and how they were got."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    std_error: np.ndarray
+    label: str
+
+
+def criterion_name(fit) -> str:
+    return {"REML": "REML criterion", "ML": "ML deviance"}.get(fit.method, "Laplace deviance")
+
+
+def profile_intervals(fit, ci_prob: float) -> Intervals:
+    """The profile limits of every `varcorr()` row of `fit` at `ci_prob` (cached on the fit)."""
+    cached = fit._profiles.get(ci_prob)
+    if cached is not None:
+        return cached
+    comps = components(fit.design, fit.sigma is not None)
+    se = std_errors(fit)
+    z = float(norm.ppf(0.5 + ci_prob / 2))
+    lower, upper = np.full(len(comps), np.nan), np.full(len(comps), np.nan)
+    for k, c in enumerate(comps):
+        if not _identified(fit, c):
+            continue
+        lower[k], upper[k] = _limits(fit, c, z, se[k])
+    label = (f"{100 * ci_prob:g}% profile likelihood: where the {criterion_name(fit)} rises "
+             f"by {chi2.ppf(ci_prob, 1):.6f} (χ²₁ quantile) with the other parameters "
+             "re-optimised")
+    out = Intervals(lower, upper, se, label)
+    fit._profiles[ci_prob] = out
+    return out
+
+
+def _identified(fit, c: Component) -> bool:
+    """A correlation is undefined when one of its SDs is exactly 0."""
+    if c.kind != "corr":
+        return True
+    sd = np.sqrt(np.diag(fit.covariance[fit.design.blocks[c.block].name]))
+    return bool(sd[c.i] > 0 and sd[c.l] > 0)
+
+
+def _coordinates(fit, pair=None) -> Coordinates:
+    extra = fit.design.X.shape[1] + (fit.dispersion is not None) if fit.method == "Laplace" else 0
+    return Coordinates(fit.design, fit.deviance.thetas, fit.sd_scale, fit.sigma is not None,
+                       extra, pair)
+
+
+def _limits(fit, c: Component, z: float, se: float) -> tuple[float, float]:
+    coords = _coordinates(fit, (c.block, c.i, c.l) if c.kind == "corr" else None)
+    crit = SdCorCriterion(fit, coords)
+    try:
+        profile = _Profile(crit, coords.index(c), fit.criterion)
+        step = _first_step(c, coords.scale, se, profile.x_hat, z)
+        limits = [profile.limit(d, z, step) for d in (-1, 1)]
+    finally:
+        crit.restore()
+    return tuple(_reported(coords, c, x) for x in limits)
+
+
+def _first_step(c: Component, scale: float, se: float, x_hat: float, z: float) -> float:
+    """About z SEs in φ units (an SD's φ is SD/ŝ, σ's is log(σ/σ̂) with σ̂ = ŝ): near the limit
+    when the profile is close to quadratic; else a fixed fraction of the scale."""
+    if np.isfinite(se) and se > 0:
+        return z * se / (1.0 if c.kind == "corr" else scale)
+    return {"sd": 0.5 * max(x_hat, 0.1), "corr": 0.2}.get(c.kind, 0.1)
+
+
+def _reported(coords: Coordinates, c: Component, x: float) -> float:
+    if not np.isfinite(x):
+        return np.nan
+    if c.kind == "corr" and abs(x) >= coords.upper[coords.index(c)]:
+        return float(np.sign(x))  # the bound of the box is a correlation of ±1
+    return coords.value(c, x)
+
+
+class _Profile:
+    """ζ along one coordinate j of φ, re-optimising the others (cached, warm-started)."""
+
+    def __init__(self, crit: SdCorCriterion, j: int, minimum: float):
+        self.crit, self.j = crit, j
+        start = crit.start()
+        self.x_hat = float(start[j])
+        self.minimum = min(minimum, crit(start))
+        self.points = {self.x_hat: start}
+        free = np.ones(start.size, bool)
+        free[j] = False
+        self.free = free
+        self.lower, self.upper = crit.lower[j], crit.upper[j]
+
+    def zeta(self, x: float) -> float:
+        phi = self.points.get(x)
+        if phi is None:
+            phi = self._fit(x)
+        rise = max(self.crit(phi) - self.minimum, 0.0)
+        return float(np.sign(x - self.x_hat) * np.sqrt(rise))
+
+    def _fit(self, x: float) -> np.ndarray:
+        nearest = min(self.points, key=lambda p: abs(p - x))
+        phi = self.points[nearest].copy()
+        phi[self.j] = x
+        if self.free.any():
+            phi[self.free] = self._minimize(phi)
+        self.points[x] = phi
+        return phi
+
+    def _minimize(self, phi: np.ndarray) -> np.ndarray:
+        crit, free = self.crit, self.free
+
+        def full(y):
+            out = phi.copy()
+            out[free] = y
+            return out
+
+        def value_and_gradient(y):
+            f, g = crit.value_and_gradient(full(y))
+            return f, g[free]
+
+        exact = crit.has_gradient
+        obj = Objective(lambda y: crit(full(y)), crit.lower[free], crit.coords.is_sd[free],
+                        ftol=1e-14 if exact else 1e-13, gtol=1e-7 if exact else 1e-6,
+                        value_and_gradient=value_and_gradient if exact else None,
+                        upper=crit.upper[free])
+        y, _, _ = minimize_bounded(obj, phi[free], INNER_MAXITER)
+        return y
+
+    def limit(self, direction: int, z: float, step: float) -> float:
+        """The x on one side where direction·ζ reaches z, or the bound when it never does."""
+        bound = self.lower if direction < 0 else self.upper
+        if self.x_hat == bound:
+            return bound
+        inner, z_inner, dist = self.x_hat, 0.0, step
+        for _ in range(MAX_STEPS):
+            x = self.x_hat + direction * dist
+            if direction * (x - bound) >= 0:
+                x = bound
+            zx = direction * self.zeta(x)
+            if zx >= z:
+                a, b = sorted((inner, x))
+                return brentq(lambda u: direction * self.zeta(u) - z, a, b, xtol=XTOL,
+                              rtol=1e-12)
+            if x == bound:
+                return bound
+            dist = _next_distance(abs(inner - self.x_hat), z_inner, abs(x - self.x_hat), zx, z)
+            inner, z_inner = x, zx
+        warnings.warn("A profile interval limit was not reached: the criterion stays flat; "
+                      "the limit is reported as NaN.", ConvergenceWarning, stacklevel=5)
+        return np.nan
+
+
+def _next_distance(d0: float, z0: float, d1: float, z1: float, z: float) -> float:
+    """Beyond the straight-line prediction of where ζ reaches z, at least 1.2× and at most 4×
+    further out than the last step."""
+    if z1 > z0:
+        predicted = d1 + (z - z1) * (d1 - d0) / (z1 - z0)
+        return float(np.clip(1.1 * predicted, 1.2 * d1, 4.0 * d1))
+    return 2.0 * d1
+
+
+def std_errors(fit) -> np.ndarray:
+    """Hessian SEs of every `varcorr()` row on the reported scale (NaN at bounds; see the
+    module docstring). Computed once per fit."""
+    cached = fit._profiles.get("std_error")
+    if cached is not None:
+        return cached
+    comps = components(fit.design, fit.sigma is not None)
+    coords = _coordinates(fit)
+    crit = SdCorCriterion(fit, coords)
+    try:
+        out = _std_errors(crit, coords, comps)
+    finally:
+        crit.restore()
+    fit._profiles["std_error"] = out
+    return out
+
+
+def _std_errors(crit: SdCorCriterion, coords: Coordinates, comps) -> np.ndarray:
+    phi = crit.start()
+    h = HESSIAN_STEP * np.maximum(1.0, np.abs(phi))
+    free = (phi - 2 * h > crit.lower) & (phi + 2 * h < crit.upper)
+    out = np.full(len(comps), np.nan)
+    try:
+        H = _hessian(crit, phi, free, h)
+        chol = np.linalg.cholesky(H)
+    except (np.linalg.LinAlgError, HierbayesError, FloatingPointError):
+        return out
+    cov = 2.0 * cho_solve((chol, True), np.eye(H.shape[0]))
+    J = jacobian(lambda x: coords.values(x, comps), phi, crit.lower, crit.upper, len(comps),
+                 coords.size)[:, free]
+    se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, cov, J), 0.0))
+    for k, c in enumerate(comps):
+        if all(free[i] for i in _coordinates_of(coords, c)) and _inside(coords, c, phi):
+            out[k] = se[k]
+    return out
+
+
+def _coordinates_of(coords: Coordinates, c: Component) -> list[int]:
+    """The φ coordinates a component's SE rests on (a correlation: its two SDs too)."""
+    if c.kind != "corr":
+        return [coords.index(c)]
+    return [coords.index(Component("sd", c.block, t)) for t in (c.i, c.l)]
+
+
+def _inside(coords: Coordinates, c: Component, phi: np.ndarray) -> bool:
+    """A correlation well inside (−1, 1) (its reported value, not only its CPC)."""
+    if c.kind != "corr":
+        return True
+    return abs(coords.values(phi, [c])[0]) < 1.0 - 2 * JACOBIAN_STEP
+
+
+def _hessian(crit: SdCorCriterion, phi: np.ndarray, free: np.ndarray,
+             h: np.ndarray) -> np.ndarray:
+    """Over the free coordinates: central differences of the analytic gradient when there is
+    one, else central second differences of the criterion."""
+    idx = np.flatnonzero(free)
+    if crit.has_gradient:
+        rows = []
+        for j in idx:
+            up, down = phi.copy(), phi.copy()
+            up[j] += h[j]
+            down[j] -= h[j]
+            rows.append((crit.value_and_gradient(up)[1][idx]
+                         - crit.value_and_gradient(down)[1][idx]) / (2 * h[j]))
+        H = np.array(rows)
+        return 0.5 * (H + H.T)
+    f0 = crit(phi)
+    H = np.empty((idx.size, idx.size))
+
+    def at(*moves):
+        y = phi.copy()
+        for k, sign in moves:
+            y[idx[k]] += sign * h[idx[k]]
+        return crit(y)
+
+    for a in range(idx.size):
+        H[a, a] = (at((a, 1)) - 2 * f0 + at((a, -1))) / h[idx[a]] ** 2
+        for b in range(a):
+            H[a, b] = H[b, a] = (at((a, 1), (b, 1)) - at((a, 1), (b, -1)) - at((a, -1), (b, 1))
+                                 + at((a, -1), (b, -1))) / (4 * h[idx[a]] * h[idx[b]])
+    return H
