@@ -121,7 +121,10 @@ def _reported(coords: Coordinates, c: Component, x: float) -> float:
 
 
 class _Profile:
-    """ζ along one coordinate j of φ, re-optimising the others (cached, warm-started)."""
+    """ζ along one coordinate j of φ, re-optimising the others: each fit starts from the
+    straight-line extrapolation of the two nearest fits, with the other coordinates scaled by
+    their curvature at the estimate (L-BFGS-B is not scale invariant: σ's log is ~100× more
+    sharply determined than an SD on large data)."""
 
     def __init__(self, crit: SdCorCriterion, j: int, minimum: float):
         self.crit, self.j = crit, j
@@ -133,6 +136,7 @@ class _Profile:
         free[j] = False
         self.free = free
         self.lower, self.upper = crit.lower[j], crit.upper[j]
+        self.scale = _curvature_scale(crit, start, free)
 
     def zeta(self, x: float) -> float:
         phi = self.points.get(x)
@@ -142,33 +146,43 @@ class _Profile:
         return float(np.sign(x - self.x_hat) * np.sqrt(rise))
 
     def _fit(self, x: float) -> np.ndarray:
-        nearest = min(self.points, key=lambda p: abs(p - x))
-        phi = self.points[nearest].copy()
-        phi[self.j] = x
+        phi = self._predict(x)
         if self.free.any():
             phi[self.free] = self._minimize(phi)
         self.points[x] = phi
         return phi
 
+    def _predict(self, x: float) -> np.ndarray:
+        side = [p for p in self.points if (p - self.x_hat) * (x - self.x_hat) >= 0]
+        near = sorted(side, key=lambda p: abs(p - x))[:2]
+        phi = self.points[near[0]].copy()
+        if len(near) == 2:
+            (x1, x2), (p1, p2) = near, (self.points[near[0]], self.points[near[1]])
+            phi = p1 + (x - x1) * (p1 - p2) / (x1 - x2)
+            phi = np.clip(phi, self.crit.lower, self.crit.upper)
+        phi[self.j] = x
+        return phi
+
     def _minimize(self, phi: np.ndarray) -> np.ndarray:
-        crit, free = self.crit, self.free
+        crit, free, scale = self.crit, self.free, self.scale
 
         def full(y):
             out = phi.copy()
-            out[free] = y
+            out[free] = y * scale
             return out
 
         def value_and_gradient(y):
             f, g = crit.value_and_gradient(full(y))
-            return f, g[free]
+            return f, g[free] * scale
 
         exact = crit.has_gradient
-        obj = Objective(lambda y: crit(full(y)), crit.lower[free], crit.coords.is_sd[free],
-                        ftol=1e-14 if exact else 1e-13, gtol=1e-7 if exact else 1e-6,
+        obj = Objective(lambda y: crit(full(y)), crit.lower[free] / scale,
+                        crit.coords.is_sd[free], ftol=1e-14 if exact else 1e-13,
+                        gtol=1e-7 if exact else 1e-6,
                         value_and_gradient=value_and_gradient if exact else None,
-                        upper=crit.upper[free])
-        y, _, _ = minimize_bounded(obj, phi[free], INNER_MAXITER)
-        return y
+                        upper=crit.upper[free] / scale)
+        y, _, _ = minimize_bounded(obj, phi[free] / scale, INNER_MAXITER)
+        return y * scale
 
     def limit(self, direction: int, z: float, step: float) -> float:
         """The x on one side where direction·ζ reaches z, or the bound when it never does."""
@@ -192,6 +206,30 @@ class _Profile:
         warnings.warn("A profile interval limit was not reached: the criterion stays flat; "
                       "the limit is reported as NaN.", ConvergenceWarning, stacklevel=5)
         return np.nan
+
+
+def _curvature_scale(crit: SdCorCriterion, phi: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """1/√(∂²f/∂φ_i²) for the free coordinates at φ (one-sided at a bound), 1 where that
+    curvature is not positive: a rise of about 1 in the criterion per unit of the scaled
+    coordinate."""
+    idx = np.flatnonzero(free)
+    h = HESSIAN_STEP * np.maximum(1.0, np.abs(phi))
+    out = np.ones(idx.size)
+    f0 = None if crit.has_gradient else crit(phi)
+    for k, i in enumerate(idx):
+        up, down = phi.copy(), phi.copy()
+        up[i] = min(phi[i] + h[i], crit.upper[i])
+        down[i] = max(phi[i] - h[i], crit.lower[i])
+        if crit.has_gradient:
+            g_up, g_down = crit.value_and_gradient(up)[1][i], crit.value_and_gradient(down)[1][i]
+            c = (g_up - g_down) / (up[i] - down[i])
+        elif down[i] < phi[i] < up[i]:
+            c = (crit(up) - 2 * f0 + crit(down)) / h[i] ** 2
+        else:
+            continue
+        if np.isfinite(c) and c > 0:
+            out[k] = 1.0 / np.sqrt(c)
+    return np.clip(out, 1e-8, 1e8)
 
 
 def _next_distance(d0: float, z0: float, d1: float, z1: float, z: float) -> float:
@@ -241,10 +279,12 @@ def _std_errors(crit: SdCorCriterion, coords: Coordinates, comps) -> np.ndarray:
 
 
 def _coordinates_of(coords: Coordinates, c: Component) -> list[int]:
-    """The φ coordinates a component's SE rests on (a correlation: its two SDs too)."""
+    """The φ coordinates a component's SE rests on (a correlation: its block's CPCs and its
+    two SDs)."""
     if c.kind != "corr":
         return [coords.index(c)]
-    return [coords.index(Component("sd", c.block, t)) for t in (c.i, c.l)]
+    return [*coords.cpc_indices(c.block),
+            *(coords.index(Component("sd", c.block, t)) for t in (c.i, c.l))]
 
 
 def _inside(coords: Coordinates, c: Component, phi: np.ndarray) -> bool:

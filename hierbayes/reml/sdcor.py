@@ -99,6 +99,11 @@ class Coordinates:
             raise ValueError(f"these coordinates do not hold the correlation {c}")
         return block.at + block.k
 
+    def cpc_indices(self, b: int) -> range:
+        """The φ coordinates of block b's CPCs."""
+        block = self.blocks[b]
+        return range(block.at + block.k, block.at + block.k + block.n_cpc)
+
     @property
     def lower(self) -> np.ndarray:
         lo = np.full(self.size, -np.inf)
