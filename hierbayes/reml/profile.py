@@ -41,6 +41,7 @@ HESSIAN_STEP = 1e-4  # relative step of the Hessian's differences
 MAX_STEPS = 60  # steps out from the estimate before a limit is given up (NaN)
 XTOL = 1e-9  # Brent's tolerance on φ (relative SDs, correlations, log σ)
 INNER_MAXITER = 1000
+INNER_GTOL = 1e-5  # on the curvature-scaled nuisance coordinates (see _Profile._minimize)
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,11 @@ class _Profile:
             return f, g[free] * scale
 
         exact = crit.has_gradient
+        # In curvature-scaled units the criterion is ~ ½‖y − ŷ‖² near its minimum, so a
+        # gradient of g leaves it ~ g²/2 above: 1e-5 is far below what moves a limit.
         obj = Objective(lambda y: crit(full(y)), crit.lower[free] / scale,
-                        crit.coords.is_sd[free], ftol=1e-14 if exact else 1e-13,
-                        gtol=1e-7 if exact else 1e-6,
+                        crit.coords.is_sd[free], ftol=1e-13 if exact else 1e-12,
+                        gtol=INNER_GTOL,
                         value_and_gradient=value_and_gradient if exact else None,
                         upper=crit.upper[free] / scale)
         y, _, _ = minimize_bounded(obj, phi[free] / scale, INNER_MAXITER)
