@@ -328,3 +328,30 @@ def test_cbpp_laplace_profile_against_beta_refits():
         assert rise(limit * (1 - side * 1e-3)) < Q95 < rise(limit * (1 + side * 1e-3))
     # Profiling leaves the fit as it was.
     assert dev(fit.optim.par) == pytest.approx(fit.criterion, abs=1e-9)
+
+
+def test_a_fit_short_of_its_optimum_is_told_so():
+    data, _ = load_reference("sleepstudy")
+    with pytest.warns(hb.ConvergenceWarning, match="did not converge"):
+        short = hb.fit_reml(SLEEP, data, maxiter=3)
+    with pytest.warns(hb.ConvergenceWarning, match=r"Profiling found a REML criterion [\d.]+ "
+                      "below the fit's own") as record:
+        short.varcorr()
+    assert record[0].filename == __file__  # points at the caller
+    converged = hb.fit_reml(SLEEP, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the converged fit profiles without a word
+        converged.varcorr()
+
+
+def test_a_limit_not_reached_is_nan_and_said(monkeypatch):
+    import hierbayes.reml.profile as profile
+
+    data, _ = load_reference("sleepstudy")
+    fit = hb.fit_reml(SLEEP, data)
+    monkeypatch.setattr(profile, "MAX_STEPS", 0)
+    with pytest.warns(hb.ConvergenceWarning, match="limit was not reached in 0 steps"):
+        vc = fit.varcorr(0.8)
+    assert vc[["lower", "upper"]].isna().all().all()
+    monkeypatch.setattr(profile, "MAX_STEPS", 60)
+    assert vc["estimate"].notna().all() and fit.varcorr(0.7)[["lower", "upper"]].notna().all().all()

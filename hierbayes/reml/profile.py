@@ -41,6 +41,9 @@ HESSIAN_STEP = 1e-4  # relative step of the Hessian's differences
 MAX_STEPS = 60  # steps out from the estimate before a limit is given up (NaN)
 XTOL = 1e-9  # Brent's tolerance on φ (relative SDs, correlations, log σ)
 INNER_MAXITER = 1000
+# Profiling below the fit's criterion by more than this (relative to 1 + |criterion|) means the
+# fit is not at its optimum (lme4's profile stops with an error there).
+LOWER_TOL = 1e-7
 INNER_GTOL = 1e-5  # on the curvature-scaled nuisance coordinates (see _Profile._minimize)
 
 
@@ -67,16 +70,30 @@ def profile_intervals(fit, ci_prob: float) -> Intervals:
     se = std_errors(fit)
     z = float(norm.ppf(0.5 + ci_prob / 2))
     lower, upper = np.full(len(comps), np.nan), np.full(len(comps), np.nan)
+    lowest = fit.criterion
     for k, c in enumerate(comps):
         if not _identified(fit, c):
             continue
-        lower[k], upper[k] = _limits(fit, c, z, se[k])
+        lower[k], upper[k], low = _limits(fit, c, z, se[k])
+        lowest = min(lowest, low)
+    _warn_lower(fit, lowest)
     label = (f"{100 * ci_prob:g}% profile likelihood: where the {criterion_name(fit)} rises "
              f"by {chi2.ppf(ci_prob, 1):.6f} (χ²₁ quantile) with the other parameters "
              "re-optimised")
     out = Intervals(lower, upper, se, label)
     fit._profiles[ci_prob] = out
     return out
+
+
+def _warn_lower(fit, lowest: float) -> None:
+    """The fit is not at its optimum when a profile goes below it (lme4 stops there)."""
+    below = fit.criterion - lowest
+    if below > LOWER_TOL * (1.0 + abs(fit.criterion)):
+        warnings.warn(
+            f"Profiling found a {criterion_name(fit)} {below:.3g} below the fit's own: the fit "
+            "stopped short of its optimum, so its estimates and these intervals are measured "
+            "from the wrong point. Refit (a larger maxiter, or start= near the better point) "
+            "before relying on them.", ConvergenceWarning, stacklevel=5)
 
 
 def _identified(fit, c: Component) -> bool:
@@ -102,7 +119,7 @@ def _limits(fit, c: Component, z: float, se: float) -> tuple[float, float]:
         limits = [profile.limit(d, z, step) for d in (-1, 1)]
     finally:
         crit.restore()
-    return tuple(_reported(coords, c, x) for x in limits)
+    return (*(_reported(coords, c, x) for x in limits), profile.lowest)
 
 
 def _first_step(c: Component, scale: float, se: float, x_hat: float, z: float) -> float:
@@ -132,6 +149,7 @@ class _Profile:
         start = crit.start()
         self.x_hat = float(start[j])
         self.minimum = min(minimum, crit(start))
+        self.lowest = self.minimum
         self.points = {self.x_hat: start}
         free = np.ones(start.size, bool)
         free[j] = False
@@ -143,8 +161,9 @@ class _Profile:
         phi = self.points.get(x)
         if phi is None:
             phi = self._fit(x)
-        rise = max(self.crit(phi) - self.minimum, 0.0)
-        return float(np.sign(x - self.x_hat) * np.sqrt(rise))
+        value = self.crit(phi)
+        self.lowest = min(self.lowest, value)
+        return float(np.sign(x - self.x_hat) * np.sqrt(max(value - self.minimum, 0.0)))
 
     def _fit(self, x: float) -> np.ndarray:
         phi = self._predict(x)
@@ -206,8 +225,9 @@ class _Profile:
                 return bound
             dist = _next_distance(abs(inner - self.x_hat), z_inner, abs(x - self.x_hat), zx, z)
             inner, z_inner = x, zx
-        warnings.warn("A profile interval limit was not reached: the criterion stays flat; "
-                      "the limit is reported as NaN.", ConvergenceWarning, stacklevel=5)
+        warnings.warn(f"A profile interval limit was not reached in {MAX_STEPS} steps out from "
+                      "the estimate (the criterion stays nearly flat): it is reported as NaN.",
+                      ConvergenceWarning, stacklevel=6)
         return np.nan
 
 
