@@ -10,10 +10,15 @@ intervals surround the ML estimates; here they surround the REML estimates the t
 
 Each limit is found by stepping out from the estimate on the SD / correlation / log σ scale
 until ζ(v) = sign(v − v̂)·√(rise) passes ±z (z the normal quantile), then by Brent's method on
-ζ, re-optimising the other parameters (the engine's one L-BFGS-B driver, optimize) from the
-nearest point already profiled. An SD whose profile never rises that far above 0 gets the
-lower limit 0 (a singular fit's SD at 0 has lower limit 0); a correlation, ±1. A correlation
-whose SDs include one at exactly 0 is not identified: its limits are NaN.
+ζ, re-optimising the other parameters at each value (the engine's one L-BFGS-B driver,
+optimize), started from the straight-line extrapolation of the two nearest values already
+profiled, on coordinates scaled by the criterion's curvature. An SD whose profile never rises
+that far above 0 gets the lower limit 0 (a singular fit's SD at 0 has lower limit 0); a
+correlation, ±1. A correlation whose SDs include one at exactly 0 is not identified: its limits
+are NaN.
+
+Limits are computed once per `ci_prob` and kept on the fit (`RemlFit.varcorr` may be called
+freely); the cost is a few hundred evaluations of the criterion (sleepstudy: ~200).
 
 `std_error` is the delta-method / Hessian SE on the reported (SD, correlation) scale: the
 square roots of the diagonal of J·2H⁻¹·Jᵀ, H the criterion's Hessian in φ at the optimum (GLMMs:
@@ -110,7 +115,8 @@ def _coordinates(fit, pair=None) -> Coordinates:
                        extra, pair)
 
 
-def _limits(fit, c: Component, z: float, se: float) -> tuple[float, float]:
+def _limits(fit, c: Component, z: float, se: float) -> tuple[float, float, float]:
+    """(lower, upper) on the reported scale, and the lowest criterion met on the way."""
     coords = _coordinates(fit, (c.block, c.i, c.l) if c.kind == "corr" else None)
     crit = SdCorCriterion(fit, coords)
     try:
