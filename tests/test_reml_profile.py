@@ -268,6 +268,59 @@ def test_varcorr_rejects_a_bad_ci_prob(bad):
             table(ci_prob=bad)
 
 
+def three_terms(seed=4, groups=40, per_group=12):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per_group)
+    x1, x2 = rng.normal(size=g.size), rng.normal(size=g.size)
+    sd = np.array([1.0, 0.7, 0.5])
+    corr = np.array([[1, 0.5, -0.3], [0.5, 1, 0.2], [-0.3, 0.2, 1]])
+    b = rng.multivariate_normal(np.zeros(3), corr * np.outer(sd, sd), groups)
+    y = 1 + x1 - x2 + b[g, 0] + b[g, 1] * x1 + b[g, 2] * x2 + rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "x1": x1, "x2": x2, "g": [f"g{i}" for i in g]})
+
+
+def test_correlation_of_later_terms_in_a_three_term_block():
+    """corr(x1, x2) is not a CPC of the block in its own order (its terms are put first for its
+    profile): checked against the REML criterion on the direct (SDs, correlations, log σ) scale,
+    minimised by Nelder–Mead with the correlation matrix kept positive definite."""
+    from hierbayes.reml.pls import criterion
+
+    fit = hb.fit_reml("y ~ x1 + x2 + (1 + x1 + x2 | g)", three_terms())
+    vc = fit.varcorr()
+    dev, n, p = fit.deviance, fit.deviance.layout.n, fit.deviance.layout.p
+    rows = np.tril_indices(3)[0][[0, 1, 3, 2, 4, 5]], np.tril_indices(3)[1][[0, 1, 3, 2, 4, 5]]
+
+    def rise(par):
+        sd, (r01, r02, r12), sigma = par[:3], par[3:6], np.exp(par[6])
+        R = np.array([[1, r01, r02], [r01, 1, r12], [r02, r12, 1]])
+        if sd.min() < 0 or np.linalg.eigvalsh(R).min() <= 1e-10:
+            return np.inf
+        T = np.linalg.cholesky(np.outer(sd, sd) * R) / sigma  # θ: lme4's column-major order
+        state = dev.state(T[rows])
+        return criterion(state.logdet_M, state.logdet_X, state.r2, n, p, "REML",
+                         sigma**2) - fit.criterion
+
+    hat = np.r_[vc["estimate"].iloc[:6], np.log(fit.sigma)]
+    assert rise(hat) == pytest.approx(0.0, abs=1e-8)
+    row = vc.iloc[5]
+    assert (row["term1"], row["term2"]) == ("x1", "x2")
+    for side, limit in ((-1, row["lower"]), (1, row["upper"])):
+        values = []
+        for v in (limit - side * 1e-3, limit + side * 1e-3):
+            start = hat.copy()
+            start[5] = v
+            free = np.arange(7) != 5
+
+            def at(u, v=v):
+                par = hat.copy()
+                par[free], par[5] = u, v
+                return rise(par)
+
+            values.append(minimize(at, start[free], method="Nelder-Mead",
+                                   options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000}).fun)
+        assert values[0] < Q95 < values[1], (side, limit, values)
+
+
 # --- boundaries and GLMMs ----------------------------------------------------------------------
 
 
