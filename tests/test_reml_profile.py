@@ -304,12 +304,12 @@ def test_correlation_of_later_terms_in_a_three_term_block():
     assert rise(hat) == pytest.approx(0.0, abs=1e-8)
     row = vc.iloc[5]
     assert (row["term1"], row["term2"]) == ("x1", "x2")
+    free = np.arange(7) != 5
     for side, limit in ((-1, row["lower"]), (1, row["upper"])):
         values = []
         for v in (limit - side * 1e-3, limit + side * 1e-3):
             start = hat.copy()
             start[5] = v
-            free = np.arange(7) != 5
 
             def at(u, v=v):
                 par = hat.copy()
