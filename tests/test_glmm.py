@@ -90,6 +90,19 @@ def test_cbpp_variance_and_modes():
     assert ((ours["std_error"] / condsd) - 1).abs().max() < 1e-3
 
 
+def test_cbpp_sd_standard_error_and_interval():
+    """For one scalar block θ is the SD itself (no σ on the link scale), so the SD's SE is the
+    θ entry of glmer's 2·H⁻¹ over (θ, β); the profile interval is skewed to the right."""
+    fit, _, _ = cbpp()
+    row = fit.varcorr().iloc[0]
+    H = hessian(fit.deviance, fit.optim.par, np.ones(fit.optim.par.size, bool))
+    assert row["std_error"] == pytest.approx(np.sqrt(2 * np.linalg.inv(H)[0, 0]), rel=1e-4)
+    assert row["upper"] - row["estimate"] > 1.5 * (row["estimate"] - row["lower"]) > 0
+    assert "Laplace deviance" in fit.varcorr().attrs["interval"]
+    assert list(fit.varcorr().columns) == ["group", "term1", "term2", "estimate", "std_error",
+                                           "lower", "upper", "variance", "covariance", "block"]
+
+
 def test_lme4_numbers_are_its_stale_log_determinant():
     """lme4's glmer devfun as the module docstring explains it (Lme4LaplaceDeviance), evaluated
     and differentiated at lme4's own estimates, gives lme4's −2 logLik and SEs."""

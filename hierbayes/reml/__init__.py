@@ -3,7 +3,9 @@ Laplace fits of GLMMs (bernoulli, binomial, poisson, negative_binomial), as lme4
 
 Four stages, each usable alone: `make_design` (hierbayes.design) -> `make_deviance` (the profiled
 criterion as a function of θ, or with method "Laplace" the Laplace deviance of (θ, β)) ->
-`optimize_theta` / `optimize_laplace` -> `RemlFit` / `GlmmFit`. `fit_reml` runs them all.
+`optimize_theta` / `optimize_laplace` (one L-BFGS-B driver, one `OptimResult`) -> `RemlFit`
+(one class for LMMs and GLMMs; `GlmmFit` is the same class). `fit_reml` runs them all.
+`RemlFit.varcorr` adds profile likelihood intervals of the variance components (profile).
 numpy/scipy only: this package never imports PyMC.
 """
 
@@ -12,10 +14,10 @@ from .deviance import Deviance, make_deviance
 from .glmm import GlmmFit, SeparationWarning, fit_glmm
 from .glmm_optimize import optimize_laplace
 from .laplace import LaplaceDeviance, Lme4LaplaceDeviance
-from .optimize import optimize_theta
+from .optimize import OptimResult, optimize_theta
 from .results import RemlFit
 from .theta import SINGULAR_TOL, theta_layout
 
 __all__ = ["SINGULAR_TOL", "Deviance", "GlmmFit", "LaplaceDeviance", "Lme4LaplaceDeviance",
-           "RemlFit", "SeparationWarning", "fit_glmm", "fit_reml", "make_deviance",
+           "OptimResult", "RemlFit", "SeparationWarning", "fit_glmm", "fit_reml", "make_deviance",
            "optimize_laplace", "optimize_theta", "theta_layout"]

@@ -25,11 +25,10 @@ from ..design import Design
 from ..errors import HierbayesError
 from .glmfamily import GlmFamily
 from .laplace_grad import laplace_gradient, profiled_gradient
+from .optimize import fd_gradient
 from .pirls import Pirls, PirlsState
 from .theta import ThetaLayout, theta_layout
 
-# Relative step of the central differences (the deviance is smooth to ~1e-11, see pirls.TOL).
-FD_STEP = 1e-5
 # fit_reml's `laplace`: the exact approximation (glmmTMB's value) or glmer's (lme4's value).
 LAPLACE_MODES = ("exact", "lme4")
 
@@ -171,32 +170,3 @@ def laplace_deviance(design: Design, link: str | None = None,
                      laplace: str = "exact") -> LaplaceDeviance:
     """The deviance for fit_reml's `laplace` mode (checked by the caller)."""
     return Lme4LaplaceDeviance(design, link) if laplace == "lme4" else LaplaceDeviance(design, link)
-
-
-def fd_gradient(f, x: np.ndarray, lower: np.ndarray, step: float = FD_STEP,
-                f0: float | None = None) -> np.ndarray:
-    """Central differences; one-sided (inwards) where x is within a step of its lower bound.
-    With `step` below 1e-6 and f0 = f(x) given: forward differences (half the evaluations, for
-    a stage whose optimum need not be exact)."""
-    h = step * np.maximum(1.0, np.abs(x))
-    out = np.empty_like(x)
-    if f0 is not None and step < 1e-6:
-        for j in range(x.size):
-            up = x.copy()
-            up[j] += h[j]
-            out[j] = (f(up) - f0) / h[j]
-        return out
-    for j in range(x.size):
-        up, down = x.copy(), x.copy()
-        up[j] += h[j]
-        down[j] -= h[j]
-        if down[j] >= lower[j]:
-            out[j] = (f(up) - f(down)) / (2 * h[j])
-            continue
-        if f0 is None:
-            f0 = f(x)
-        up2 = x.copy()
-        up2[j] += 2 * h[j]
-        # Second-order one-sided difference: as accurate as the central one.
-        out[j] = (-3 * f0 + 4 * f(up) - f(up2)) / (2 * h[j])
-    return out

@@ -1,4 +1,4 @@
-"""`RemlFit`: the fitted model both the LMM and the GLMM paths return, and its warnings."""
+"""`RemlFit`: the one fitted-model class of the LMM and GLMM paths, and its warnings."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pandas as pd
 
 from ..design import Design
 from ..errors import ConvergenceWarning, SingularFitWarning
-from ..tidy import CI_PROB
+from ..tidy import CI_PROB, check_ci_prob
 from . import tables
-from .deviance import Deviance
-from .estimates import Estimates, estimates
+from .estimates import Optimum, lmm_optimum
+from .glmm_estimates import glmm_optimum
 from .optimize import OptimResult
 from .printing import format_fit
 
@@ -38,48 +38,81 @@ def warn_status(fit, message: str, gradient: np.ndarray, thetas, theta: np.ndarr
 
 
 class RemlFit:
-    """A fitted linear mixed model. Tidy tables: `fixef()`, `varcorr()`, `ranef()`.
+    """A fitted linear (REML / ML) or generalized linear (Laplace) mixed model.
 
-    Attributes: `criterion` (REML criterion, or ML deviance), `method`, `theta` (lme4 order, see
-    `theta_names`), `sigma`, `singular`, `converged`, `vcov` (of the fixed effects), `loglik`,
-    `aic`, `bic`, `design`, `sigma_known` (residual SDs known: `sigma` is None), `sd_scale` (what
-    θ and the singular rule are relative to: σ̂, or the median known SD), `covariance` (block
-    name -> k×k covariance of its effects), `condcov` (block name -> (levels, k, k) conditional
-    covariance of the modes, level order of `design.blocks[i].levels`), `modes` (block name ->
-    (levels, k)), `group_condcov` (grouping factor -> (levels, K, K), the blocks of one factor
-    together), `deviance` (the callable of θ).
+    Built by one constructor from the criterion (`deviance.Deviance` for an LMM,
+    `laplace.LaplaceDeviance` for a GLMM) and the optimiser's `OptimResult`; what differs between
+    the two is computed at the optimum by `estimates.lmm_optimum` or `glmm_estimates.glmm_optimum`
+    and stored here as plain fields. Tidy tables: `fixef()`, `varcorr()`, `ranef()` (the
+    `hierbayes.tidy.Fit` protocol); `summary()` / `repr` print lme4's summary layout.
+
+    Attributes:
+
+    - `method`: "REML", "ML" or "Laplace"; `family` ("gaussian" for LMMs), `link` ("identity" for
+      LMMs); `laplace`: "exact" or "lme4" for GLMMs (fit_reml's `laplace`), None for LMMs.
+    - `criterion`: the REML criterion, the ML deviance, or for GLMMs −2 log-likelihood (Laplace
+      approximation, constants included: lme4's −2·logLik); `loglik` = −criterion/2, `aic`,
+      `bic`, `n_params` (lme4's logLik degrees of freedom: β, θ, and σ or α when estimated).
+    - `theta` (lme4 order, see `theta_names`), `converged`, `singular` (lme4's isSingular).
+    - `beta`, `vcov` (of the fixed effects) and `vcov_source`: "RX" for σ²(XᵀV⁻¹X)⁻¹ (lmer) or
+      the conditional (XᵀWX − RZXᵀRZX)⁻¹ (a GLMM whose Hessian was not positive definite),
+      "Hessian" for glmer's default, twice the inverse Hessian of the deviance in (θ, β), its β
+      block. `vcov_rx` is always the RX-based one (θ taken as known; equal to `vcov` for LMMs).
+    - `sigma`: the residual SD (None for GLMMs and with known residual SDs); `sigma_known`;
+      `sd_scale`: what θ and the singular rule are relative to (σ̂, the median known SD, or 1 on
+      a GLMM's link scale); `dispersion`: the negative binomial's α (var = μ + μ²/α), else None.
+    - `covariance` (block name -> k×k covariance of its effects), `modes` (block name ->
+      (levels, k) conditional modes), `condcov` (block name -> (levels, k, k) conditional
+      covariance of the modes, level order of `design.blocks[i].levels`), `group_condcov`
+      (grouping factor -> (levels, K, K), the blocks of one factor together), `estimates` (all of
+      these in one `Estimates`).
+    - `separated`: GLMM fixed effects with infinite estimates (complete separation), else ().
+    - `design`, `deviance` (the criterion as a callable), `optim` (the `OptimResult`), `state`
+      (the criterion's solution at the optimum).
     """
 
-    def __init__(self, dev: Deviance, opt: OptimResult):
+    def __init__(self, dev, opt: OptimResult):
+        at = glmm_optimum if dev.method == "Laplace" else lmm_optimum
+        optimum: Optimum = at(dev, opt)
         self.deviance, self.optim = dev, opt
         self.design: Design = dev.design
         self.method: str = dev.method
-        self.link: str = "identity"
-        self.theta: np.ndarray = opt.theta
+        self.theta: np.ndarray = np.array(opt.theta, float)
         self.theta_names: tuple[str, ...] = dev.thetas.names
-        self.criterion: float = float(dev(opt.theta))
         self.converged: bool = opt.converged
-        self.singular: bool = dev.thetas.singular(opt.theta)
-        est: Estimates = estimates(dev, dev.state(opt.theta))
-        self.estimates = est
-        self.sigma, self.vcov = est.sigma, est.vcov
-        self.sigma_known: bool = dev.sigma_fixed is not None
-        self.sd_scale: float = dev.sigma_fixed if self.sigma_known else est.sigma
-        self.covariance, self.modes = est.covariance, est.modes
-        self.condcov, self.group_condcov = est.condcov, est.group_condcov
+        self.singular: bool = dev.thetas.singular(self.theta)
+        self.state = optimum.state
+        self.criterion: float = optimum.criterion
+        self.estimates = optimum.estimates
+        self.family: str = optimum.family
+        self.link: str = optimum.link
+        self.laplace: str | None = optimum.laplace
+        self.dispersion: float | None = optimum.dispersion
+        self.vcov_source: str = optimum.vcov_source
+        self.vcov_rx: np.ndarray = optimum.vcov_rx
+        self.sigma_known: bool = optimum.sigma_known
+        self.sd_scale: float = optimum.sd_scale
+        self.separated: tuple[str, ...] = optimum.separated
+        self._profiles: dict[float, object] = {}
 
-    @property
-    def beta(self) -> np.ndarray:
-        return self.estimates.beta
+    # The estimates, under the names users read.
+    beta = property(lambda self: self.estimates.beta)
+    vcov = property(lambda self: self.estimates.vcov)
+    sigma = property(lambda self: self.estimates.sigma)
+    covariance = property(lambda self: self.estimates.covariance)
+    modes = property(lambda self: self.estimates.modes)
+    condcov = property(lambda self: self.estimates.condcov)
+    group_condcov = property(lambda self: self.estimates.group_condcov)
 
     @property
     def n_params(self) -> int:
-        """β, θ and σ: the degrees of freedom lme4 gives logLik (no σ when it is known)."""
-        return self.design.X.shape[1] + len(self.theta) + (not self.sigma_known)
+        """β, θ, and σ or the negative binomial's α when estimated: lme4's logLik df."""
+        scale = (self.sigma is not None) or (self.dispersion is not None)
+        return self.design.X.shape[1] + len(self.theta) + int(scale)
 
     @property
     def loglik(self) -> float:
-        """−criterion/2: the REML log-likelihood for REML fits, the log-likelihood for ML."""
+        """−criterion/2: the REML log-likelihood for REML fits, the log-likelihood otherwise."""
         return -0.5 * self.criterion
 
     @property
@@ -91,13 +124,20 @@ class RemlFit:
         return self.criterion + np.log(self.design.n_obs) * self.n_params
 
     def fixef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
-        return tables.fixef_table(self, ci_prob)
+        """Fixed effects: estimate, standard error, Wald interval, and `statistic` (estimate /
+        SE: lme4's t value, or z value for GLMMs and known residual SDs)."""
+        return tables.fixef_table(self, check_ci_prob(ci_prob))
 
-    def varcorr(self) -> pd.DataFrame:
-        return tables.varcorr_table(self)
+    def varcorr(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """SDs and correlations of the group effects, then the residual SD, with profile
+        likelihood intervals (lme4's confint(method = "profile")): see hierbayes.reml.profile
+        and hierbayes.reml.tables.varcorr_table for the columns. Profiles are computed once per
+        `ci_prob` and kept."""
+        return tables.varcorr_table(self, check_ci_prob(ci_prob))
 
     def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
-        return tables.ranef_table(self, ci_prob)
+        """Conditional modes and conditional SDs per level × term, Wald (conditional) intervals."""
+        return tables.ranef_table(self, check_ci_prob(ci_prob))
 
     @cached_property
     def _text(self) -> str:
