@@ -47,7 +47,7 @@ TIMES: dict[str, float] = {}
 
 
 def radon() -> pd.DataFrame:
-    path = Path(__file__).resolve().parents[1] / "hierbayes" / "data" / "radon.csv"
+    path = Path(__file__).resolve().parents[1] / "hierbayes" / "models" / "data" / "radon.csv"
     return pd.read_csv(path, dtype={"county": str})
 
 

@@ -29,7 +29,7 @@ def sleepstudy() -> tuple[str, pd.DataFrame, dict]:
 
 
 def _csv(name: str, factor: str) -> pd.DataFrame:
-    path = Path(__file__).resolve().parents[1] / "hierbayes" / "data" / f"{name}.csv"
+    path = Path(__file__).resolve().parents[1] / "hierbayes" / "models" / "data" / f"{name}.csv"
     return pd.read_csv(path, dtype={factor: str})
 
 
