@@ -18,7 +18,7 @@ from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import naming
 from .errors import DesignError, FamilyError, FormulaError
-from .expressions import columns, model_matrix, plain
+from .expressions import checked_columns, model_matrix, plain
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of
@@ -238,7 +238,7 @@ def _with_known_sigma(columns: list[str], name: str, frame: pd.DataFrame, family
         raise DesignError(f"known_sigma must name a column of the data, got {name!r}.")
     if name not in frame.columns:
         # Never evaluated, but code where a column name belongs is refused as code.
-        columns(name, f"known_sigma={name!r}")
+        checked_columns(name, f"known_sigma={name!r}")
         raise DesignError(
             f"known_sigma names column {name!r}, which is not in the data; available columns: "
             f"{', '.join(map(repr, map(str, frame.columns)))}."

@@ -3,7 +3,7 @@
 formulaic evaluates the Python parts of a formula (``np.log(x)``, ``I(a - b)``, ``C(f)``) with
 `eval`, numpy in scope; an attribute chain from ``np`` reaches ctypes, files and the shell. So no
 formula text reaches formulaic (not even to list its variables, which also evaluates code) before
-`columns` has checked it against the allow-list below, on the Python AST:
+`checked_columns` has checked it against the allow-list below, on the Python AST:
 
 - column names (backticks quote odd ones: ``np.log(`dose (mg)`)``), numeric literals;
 - arithmetic (``+ - * / // % **``, unary ``-``/``+``) and comparisons (``== != < <= > >=``);
@@ -17,8 +17,9 @@ raises `FormulaError` naming the token. Around that Python, only formulaic's ope
 : ** ^ %in%``), parentheses, names and numbers are accepted. formulaic's own tokenizer splits the
 text, so the check sees exactly the pieces formulaic would evaluate.
 
-`model_matrix` (every model matrix of a formula piece) and `columns` (every variable discovery)
-check first; `hierbayes.design`, `.validation` and `.response` reach formulaic only through them.
+`model_matrix` (every model matrix of a formula piece) and `checked_columns` (every variable
+discovery) check first; `hierbayes.design`, `.validation` and `.response` reach formulaic only
+through them.
 Spec layer: no PyMC.
 """
 
@@ -93,7 +94,7 @@ def allowed_list() -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def columns(piece: str, formula: str) -> frozenset[str]:
+def checked_columns(piece: str, formula: str) -> frozenset[str]:
     """The names a formula piece reads (data columns), after checking it against the allow-list.
 
     `piece` is formulaic formula text (``"1 + np.log(x) + C(f)"``); `formula` the whole formula,
@@ -119,7 +120,7 @@ def columns(piece: str, formula: str) -> frozenset[str]:
 def model_matrix(piece: str, frame, formula: str):
     """formulaic's model matrix (pandas) of a checked `piece` on `frame`; formulaic's errors pass
     through for the caller to word."""
-    columns(piece, formula)
+    checked_columns(piece, formula)
     context = {name: a.function for name, a in FUNCTIONS.items() if a.function is not None}
     return _formulaic_model_matrix(
         piece, frame, context=context, na_action="ignore", output="pandas"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataWarning, DesignError, FormulaError
-from .expressions import columns
+from .expressions import checked_columns
 from .formula import ParsedFormula
 
 
@@ -29,10 +29,10 @@ def used_columns(
     names: set[str] = set()
     if need_response:
         for expr in parsed.response.exprs:
-            names |= columns(response_piece(expr), parsed.text)
-    names |= columns(parsed.fixed, parsed.text)
+            names |= checked_columns(response_piece(expr), parsed.text)
+    names |= checked_columns(parsed.fixed, parsed.text)
     for term in parsed.random:
-        names |= columns(term.expr, parsed.text)
+        names |= checked_columns(term.expr, parsed.text)
         names |= set(term.factors)
     _check_response_not_predictor(parsed, names if need_response else set())
     present = {str(c) for c in data.columns}
@@ -52,7 +52,7 @@ def _check_response_not_predictor(parsed: ParsedFormula, names: set[str]) -> Non
         return
     response = parsed.response.exprs[0]
     pieces = [parsed.fixed] + [term.expr for term in parsed.random]
-    if any(response in columns(piece, parsed.text) for piece in pieces):
+    if any(response in checked_columns(piece, parsed.text) for piece in pieces):
         raise FormulaError(
             f"In {parsed.text!r}, the response {response!r} also appears as a predictor; "
             "remove it from the right of '~'."
