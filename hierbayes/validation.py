@@ -18,14 +18,9 @@ def response_piece(expr: str) -> str:
     return f"0 + I({expr})"
 
 
-def used_columns(
-    parsed: ParsedFormula, data: pd.DataFrame, need_response: bool = True
-) -> list[str]:
-    """The data columns the formula uses, in the data's column order; unknown names rejected.
-
-    Every piece of the formula is checked against the allow-list of `hierbayes.expressions`
-    here, before anything evaluates it: make_design, Design.evaluate and hb.load all start here.
-    """
+def formula_names(parsed: ParsedFormula, need_response: bool = True) -> set[str]:
+    """The names every piece of the formula reads (response, fixed part, bars, grouping
+    factors), each piece checked against the allow-list of `hierbayes.expressions`."""
     names: set[str] = set()
     if need_response:
         for expr in parsed.response.exprs:
@@ -34,6 +29,18 @@ def used_columns(
     for term in parsed.random:
         names |= checked_columns(term.expr, parsed.text)
         names |= set(term.factors)
+    return names
+
+
+def used_columns(
+    parsed: ParsedFormula, data: pd.DataFrame, need_response: bool = True
+) -> list[str]:
+    """The data columns the formula uses, in the data's column order; unknown names rejected.
+
+    Every piece of the formula is checked against the allow-list of `hierbayes.expressions`
+    here, before anything evaluates it: make_design, Design.evaluate and hb.load all start here.
+    """
+    names = formula_names(parsed, need_response)
     _check_response_not_predictor(parsed, names if need_response else set())
     present = {str(c) for c in data.columns}
     missing = sorted(names - present)
