@@ -50,7 +50,8 @@ from .families import check_link, get_family
 from .formula import parse_formula
 from .validation import formula_names
 
-__all__ = ["CardError", "ModelCard", "SamplerSettings", "card_paths", "list_cards", "load_card"]
+__all__ = ["CardError", "ModelCard", "SamplerSettings", "card_paths", "default_models_folder",
+           "list_cards", "load_card", "resolve_card"]
 
 TOP_KEYS = ("name", "description", "formula", "family", "link", "known_sigma", "data", "sampler",
             "priors")
@@ -168,6 +169,26 @@ def card_paths(folder) -> list[Path]:
 def list_cards(folder, allow_outside: bool = False) -> list[ModelCard]:
     """Every card in `folder`, validated (the first invalid one raises `CardError`)."""
     return [load_card(p, allow_outside) for p in card_paths(folder)]
+
+
+def default_models_folder() -> Path:
+    """``./models`` when there is one, else the cards shipped inside the package."""
+    here = Path.cwd() / "models"
+    return here if here.is_dir() else Path(__file__).resolve().parent / "models"
+
+
+def resolve_card(spec: str) -> Path:
+    """A card file, or a card name looked up in the default folder (``sleepstudy``)."""
+    path = Path(spec)
+    if path.is_file() or path.suffix or "/" in spec:
+        return path
+    folder = default_models_folder()
+    candidate = folder / f"{spec}.toml"
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(p.stem for p in card_paths(folder)) if folder.is_dir() else "none"
+    raise CardError(f"No model card {spec!r}: not a file, and not a card in {folder} "
+                    f"(available: {names}).")
 
 
 # --- validation -----------------------------------------------------------------------------
