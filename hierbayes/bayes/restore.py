@@ -62,10 +62,17 @@ def load(path):
             f"{path}: the stored draws do not match their checksum: the file is corrupted "
             "(bit flips, an interrupted copy). Restore it from a copy or fit again."
         )
-    spec = _rebuild(tree, meta, path)
+    spec, stored_priors = _rebuild(tree, meta, path)
     groups = {name: node for name, node in tree.children.items() if name != DATA_GROUP}
     idata = xr.DataTree.from_dict({f"/{name}": node.to_dataset() for name, node in groups.items()})
     _check_posterior(idata, spec.model, meta["settings"], path)
+    if dict(spec.priors) != stored_priors:
+        warnings.warn(
+            f"The priors rebuilt from {path} differ from those saved with the fit (a different "
+            "hierbayes version?); the posterior draws are those saved.",
+            DataWarning,
+            stacklevel=2,
+        )
     return BayesFit(spec, idata, meta["settings"])
 
 
@@ -119,7 +126,8 @@ def _is(value, kind) -> bool:
 
 
 def _rebuild(tree: xr.DataTree, meta: dict, path: Path):
-    """Design, priors and model from the stored formula and data; their errors name the file."""
+    """(model, stored prior table) from the stored formula, data and priors; errors name the
+    file."""
     try:
         data = dataset_to_frame(tree[DATA_GROUP].to_dataset())
         # The stored rows are the design's rows: nothing is missing, so nothing is dropped again.
@@ -135,14 +143,7 @@ def _rebuild(tree: xr.DataTree, meta: dict, path: Path):
         raise LoadError(
             f"{path}: the saved model cannot be rebuilt ({type(err).__name__}: {err})."
         ) from None
-    if dict(spec.priors) != stored:
-        warnings.warn(
-            f"The priors rebuilt from {path} differ from those saved with the fit (a different "
-            "hierbayes version?); the posterior draws are those saved.",
-            DataWarning,
-            stacklevel=3,
-        )
-    return spec
+    return spec, stored
 
 
 def _check_posterior(idata: xr.DataTree, model, settings: dict, path: Path) -> None:
