@@ -9,12 +9,13 @@ every chain holds the requested number of finite draws (what an interrupt in a t
 our handler would leave); if either says the run stopped early it raises `SamplingInterrupted`,
 a `KeyboardInterrupt` whose ``partial`` is the draws so far as a fit flagged
 ``settings["interrupted"] = True`` with its real chain and draw counts (None when there are
-none), never a normal return.
+none; built only when asked for), never a normal return.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 
@@ -30,9 +31,18 @@ class SamplingInterrupted(KeyboardInterrupt):
     """NUTS stopped early (Ctrl-C). ``partial``: a `BayesFit` of the draws so far, flagged by
     ``settings["interrupted"]``, or None."""
 
-    def __init__(self, message: str, partial: BayesFit | None = None):
+    def __init__(self, message: str, make_partial=None):
         super().__init__(message)
-        self.partial = partial
+        self._make_partial = make_partial
+        self._partial = None
+
+    @property
+    def partial(self) -> BayesFit | None:
+        """Built on first access, not when raised: completing a marginal posterior of many
+        draws takes seconds, and whoever pressed Ctrl-C wants out now."""
+        if self._make_partial is not None:
+            self._partial, self._make_partial = self._make_partial(), None
+        return self._partial
 
 
 @contextlib.contextmanager
@@ -67,13 +77,12 @@ def run_interruptibly(run, spec, settings: dict, plan) -> xr.DataTree:
     counts = finite_draws(idata["posterior"].to_dataset())
     wanted = [settings["draws"]] * settings["chains"]
     if state["interrupted"] or counts != wanted:
-        partial = _partial_fit(idata, counts, spec, settings, plan)
         got = ", ".join(map(str, counts)) or "none"
         raise SamplingInterrupted(
             f"Sampling was interrupted: finite draws per chain {got} of {settings['draws']} "
             "requested. The exception's .partial holds the draws so far (settings "
             "'interrupted': True), or None.",
-            partial,
+            functools.partial(_partial_fit, idata, counts, spec, settings, plan),
         )
     return idata
 
