@@ -11,7 +11,6 @@ is interrupted before writing anything into it.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from pathlib import Path
 
@@ -24,6 +23,8 @@ class OutputError(HierbayesError):
 
 
 class OutputFolder:
+    """``--out``: made and probed on creation; `file` and `write_csv` give checked targets."""
+
     def __init__(self, path, names: tuple[str, ...] = ()):
         self.path = Path(path)
         self._created: list[Path] = []
@@ -52,9 +53,13 @@ class OutputFolder:
 
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None:
-            for folder in reversed(self._created):  # only if still empty
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+            self._discard()
+
+    def _discard(self) -> None:
+        """Remove the folders this run created, deepest first, as long as they are empty."""
+        for folder in reversed(self._created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def _prepare(self) -> None:
         path = self.path
@@ -71,10 +76,8 @@ class OutputFolder:
         try:
             with tempfile.TemporaryFile(dir=path):
                 pass
-        except OSError as err:
-            self.__exit__(OSError, err, None)
+        except OSError as err:  # tried rather than os.access: root passes every mode check
+            self._discard()
             raise OutputError(
                 f"The output folder {str(path)!r} is not writable: {err.strerror or err}."
             ) from None
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputError(f"The output folder {str(path)!r} is not writable.")
