@@ -194,6 +194,10 @@ class _Checker:
         elif isinstance(node, ast.Attribute):
             self._reference(node, inside_c)
         elif isinstance(node, ast.BinOp) and isinstance(node.op, _BINARY):
+            if isinstance(node.op, ast.Pow) and not _reads_a_name(node):
+                # 10 ** 10 ** 10 would compute a number of ten billion digits.
+                _refuse(self.formula, _source(node), "a power of numbers alone",
+                        "Write the number itself.")
             for child in (node.left, node.right):
                 self.visit(child, False, inside_c, False)
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY):
@@ -267,6 +271,10 @@ class _Checker:
                 f"only {allowed_list()}."
             )
         _refuse(self.formula, _source(node.func), "not an allowed function", "")
+
+
+def _reads_a_name(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Name) for n in ast.walk(node))
 
 
 def _dotted(node: ast.AST) -> str | None:

@@ -158,6 +158,8 @@ def test_tampered_saved_fit_refuses_payloads(tmp_path, capsys, saved_fit, payloa
         ("y ~ scale(x, **{}) + (1 | g)", r"scale\(\*\*=\.\.\.\)"),
         ("y ~ x + (1 | g) + x[0] | g", r"outside parentheses"),
         ("y ~ log(x) + (1 | g)", r"log\(\) is not a known function \(numpy's is np\.log\)"),
+        ("y ~ I(x * 10 ** 10 ** 10) + (1 | g)", r"'10 \*\* 10 \*\* 10' .*power of numbers"),
+        ("y ~ I(x ** (9 ** 9)) + (1 | g)", r"'9 \*\* 9' .*power of numbers"),
     ],
 )
 def test_what_the_allow_list_refuses(formula, token):
