@@ -138,6 +138,16 @@ def test_nan_draws_fail_rhat_and_ess(clean_fit, where, chains, name):
     assert "beta[Intercept]" in message
 
 
+def test_draws_that_never_move_fail_rhat(clean_fit):
+    posterior = clean_fit.idata["posterior"].to_dataset()
+    beta = posterior["beta"].values.copy()
+    beta[..., 0] = 250.0  # a stuck sampler: the same value in every draw of every chain
+    tree = clean_fit.idata.copy()
+    tree["posterior"] = posterior.assign(beta=(posterior["beta"].dims, beta))
+    ok, message = check(type(clean_fit)(clean_fit.spec, tree, clean_fit.settings), "max R-hat")
+    assert not ok and "beta[Intercept]: its draws do not vary" in message
+
+
 # --- real NUTS, interrupted with SIGINT (slow) -----------------------------------------------
 
 CHILD = """
