@@ -18,7 +18,9 @@ tree depth     no transition hit the maximum depth   ``nuts={"max_treedepth": 12
 =============  ====================================  ======================================
 
 R-hat and ESS are computed on the reported quantities: fixed effects, SDs, correlations (off the
-diagonal), the residual SD, the family parameters and every group effect.
+diagonal), the residual SD, the family parameters and every group effect. A statistic that cannot
+be computed (NaN: non-finite draws, e.g. a chain an interrupted run left empty, or draws that
+never move) fails its check.
 """
 
 from __future__ import annotations
@@ -111,9 +113,9 @@ def _rhat(quantities) -> list:
     ds, labels = _as_dataset(quantities)
     with np.errstate(invalid="ignore", divide="ignore"):
         rhat = azs.rhat(ds)["value"].values
-    if np.all(np.isnan(rhat)):
-        return [name, np.nan, RHAT_MAX, True, "", ""]
-    worst = int(np.nanargmax(rhat))
+    if np.isnan(rhat).any():
+        return _not_computable(name, RHAT_MAX, labels[int(np.argmax(np.isnan(rhat)))], quantities)
+    worst = int(np.argmax(rhat))
     value, where = float(rhat[worst]), labels[worst]
     if value <= RHAT_MAX:
         return [name, value, RHAT_MAX, True, where, ""]
@@ -133,7 +135,9 @@ def _ess(quantities, method: str, chains: int) -> list:
     ds, labels = _as_dataset(quantities)
     with np.errstate(invalid="ignore", divide="ignore"):
         ess = azs.ess(ds, method=method)["value"].values
-    worst = int(np.nanargmin(ess)) if not np.all(np.isnan(ess)) else 0
+    if np.isnan(ess).any():
+        return _not_computable(name, threshold, labels[int(np.argmax(np.isnan(ess)))], quantities)
+    worst = int(np.argmin(ess))
     value, where = float(ess[worst]), labels[worst]
     if value >= threshold:
         return [name, value, threshold, True, where, ""]
@@ -144,6 +148,23 @@ def _ess(quantities, method: str, chains: int) -> list:
         f"tune=2000){_sd_hint(where)}."
     )
     return [name, value, threshold, False, where, message]
+
+
+def _not_computable(name: str, threshold, where: str, quantities) -> list:
+    """A check whose statistic is NaN fails: NaN draws (an interrupted or broken run) or draws
+    that never move cannot show convergence."""
+    draws = quantities[where]
+    if not np.isfinite(draws).all():
+        bad = [c for c in range(draws.shape[0]) if not np.isfinite(draws[c]).all()]
+        why = f"chain(s) {', '.join(map(str, bad))} hold non-finite (NaN) draws of it"
+    else:
+        why = "its draws do not vary"
+    message = (
+        f"The {name.split(' ', 1)[1]} cannot be computed for {where}: {why}, so convergence "
+        "is not shown. Sample again to the end (an interrupted run leaves NaN draws), with more "
+        "tune and draws."
+    )
+    return [name, np.nan, threshold, False, where, message]
 
 
 def _sd_hint(label: str) -> str:

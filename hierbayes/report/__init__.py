@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, atomic
 from ..tidy import CI_PROB
 from . import html, markdown
 from .comparison import comparison_sections
@@ -68,15 +68,18 @@ class Report:
         path = Path(path)
         html_path = path if path.suffix.lower() in (".html", ".htm") else path / "report.html"
         html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(self.html, encoding="utf-8")
+        # Each file (and the PNG folder as a whole) is complete or absent (`hierbayes.atomic`).
+        atomic.write_text(html_path, self.html)
         md_path = html_path.with_suffix(".md")
         figure_dir = f"{md_path.stem}_files"
         figures = self.document.figures()
         if figures:
-            (md_path.parent / figure_dir).mkdir(exist_ok=True)
-            for fig in figures:
-                (md_path.parent / figure_dir / f"{fig.name}.png").write_bytes(fig.png)
-        md_path.write_text(self.markdown(figure_dir), encoding="utf-8")
+            def fill(folder: Path) -> None:
+                for fig in figures:
+                    (folder / f"{fig.name}.png").write_bytes(fig.png)
+
+            atomic.replace_dir(md_path.parent / figure_dir, fill)
+        atomic.write_text(md_path, self.markdown(figure_dir))
         self.html_path, self.markdown_path = html_path, md_path
         return self
 
