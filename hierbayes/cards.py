@@ -45,7 +45,7 @@ import pandas as pd
 
 from .bayes.priors import Prior, make_priors
 from .design import make_design
-from .errors import HierbayesError
+from .errors import CardError, HierbayesError
 from .families import check_link, get_family
 from .formula import parse_formula
 from .validation import formula_names
@@ -58,10 +58,6 @@ TOP_KEYS = ("name", "description", "formula", "family", "link", "known_sigma", "
 REQUIRED_KEYS = ("name", "description", "formula", "family", "data")
 DATA_KEYS = ("path", "factors")
 SAMPLER_KEYS = ("draws", "tune", "chains", "seed", "target_accept")
-
-
-class CardError(HierbayesError):
-    """A model card that cannot be read: bad TOML, unknown or missing keys, missing data file."""
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .atomic import write_via
-from .errors import HierbayesError
-
-
-class OutputError(HierbayesError):
-    """An output folder or file hierbayes cannot or will not write."""
+from .errors import OutputError
 
 
 class OutputFolder:

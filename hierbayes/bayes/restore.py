@@ -22,7 +22,7 @@ import xarray as xr
 
 from .. import naming
 from ..design import make_design
-from ..errors import DataWarning, HierbayesError
+from ..errors import DataWarning, HierbayesError, LoadError
 from .fit import BayesFit
 from .model import model_from_design
 from .persist import DATA_GROUP, FORMAT_VERSION, META_KEY, checksum, dataset_to_frame
@@ -41,10 +41,6 @@ _META_TYPES = {
     "settings": dict,
 }
 _SETTINGS_TYPES = {"draws": int, "tune": int, "chains": int, "random_seed": int, "sampler": str}
-
-
-class LoadError(HierbayesError):
-    """A file `hb.load` cannot read as a saved fit."""
 
 
 def load(path):
