@@ -1,241 +1,34 @@
-"""Response families and their links: the one place that holds their math.
+"""Response families: their links, variance functions, GLM working weights, scores and draws.
 
 Every engine reads this module: the PyMC builder (inverse links and log-odds as PyTensor graphs),
-the Laplace engine (`reml.glmfamily`: μ, dμ/dη and log-probabilities per PIRLS step), the
-comparison (GLM working weights and scores: `compare.nopool`, `compare.shrinkage`) and prediction
-(`bayes.predict`: means and response draws). Nothing else writes an inverse link, a variance
-function or a working weight.
-
-Spec layer: numpy and scipy only. PyTensor is imported inside the two `*_tensor` methods, so that
-importing this module (and `fit_reml`) never loads PyMC or PyTensor.
+the Laplace engine (`reml.glmfamily`: μ, dμ/dη and log-probabilities per PIRLS step, the unit
+working weight), the comparison (working weights and scores: `compare.nopool`,
+`compare.shrinkage`) and prediction (`bayes.predict`: means and response draws). The links
+themselves live in `hierbayes.links` (re-exported here); nothing else writes an inverse link, a
+variance function or a working weight.
 
 Conventions. η is the linear predictor, μ = g⁻¹(η) the mean (per trial for the binomial), μ' =
 dμ/dη. Binomial responses count successes y of m trials (Bernoulli: m = 1). The variance of one
 observation is m·V(μ)·φ, with φ = σ² for the Gaussian and 1 otherwise, and the negative binomial's
 V(μ) = μ + μ²/α (lme4's θ, PyMC's alpha). The GLM working (Fisher) weight is
 w = m·μ'²/(V(μ)·φ) and the score is dℓ/dη = (y − m·μ)·μ'/(V(μ)·φ).
+
+Spec layer: numpy and scipy only; never imports PyMC or PyTensor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
-from scipy import special
 
 from .errors import FamilyError
+from .links import LINKS, Link, LinkTerms, get_link
+
+__all__ = ["FAMILIES", "LINKS", "Family", "Link", "LinkTerms", "check_link", "get_family",
+           "get_link"]
 
 _TINY = np.finfo(float).tiny
-_HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
-_SQRT_HALF = float(np.sqrt(0.5))
-# exp() overflows just above 709: the complementary log-log clamps η here (the mean is then 1 to
-# every digit and log(1 − μ) = −e^η is far below any log-probability that matters).
-_CLOGLOG_MAX = 700.0
-
-
-class LinkTerms(NamedTuple):
-    """A link evaluated at η, elementwise. Fields that do not apply to the link are None."""
-
-    mu: np.ndarray  # μ = g⁻¹(η)
-    mu_c: np.ndarray | None  # 1 − μ without cancellation (the binomial links)
-    dmu: np.ndarray  # dμ/dη
-    log_mu: np.ndarray | None  # log μ (log, logit, probit, cloglog)
-    log_1m_mu: np.ndarray | None  # log(1 − μ) (the binomial links)
-
-
-class Link:
-    """One link function g: μ = g⁻¹(η) in numpy and in PyTensor, dμ/dη, log-probabilities."""
-
-    name = ""
-
-    def terms(self, eta, logs: bool = True) -> LinkTerms:
-        """μ, 1 − μ, dμ/dη and (with `logs`) log μ and log(1 − μ), sharing the work."""
-        raise NotImplementedError
-
-    def inverse(self, eta) -> np.ndarray:
-        """μ = g⁻¹(η)."""
-        return self.terms(eta, logs=False).mu
-
-    def dmu_deta(self, eta) -> np.ndarray:
-        return self.terms(eta, logs=False).dmu
-
-    def link(self, mu) -> np.ndarray:
-        """g(μ) (starting values: the link of the observed mean)."""
-        raise NotImplementedError
-
-    def inverse_tensor(self, eta):
-        """μ as a PyTensor graph of the tensor `eta`."""
-        raise NotImplementedError
-
-    def log_odds_tensor(self, eta):
-        """log(μ / (1 − μ)) as a PyTensor graph, from stable log-probabilities: PyMC's
-        Bernoulli / Binomial ``logit_p=`` then never rounds μ to 0 or 1."""
-        raise FamilyError(f"The {self.name} link is not a link for probabilities.")
-
-    def __repr__(self) -> str:
-        return f"Link({self.name!r})"
-
-
-class IdentityLink(Link):
-    name = "identity"
-
-    def terms(self, eta, logs: bool = True) -> LinkTerms:
-        eta = np.asarray(eta, dtype=float)
-        return LinkTerms(eta, None, np.ones_like(eta), None, None)
-
-    def link(self, mu):
-        return np.asarray(mu, dtype=float)
-
-    def inverse_tensor(self, eta):
-        return eta
-
-
-class LogLink(Link):
-    name = "log"
-
-    def terms(self, eta, logs: bool = True) -> LinkTerms:
-        eta = np.asarray(eta, dtype=float)
-        # A far-off PIRLS trial step may overflow to inf; the caller's deviance then rejects it.
-        with np.errstate(over="ignore"):
-            mu = np.exp(eta)
-        return LinkTerms(mu, None, mu, eta, None)
-
-    def link(self, mu):
-        return np.log(mu)
-
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
-        return pt.exp(eta)
-
-
-class LogitLink(Link):
-    name = "logit"
-
-    def terms(self, eta, logs: bool = True) -> LinkTerms:
-        """From one exp and one log1p: with e = exp(−|η|), μ and 1 − μ are 1/(1 + e) and
-        e/(1 + e) (which is which depends on the sign of η), μ' = μ(1 − μ) = e/(1 + e)², and
-        log(1 − μ) = −softplus(η), log μ = −softplus(−η)."""
-        eta = np.asarray(eta, dtype=float)
-        e = np.exp(-np.abs(eta))
-        inv = 1.0 / (1.0 + e)
-        positive = eta >= 0
-        mu, mu_c = np.where(positive, inv, e * inv), np.where(positive, e * inv, inv)
-        dmu = e * inv * inv
-        if not logs:
-            return LinkTerms(mu, mu_c, dmu, None, None)
-        log1pe = np.log1p(e)
-        log_1m = -(np.maximum(eta, 0.0) + log1pe)
-        log_mu = -(np.maximum(-eta, 0.0) + log1pe)
-        return LinkTerms(mu, mu_c, dmu, log_mu, log_1m)
-
-    def inverse(self, eta):
-        return special.expit(eta)
-
-    def link(self, mu):
-        mu = np.asarray(mu, dtype=float)
-        return np.log(mu / (1 - mu))
-
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
-        return pt.sigmoid(eta)
-
-    def log_odds_tensor(self, eta):
-        return eta
-
-
-class ProbitLink(Link):
-    name = "probit"
-
-    def terms(self, eta, logs: bool = True) -> LinkTerms:
-        """Φ is evaluated once, in the lower tail q = Φ(−|η|) where it is accurate; the other
-        probability is 1 − q and its log log1p(−q)."""
-        eta = np.asarray(eta, dtype=float)
-        tail = -np.abs(eta)
-        q = special.ndtr(tail)
-        big = 1.0 - q
-        positive = eta >= 0
-        mu, mu_c = np.where(positive, big, q), np.where(positive, q, big)
-        dmu = np.exp(-0.5 * eta * eta - _HALF_LOG_2PI)
-        if not logs:
-            return LinkTerms(mu, mu_c, dmu, None, None)
-        log_q, log_big = special.log_ndtr(tail), np.log1p(-q)
-        return LinkTerms(mu, mu_c, dmu, np.where(positive, log_big, log_q),
-                         np.where(positive, log_q, log_big))
-
-    def inverse(self, eta):
-        return special.ndtr(eta)
-
-    def link(self, mu):
-        return special.ndtri(mu)
-
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
-        return 0.5 * pt.erfc(-eta * _SQRT_HALF)
-
-    def log_odds_tensor(self, eta):
-        return _log_ndtr_tensor(eta) - _log_ndtr_tensor(-eta)
-
-
-def _log_ndtr_tensor(x):
-    """log Φ(x) in PyTensor: through the scaled erfcx in the lower tail (Φ underflows there),
-    log1p elsewhere. Each branch sees its argument clamped to its own range, so that the branch
-    not taken is finite and its gradient does not turn the switch's gradient into NaN."""
-    import pytensor.tensor as pt
-
-    low = pt.minimum(x, -1.0)
-    high = pt.maximum(x, -1.0)
-    lower_tail = pt.log(0.5 * pt.erfcx(-low * _SQRT_HALF)) - 0.5 * low * low
-    return pt.switch(pt.lt(x, -1.0), lower_tail, pt.log1p(-0.5 * pt.erfc(high * _SQRT_HALF)))
-
-
-class CloglogLink(Link):
-    name = "cloglog"
-
-    def terms(self, eta, logs: bool = True) -> LinkTerms:
-        """μ = 1 − exp(−e^η): 1 − μ = exp(−e^η), μ = −expm1(−e^η), μ' = exp(η − e^η)."""
-        eta = np.minimum(np.asarray(eta, dtype=float), _CLOGLOG_MAX)
-        e = np.exp(eta)
-        mu = -np.expm1(-e)
-        terms = LinkTerms(mu, np.exp(-e), np.exp(eta - e), None, None)
-        if not logs:
-            return terms
-        # μ ≈ e^η underflows only below η ≈ −745; log μ is η there.
-        with np.errstate(divide="ignore"):
-            log_mu = np.where(mu > 0, np.log(np.maximum(mu, _TINY)), eta)
-        return terms._replace(log_mu=log_mu, log_1m_mu=-e)
-
-    def link(self, mu):
-        return np.log(-np.log1p(-np.asarray(mu, dtype=float)))
-
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
-        return -pt.expm1(-pt.exp(eta))
-
-    def log_odds_tensor(self, eta):
-        import pytensor.tensor as pt
-
-        e = pt.exp(eta)
-        return pt.log(-pt.expm1(-e)) + e  # log μ − log(1 − μ)
-
-
-LINKS: dict[str, Link] = {
-    link.name: link
-    for link in (IdentityLink(), LogLink(), LogitLink(), ProbitLink(), CloglogLink())
-}
-
-
-def get_link(link: str | Link) -> Link:
-    if isinstance(link, Link):
-        return link
-    try:
-        return LINKS[link]
-    except (KeyError, TypeError):
-        raise FamilyError(f"Unknown link {link!r}; valid links are: {', '.join(LINKS)}.") from None
 
 
 @dataclass(frozen=True)
@@ -288,10 +81,11 @@ class Family:
         if link.name == self.canonical:
             return terms.dmu  # μ' = V(μ) under the canonical link
         if self.name == "negative_binomial":
-            # Log link (the family's only one): μ/(1 + μ/α) = α·expit(η − log α), finite for
-            # every η (log μ = η).
+            # Log link (the family's only one, μ' = μ): μ/(1 + μ/α) = α/(1 + α/μ), which is
+            # finite for μ = 0 and μ = inf alike.
             a = _needs(alpha, "alpha", self)
-            return a * special.expit(terms.log_mu - np.log(a))
+            with np.errstate(divide="ignore"):
+                return a / (1.0 + a / terms.mu)
         return terms.dmu * self.score_factor(terms, link, alpha)
 
     def score_factor(self, terms: LinkTerms, link: Link, alpha=None):
@@ -299,8 +93,8 @@ class Family:
         self._check_glm(link)
         if link.name == self.canonical:
             return np.ones_like(terms.mu)
-        if self.name == "negative_binomial":
-            return special.expit(np.log(_needs(alpha, "alpha", self)) - terms.log_mu)
+        if self.name == "negative_binomial":  # 1/(1 + μ/α), the log link's μ'/V(μ)
+            return 1.0 / (1.0 + terms.mu / _needs(alpha, "alpha", self))
         # V(μ) underflows only where μ' has underflowed too: 0/tiny is then 0, never 0/0.
         return terms.dmu / np.maximum(self.variance(terms.mu, alpha, terms.mu_c), _TINY)
 
@@ -309,14 +103,14 @@ class Family:
         """w = m·μ'²/(V(μ)·φ) at η (logit: m·μ(1 − μ); Poisson: μ; negative binomial:
         αμ/(α + μ); probit: m·φ(η)²/(Φ(η)(1 − Φ(η))); Gaussian identity: 1/σ²)."""
         link = self.link(link)
-        terms = link.terms(eta, logs=self.name == "negative_binomial")
+        terms = link.terms(eta)
         return _per_trial(trials) * self.unit_weight(terms, link, alpha) / _dispersion(sigma)
 
     def score(self, y, eta, link: str | Link | None = None, *, trials=None, alpha=None,
               sigma=None):
         """dℓ/dη = (y − m·μ)·μ'/(V(μ)·φ) at η (y: successes for the binomial)."""
         link = self.link(link)
-        terms = link.terms(eta, logs=self.name == "negative_binomial")
+        terms = link.terms(eta)
         residual = np.asarray(y, dtype=float) - _per_trial(trials) * terms.mu
         return residual * self.score_factor(terms, link, alpha) / _dispersion(sigma)
 

@@ -89,14 +89,16 @@ class GlmFamily:
         """The canonical logit costs one exp and one log1p (this runs once per PIRLS step), and
         its log-likelihood y log μ + (m − y) log(1 − μ) is yη + m log(1 − μ)."""
         terms = self._link.terms(eta)
-        weights = np.maximum(self.family.unit_weight(terms, self._link), _EPS)
+        dmu = np.maximum(terms.dmu, _EPS)
+        # The canonical link's unit weight is μ' itself: reuse it rather than recompute it.
+        weights = dmu if self.canonical else np.maximum(
+            self.family.unit_weight(terms, self._link), _EPS)
         if not self._bernoulli:
             weights = self.trials * weights
         if self.canonical:
             loglik = self.y @ eta + self.trials @ terms.log_1m_mu
         else:
             loglik = self.y @ terms.log_mu + (self.trials - self.y) @ terms.log_1m_mu
-        dmu = np.maximum(terms.dmu, _EPS)
         return Working(weights, eta + (self._yhat - terms.mu) / dmu,
                        -2.0 * float(loglik + self._constant))
 
@@ -125,7 +127,7 @@ class GlmFamily:
     def score_terms(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Canonical links: ∂(−2 log p)/∂η, the working weight w and dw/dη = w·V'(μ), per
         observation."""
-        terms = self._link.terms(eta, logs=False)
+        terms = self._link.terms(eta)
         m = 1.0 if self.trials is None else self.trials
         w = m * self.family.unit_weight(terms, self._link)
         score = self.y - m * terms.mu  # (y − mμ)·μ'/V(μ), and μ' = V(μ) here
