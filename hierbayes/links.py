@@ -1,12 +1,12 @@
 """Link functions: the one place that holds inverse-link math.
 
 A `Link` gives μ = g⁻¹(η) and dμ/dη in numpy (`Link.terms`, with 1 − μ, log μ and log(1 − μ)
-computed without cancellation), the same μ and the log-odds log(μ/(1 − μ)) as PyTensor graphs
-(for the PyMC likelihood), and g(μ) itself (starting values). `hierbayes.families` builds the GLM
+computed without cancellation), the same μ as a PyTensor graph (for the PyMC likelihood), and g(μ)
+itself (starting values). `hierbayes.families` builds the GLM
 quantities (variance functions, working weights, scores) on top of them; every engine reaches
 links through there.
 
-Spec layer: numpy and scipy only. PyTensor is imported inside the `*_tensor` methods, so that
+Spec layer: numpy and scipy only. PyTensor is imported inside `Link.inverse_tensor`, so that
 importing this module (and `fit_reml`) never loads PyMC or PyTensor.
 """
 
@@ -220,11 +220,6 @@ class Link:
         """μ as a PyTensor graph of the tensor `eta`."""
         raise NotImplementedError
 
-    def log_odds_tensor(self, eta):
-        """log(μ / (1 − μ)) as a PyTensor graph, from stable log-probabilities: PyMC's
-        Bernoulli / Binomial ``logit_p=`` then never rounds μ to 0 or 1."""
-        raise FamilyError(f"The {self.name} link is not a link for probabilities.")
-
     def __repr__(self) -> str:
         return f"Link({self.name!r})"
 
@@ -266,9 +261,6 @@ class LogitLink(Link):
 
         return pt.sigmoid(eta)
 
-    def log_odds_tensor(self, eta):
-        return eta
-
 
 class ProbitLink(Link):
     name, _terms = "probit", _ProbitTerms
@@ -284,21 +276,6 @@ class ProbitLink(Link):
 
         return 0.5 * pt.erfc(-eta * _SQRT_HALF)
 
-    def log_odds_tensor(self, eta):
-        return _log_ndtr_tensor(eta) - _log_ndtr_tensor(-eta)
-
-
-def _log_ndtr_tensor(x):
-    """log Φ(x) in PyTensor: through the scaled erfcx in the lower tail (Φ underflows there),
-    log1p elsewhere. Each branch sees its argument clamped to its own range, so that the branch
-    not taken is finite and its gradient does not turn the switch's gradient into NaN."""
-    import pytensor.tensor as pt
-
-    low = pt.minimum(x, -1.0)
-    high = pt.maximum(x, -1.0)
-    lower_tail = pt.log(0.5 * pt.erfcx(-low * _SQRT_HALF)) - 0.5 * low * low
-    return pt.switch(pt.lt(x, -1.0), lower_tail, pt.log1p(-0.5 * pt.erfc(high * _SQRT_HALF)))
-
 
 class CloglogLink(Link):
     name, _terms = "cloglog", _CloglogTerms
@@ -310,12 +287,6 @@ class CloglogLink(Link):
         import pytensor.tensor as pt
 
         return -pt.expm1(-pt.exp(eta))
-
-    def log_odds_tensor(self, eta):
-        import pytensor.tensor as pt
-
-        e = pt.exp(eta)
-        return pt.log(-pt.expm1(-e)) + e  # log μ − log(1 − μ)
 
 
 LINKS: dict[str, Link] = {

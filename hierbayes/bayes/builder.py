@@ -144,14 +144,15 @@ def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
             nu = scalar_parameter(priors, naming.NU)
             pm.StudentT("y", nu=nu, mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
     elif family in ("bernoulli", "binomial"):
-        # PyMC's stable form for every link: logit_p = log μ − log(1 − μ) from the link's
-        # log-probabilities (η itself for the logit), so that μ is never rounded to 0 or 1.
-        logit_p = link.log_odds_tensor(eta)
+        # PyMC's stable form for the logit. For probit and cloglog PyTensor's rewrites keep
+        # log μ stable, and cloglog's log(1 − μ); probit's log(1 − μ) is −inf beyond η ≈ 8.3,
+        # where μ rounds to 1.
+        prob = {"logit_p": eta} if link.name == "logit" else {"p": link.inverse_tensor(eta)}
         if family == "bernoulli":
-            pm.Bernoulli("y", logit_p=logit_p, observed=y, dims=OBS_DIM)
+            pm.Bernoulli("y", **prob, observed=y, dims=OBS_DIM)
         else:
             n = design.trials.astype("int64")
-            pm.Binomial("y", n=n, logit_p=logit_p, observed=y, dims=OBS_DIM)
+            pm.Binomial("y", n=n, **prob, observed=y, dims=OBS_DIM)
     elif family == "poisson":
         pm.Poisson("y", mu=link.inverse_tensor(eta), observed=y, dims=OBS_DIM)
     elif family == "negative_binomial":
