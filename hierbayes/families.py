@@ -111,8 +111,11 @@ class Family:
         """dℓ/dη = (y − m·μ)·μ'/(V(μ)·φ) at η (y: successes for the binomial)."""
         link = self.link(link)
         terms = link.terms(eta)
-        residual = np.asarray(y, dtype=float) - _per_trial(trials) * terms.mu
-        return residual * self.score_factor(terms, link, alpha) / _dispersion(sigma)
+        y, factor = np.asarray(y, dtype=float), self.score_factor(terms, link, alpha)
+        if self.name == "negative_binomial":
+            # (y − μ)·μ'/V = y·μ'/V − μ'²/V under the log link: finite where μ overflows.
+            return (y * factor - self.unit_weight(terms, link, alpha)) / _dispersion(sigma)
+        return (y - _per_trial(trials) * terms.mu) * factor / _dispersion(sigma)
 
     def draw(self, mu, rng: np.random.Generator, *, trials=None, sigma=None, nu=None,
              alpha=None) -> np.ndarray:
