@@ -245,6 +245,39 @@ def test_response_draws_have_the_familys_mean_and_variance(name, kwargs, mean, v
         assert np.all(draws == np.round(draws))
 
 
+# --- prediction ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["probit", "cloglog"])
+def test_predicted_means_follow_the_models_link(link):
+    from hierbayes.testing.fakes import fake_fit
+
+    data = pd.DataFrame({"y": [0, 1, 1, 0, 1, 1] * 4, "x": np.linspace(-1, 1, 24),
+                         "g": list("abcd") * 6})
+    fit = fake_fit(hb.build_model("y ~ x + (1 | g)", data, family="bernoulli", link=link),
+                   chains=1, draws=15)
+    eta = fit.predict(kind="link").values
+    _close(fit.predict(kind="mean").values, PROBABILITY_LINKS[link].cdf(eta), atol=1e-300)
+    response = fit.predict(kind="response", random_seed=2).values
+    assert set(np.unique(response)) <= {0.0, 1.0}
+
+
+def test_response_draws_with_known_sds_use_the_datas_sds():
+    """Without new data, a known-SD model draws its responses with the data's own SDs (this
+    raised AttributeError before)."""
+    from hierbayes.testing.fakes import fake_fit
+
+    data = hb.datasets.load("eight_schools")
+    spec = hb.build_model("effect ~ 1 + (1 | school)", data, known_sigma="se")
+    fit = fake_fit(spec, chains=1, draws=4000)
+    mean = fit.predict(kind="mean").values.reshape(-1, len(data))
+    response = fit.predict(kind="response", random_seed=3).values.reshape(-1, len(data))
+    sds = (response - mean).std(axis=0)
+    np.testing.assert_allclose(sds, data["se"].to_numpy(), rtol=0.05)
+    again = fit.predict(data, kind="response", random_seed=3).values.reshape(-1, len(data))
+    np.testing.assert_array_equal(again, response)
+
+
 # --- the Laplace engine's PIRLS weights ----------------------------------------------------------
 
 

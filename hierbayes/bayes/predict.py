@@ -131,6 +131,8 @@ def _residual_sd(design, posterior, new_data) -> np.ndarray:
     column = design.known_sigma_column
     if column is None:
         return _flat(posterior[naming.SIGMA])[:, None]
+    if new_data is None:
+        return design.known_sigma[None, :]
     if column not in new_data.columns:
         raise HierbayesError(
             f"This model takes its residual SDs as known (column {column!r}); new data for "
