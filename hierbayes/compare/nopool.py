@@ -64,10 +64,10 @@ def _glm(design: Design, block: Block, offset: np.ndarray, link, alpha) -> np.nd
     if family.name == "negative_binomial" and alpha is None:
         family = FAMILIES["poisson"]
     link = family.link(link)
+    kwargs = {"trials": design.trials, "alpha": alpha}
     b = np.zeros((block.n_levels, block.n_terms))
     for _ in range(_MAX_ITER):
         eta = offset + np.einsum("nk,nk->n", block.Z, b[block.index])
-        kwargs = {"trials": design.trials, "alpha": alpha}
         weight = family.working_weight(eta, link, **kwargs)
         score = family.score(design.y, eta, link, **kwargs)
         step = _weighted_ls(block, score / np.maximum(weight, 1e-300), weight)

@@ -1,4 +1,4 @@
-"""Posterior shrinkage with the model's own link and family (issue 11).
+"""The comparison under each family and link: posterior shrinkage (issue 11), no pooling.
 
 `shrinkage_bayes` weighs each group's data by the GLM working weight at every draw's linear
 predictor. Before the shared family table it used the logit weight m·μ(1 − μ), μ = expit(η), for
@@ -145,3 +145,28 @@ def test_the_draws_carry_the_models_link_and_alpha():
     draws = from_fit(fake_fit(hb.build_model(formula, data.iloc[:300], family=family, link=link),
                               chains=1, draws=20))
     assert draws.link == "probit" and draws.alpha is None
+
+
+def test_negative_binomial_no_pooling_uses_its_own_score():
+    """With α, a group intercept's own estimate solves Σ (y − μ)·α/(α + μ) = 0; without it, the
+    Poisson root Σ (y − μ) = 0. The two differ when μ varies within a group."""
+    from scipy.optimize import brentq
+
+    from hierbayes.compare.nopool import no_pooling
+
+    fit, design, _ = _reml("negative_binomial")
+    block, alpha = design.blocks[0], fit.dispersion
+    own = no_pooling(design, np.asarray(fit.beta), block, alpha=alpha)[:, 0]
+    poisson = no_pooling(design, np.asarray(fit.beta), block)[:, 0]
+    offset, y = design.X @ np.asarray(fit.beta), design.y
+    for j in (0, 7, 21):
+        rows = block.index == j
+
+        def nb_score(b, rows=rows):
+            mu = np.exp(offset[rows] + b)
+            return np.sum((y[rows] - mu) * alpha / (alpha + mu))
+
+        assert own[j] == pytest.approx(brentq(nb_score, -5, 5, xtol=1e-14), abs=1e-9)
+        expected = np.log(y[rows].sum() / np.exp(offset[rows]).sum())
+        assert poisson[j] == pytest.approx(expected, abs=1e-9)
+        assert abs(own[j] - poisson[j]) > 1e-4
