@@ -6,8 +6,8 @@ itself (starting values). `hierbayes.families` builds the GLM
 quantities (variance functions, working weights, scores) on top of them; every engine reaches
 links through there.
 
-Spec layer: numpy and scipy only. PyTensor is imported inside `Link.inverse_tensor`, so that
-importing this module (and `fit_reml`) never loads PyMC or PyTensor.
+Spec layer: numpy and scipy only. `Link.inverse_tensor` builds the same μ in PyTensor from the
+tensor namespace its caller (the Bayesian engine) passes in, so this module never imports PyTensor.
 """
 
 from __future__ import annotations
@@ -216,8 +216,9 @@ class Link:
         """g(μ) (starting values: the link of the observed mean)."""
         raise NotImplementedError
 
-    def inverse_tensor(self, eta):
-        """μ as a PyTensor graph of the tensor `eta`."""
+    def inverse_tensor(self, eta, pt):
+        """μ as a PyTensor graph of the tensor `eta`; `pt` is ``pytensor.tensor``, passed in by
+        the Bayesian engine so that this spec-layer module never imports PyTensor itself."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -230,7 +231,7 @@ class IdentityLink(Link):
     def link(self, mu):
         return np.asarray(mu, dtype=float)
 
-    def inverse_tensor(self, eta):
+    def inverse_tensor(self, eta, pt):
         return eta
 
 
@@ -240,9 +241,7 @@ class LogLink(Link):
     def link(self, mu):
         return np.log(mu)
 
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
+    def inverse_tensor(self, eta, pt):
         return pt.exp(eta)
 
 
@@ -256,9 +255,7 @@ class LogitLink(Link):
         mu = np.asarray(mu, dtype=float)
         return np.log(mu / (1 - mu))
 
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
+    def inverse_tensor(self, eta, pt):
         return pt.sigmoid(eta)
 
 
@@ -271,9 +268,7 @@ class ProbitLink(Link):
     def link(self, mu):
         return special.ndtri(mu)
 
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
+    def inverse_tensor(self, eta, pt):
         return 0.5 * pt.erfc(-eta * _SQRT_HALF)
 
 
@@ -283,9 +278,7 @@ class CloglogLink(Link):
     def link(self, mu):
         return np.log(-np.log1p(-np.asarray(mu, dtype=float)))
 
-    def inverse_tensor(self, eta):
-        import pytensor.tensor as pt
-
+    def inverse_tensor(self, eta, pt):
         return -pt.expm1(-pt.exp(eta))
 
 

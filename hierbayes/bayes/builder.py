@@ -134,7 +134,7 @@ def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
     family, y = design.family.name, design.y
     link = get_link(link_name)
     if family in ("gaussian", "student_t"):
-        mu = link.inverse_tensor(eta)
+        mu = link.inverse_tensor(eta, pt)
         # Known residual SDs (meta-analysis) are data, not a parameter.
         known = design.known_sigma
         sigma = known if known is not None else scalar_parameter(priors, naming.SIGMA)
@@ -147,17 +147,17 @@ def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
         # PyMC's stable form for the logit. For probit and cloglog PyTensor's rewrites keep
         # log μ stable, and cloglog's log(1 − μ); probit's log(1 − μ) is −inf beyond η ≈ 8.3,
         # where μ rounds to 1.
-        prob = {"logit_p": eta} if link.name == "logit" else {"p": link.inverse_tensor(eta)}
+        prob = {"logit_p": eta} if link.name == "logit" else {"p": link.inverse_tensor(eta, pt)}
         if family == "bernoulli":
             pm.Bernoulli("y", **prob, observed=y, dims=OBS_DIM)
         else:
             n = design.trials.astype("int64")
             pm.Binomial("y", n=n, **prob, observed=y, dims=OBS_DIM)
     elif family == "poisson":
-        pm.Poisson("y", mu=link.inverse_tensor(eta), observed=y, dims=OBS_DIM)
+        pm.Poisson("y", mu=link.inverse_tensor(eta, pt), observed=y, dims=OBS_DIM)
     elif family == "negative_binomial":
         alpha = scalar_parameter(priors, naming.ALPHA)
-        mu = link.inverse_tensor(eta)
+        mu = link.inverse_tensor(eta, pt)
         pm.NegativeBinomial("y", mu=mu, alpha=alpha, observed=y, dims=OBS_DIM)
     else:
         raise FamilyError(f"The Bayesian engine has no likelihood for family {family!r}.")

@@ -108,7 +108,8 @@ def groups_table(
     vc = reml.varcorr()
     frames = []
     for i, block in enumerate(design.blocks):
-        own = no_pooling(design, beta_hat, block, getattr(bayes, "link", None))
+        own = no_pooling(design, beta_hat, block, getattr(bayes, "link", None),
+                         alpha=getattr(reml, "dispersion", None))
         lam_draws = posterior_lambda(draws, design, i)
         lo, hi = np.quantile(lam_draws, [(1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2], axis=0)
         for t, term in enumerate(block.terms):
