@@ -65,6 +65,11 @@ def build_response(
 def _numeric(column: pd.Series, expr: str, family_hint: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(column):
         return column.to_numpy(dtype=float)
+    if pd.api.types.is_complex_dtype(column):
+        raise DesignError(
+            f"The response {expr!r} holds complex numbers; a response must be real. Model its "
+            "real part, modulus or angle (np.real, np.abs, np.angle) as a column of its own."
+        )
     if not pd.api.types.is_numeric_dtype(column):
         example = column.iloc[0] if len(column) else None
         raise DesignError(

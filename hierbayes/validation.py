@@ -18,6 +18,69 @@ def response_piece(expr: str) -> str:
     return f"0 + I({expr})"
 
 
+def string_columns(data: pd.DataFrame) -> pd.DataFrame:
+    """`data` with every column name as a string (formulas name columns by strings: an int
+    column 0 is `0` in a formula). A new frame object; the caller's frame is untouched."""
+    if all(isinstance(c, str) for c in data.columns):
+        return data
+    names = [str(c) for c in data.columns]
+    seen: dict[str, object] = {}
+    for original, name in zip(data.columns, names, strict=True):
+        if name in seen:
+            raise DesignError(
+                f"The data frame has columns {seen[name]!r} and {original!r}, which formulas "
+                f"both name {name!r}; rename one of them."
+            )
+        seen[name] = original
+    return data.set_axis(names, axis=1)
+
+
+def predictor_names(parsed: ParsedFormula) -> set[str]:
+    """The columns read as numbers or categories right of '~' (not the grouping factors)."""
+    names = set(checked_columns(parsed.fixed, parsed.text))
+    for term in parsed.random:
+        names |= checked_columns(term.expr, parsed.text)
+    return names
+
+
+def check_column_types(frame: pd.DataFrame, names) -> None:
+    """Predictors must be numbers, booleans or categories: dates, durations and complex numbers
+    have no place in a model matrix (numpy would fail deep inside, or drop the imaginary part)."""
+    for name in frame.columns:
+        if name not in names:
+            continue
+        dtype = frame[name].dtype
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DesignError(
+                f"Column {name!r} holds complex numbers; a predictor must be real. Use its real "
+                "part, modulus or angle as a column of its own (np.real, np.abs, np.angle)."
+            )
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(
+                dtype) or isinstance(dtype, pd.PeriodDtype | pd.IntervalDtype):
+            raise DesignError(
+                f"Column {name!r} holds dates or times ({dtype}), which a formula cannot use as "
+                f"a number. Convert it first, e.g. days since the start: "
+                f"(data[{name!r}] - data[{name!r}].min()).dt.days, or a category: "
+                f"data[{name!r}].astype(str)."
+            )
+
+
+def check_new_types(training: pd.DataFrame, new: pd.DataFrame) -> None:
+    """New data must hold a column of the kind it was fitted with: True/False where numbers were
+    fitted would silently be read as 0/1."""
+    for name in new.columns:
+        if name not in training.columns:
+            continue
+        was, now = training[name], new[name]
+        numeric = pd.api.types.is_numeric_dtype(was) and not pd.api.types.is_bool_dtype(was)
+        if numeric and pd.api.types.is_bool_dtype(now):
+            raise DesignError(
+                f"New data: column {name!r} is True/False, but the model was fitted with numbers "
+                f"there ({was.dtype}, e.g. {was.iloc[0]!r}). Pass the numbers; if 0/1 is meant, "
+                f"convert explicitly: new_data[{name!r}].astype(int)."
+            )
+
+
 def formula_names(parsed: ParsedFormula, need_response: bool = True) -> set[str]:
     """The names every piece of the formula reads (response, fixed part, bars, grouping
     factors), each piece checked against the allow-list of `hierbayes.expressions`."""
@@ -64,6 +127,13 @@ def _check_response_not_predictor(parsed: ParsedFormula, names: set[str]) -> Non
             f"In {parsed.text!r}, the response {response!r} also appears as a predictor; "
             "remove it from the right of '~'."
         )
+    for term in parsed.random:
+        if response in term.factors:
+            raise FormulaError(
+                f"In {parsed.text!r}, the response {response!r} is also the grouping factor of "
+                f"{term.source!r}: each group's effect would equal its response exactly. Group "
+                "by another column."
+            )
 
 
 def drop_missing(frame: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..arguments import keywords_checked
 from ..blas import one_blas_thread
 from ..design import Design, make_design
 from ..errors import HierbayesError
@@ -12,12 +13,15 @@ from .glmm import fit_glmm
 from .laplace import check_laplace
 from .optimize import optimize_theta
 from .results import RemlFit, warn_status
+from .scaling import Scales, unscaled_fit
 
 
+@keywords_checked
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
              weights=None, start=None, maxiter: int = 1000,
-             known_sigma: str | None = None, laplace: str = "exact") -> RemlFit:
+             known_sigma: str | None = None, laplace: str = "exact",
+             check_nlevels: str = "error") -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -40,10 +44,15 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     `laplace` (GLMMs only): "exact" (default) evaluates the Laplace approximation at the exact
     conditional mode (glmmTMB's value); "lme4" evaluates it as glmer does, to reproduce lme4's
     published numbers (see hierbayes.reml.glmm). Gaussian fits reject "lme4".
+
+    `check_nlevels`: "error" (default), "warning" or "ignore" for a grouping factor with too
+    many levels for the data (lme4's checkNlevels; see hierbayes.identifiability).
+    Columns of extreme magnitude are fitted rescaled and reported on their own scale
+    (hierbayes.reml.scaling).
     """
     if method is not None and not isinstance(formula, Design) and family == "gaussian":
         check_method(method)  # before the design: a typo is reported first
-    design = _design(formula, data, family, missing, known_sigma)
+    design = _design(formula, data, family, missing, known_sigma, check_nlevels)
     if not design.blocks:
         raise HierbayesError(
             f"The formula {design.formula!r} has no group-level term such as '(1 | g)': it is "
@@ -51,9 +60,12 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
             "or an ordinary least-squares / GLM routine."
         )
     check_laplace(laplace, design.family.name)
+    scales = Scales.of(design)
+    inner, start = scales.scaled(design), scales.scaled_start(start, design)
     if design.family.name != "gaussian":
-        return fit_glmm(design, method, link=link, weights=weights, start=start,
-                        maxiter=maxiter, laplace=laplace)
+        fit = fit_glmm(inner, method, link=link, weights=weights, start=start,
+                       maxiter=maxiter, laplace=laplace)
+        return unscaled_fit(fit, design, scales)
     method = "REML" if method is None else method
     check_method(method)
     check_gaussian(design)
@@ -63,16 +75,17 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
             "Use fit_bayes for other links."
         )
     with one_blas_thread():
-        dev = make_deviance(design, method, weights)
+        dev = make_deviance(inner, method, weights)
         opt = optimize_theta(dev, start=start, maxiter=maxiter)
         fit = RemlFit(dev, opt)
     warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
-    return fit
+    return unscaled_fit(fit, design, scales)
 
 
-def _design(formula, data, family, missing, known_sigma) -> Design:
+def _design(formula, data, family, missing, known_sigma, check_nlevels="error") -> Design:
     if not isinstance(formula, Design):
-        return make_design(formula, data, family, missing, known_sigma=known_sigma)
+        return make_design(formula, data, family, missing, known_sigma=known_sigma,
+                           check_nlevels=check_nlevels)
     if known_sigma is not None and known_sigma != formula.known_sigma_column:
         raise HierbayesError(
             f"known_sigma={known_sigma!r} differs from the design's own known SDs "
