@@ -83,7 +83,7 @@ def check_probability(value, name: str = "ci_prob") -> float:
 
 def check_choice(value, name: str, valid: Iterable[str]):
     """`value` if it is one of `valid`; else an error listing them (and the nearest one)."""
-    valid = tuple(valid)
+    valid = tuple(str(v) for v in valid)
     if isinstance(value, str) and value in valid:
         return value
     hint = _did_you_mean(value, valid)

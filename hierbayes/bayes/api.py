@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..arguments import check_seed
 from .fit import BayesFit
+from .keywords import check_sample_keywords
 from .model import build_model
 from .sampling import DEFAULT_TARGET_ACCEPT, sample
 
@@ -26,6 +28,7 @@ def fit_bayes(
     missing: str = "drop",
     marginalize: bool | None = None,
     known_sigma: str | None = None,
+    check_nlevels: str = "error",
     **sample_kwargs,
 ) -> BayesFit:
     """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
@@ -37,9 +40,14 @@ def fit_bayes(
     `known_sigma`: a column of known per-observation residual SDs (gaussian only), e.g. the
     standard errors of a meta-analysis; no residual SD is then estimated.
     `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
-    Extra keyword arguments go to `pymc.sample`.
+    `check_nlevels`: "error", "warning" or "ignore" for a grouping factor with too many levels
+    for the data (lme4's checkNlevels; see hierbayes.identifiability).
+    Extra keyword arguments go to `pymc.sample` (unknown ones are refused, with the valid list).
     """
-    spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma)
+    check_sample_keywords(sample_kwargs, fit_bayes)
+    check_seed(random_seed)  # before the model is built
+    spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma,
+                       check_nlevels=check_nlevels)
     return sample(
         spec,
         draws=draws,

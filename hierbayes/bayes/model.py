@@ -57,12 +57,15 @@ def build_model(
     link: str | None = None,
     missing: str = "drop",
     known_sigma: str | None = None,
+    check_nlevels: str = "error",
 ) -> BayesModel:
     """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling.
 
     `known_sigma`: a column of known residual SDs (gaussian; meta-analysis such as eight schools).
+    `check_nlevels`: "error", "warning" or "ignore" (see hierbayes.identifiability).
     """
-    design = make_design(formula, data, family, missing, known_sigma=known_sigma)
+    design = make_design(formula, data, family, missing, known_sigma=known_sigma,
+                         check_nlevels=check_nlevels)
     return model_from_design(design, priors, link, missing)
 
 

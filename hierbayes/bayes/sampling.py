@@ -23,10 +23,12 @@ import importlib.util
 import numpy as np
 import pymc as pm
 
+from ..arguments import check_seed
 from ..blas import one_blas_thread
 from ..errors import HierbayesError
 from .fit import BayesFit
 from .interrupt import run_interruptibly
+from .keywords import check_sample_keywords
 from .marginal import ATTR, build_marginal_model, complete_posterior, plan_for
 from .model import BayesModel, fresh_model
 
@@ -64,6 +66,7 @@ def sample(
             f"hb.sample needs a BayesModel from hb.build_model(...), got {type(spec).__name__}."
         )
     _check_settings(draws, tune, chains, target_accept)
+    check_sample_keywords(sample_kwargs, sample)
     settings = {
         "draws": draws,
         "tune": tune,
@@ -147,6 +150,4 @@ def _seed(random_seed) -> int:
     """An int seed: the caller's, or a fresh one, so that the fit records how to reproduce it."""
     if random_seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
-    if isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer):
-        raise HierbayesError(f"random_seed must be an int or None, got {random_seed!r}.")
-    return int(random_seed)
+    return check_seed(random_seed)

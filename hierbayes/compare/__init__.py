@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import report
+from ..arguments import check_count, check_probability, keywords_checked
 from ..bayes import BayesFit, fit_bayes
 from ..errors import ModelMismatchError
 from ..naming import row_key
@@ -117,8 +118,10 @@ def _row_labels(variance: pd.DataFrame) -> list[str]:
     return ["/".join(v for v in row_key(r) if v) for r in variance.to_dict("records")]
 
 
+@keywords_checked
 def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Comparison:
     """Compare a `BayesFit` with a `RemlFit` of the same model (refuses different models)."""
+    ci_prob, max_draws = check_probability(ci_prob), check_count(max_draws, "max_draws")
     _check_roles(bayes, reml)
     check_same_model(bayes.design, reml.design)
     links = (getattr(bayes, "link", None), getattr(reml, "link", None))

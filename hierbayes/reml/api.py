@@ -7,7 +7,8 @@ import pandas as pd
 from ..arguments import keywords_checked
 from ..blas import one_blas_thread
 from ..design import Design, make_design
-from ..errors import HierbayesError
+from ..errors import FamilyError, HierbayesError
+from ..families import get_family
 from .deviance import check_gaussian, check_method, make_deviance
 from .glmm import fit_glmm
 from .laplace import check_laplace
@@ -52,6 +53,8 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     """
     if method is not None and not isinstance(formula, Design) and family == "gaussian":
         check_method(method)  # before the design: a typo is reported first
+    if not isinstance(formula, Design):
+        _check_family(family)
     design = _design(formula, data, family, missing, known_sigma, check_nlevels)
     if not design.blocks:
         raise HierbayesError(
@@ -80,6 +83,18 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
         fit = RemlFit(dev, opt)
     warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
     return unscaled_fit(fit, design, scales)
+
+
+def _check_family(family) -> None:
+    """Before the data: a family this engine does not fit is reported first (student_t: the
+    Laplace engine has no family with a residual scale besides the Gaussian REML/ML fit)."""
+    family = get_family(family)
+    if family.response == "real" and family.name != "gaussian":
+        raise FamilyError(
+            f"fit_reml fits the gaussian family by REML/ML and the families without a residual "
+            f"scale by the Laplace approximation; {family.name!r} is not implemented. Use "
+            "fit_bayes for it."
+        )
 
 
 def _design(formula, data, family, missing, known_sigma, check_nlevels="error") -> Design:

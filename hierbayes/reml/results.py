@@ -15,6 +15,7 @@ from . import tables
 from .estimates import Optimum, lmm_optimum
 from .glmm_estimates import glmm_optimum
 from .optimize import OptimResult
+from .predict import predict_reml
 from .printing import format_fit
 
 
@@ -138,6 +139,10 @@ class RemlFit:
     def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """Conditional modes and conditional SDs per level × term, Wald (conditional) intervals."""
         return tables.ranef_table(self, check_ci_prob(ci_prob))
+
+    def predict(self, new_data=None, group_effects="conditional", kind="link") -> pd.Series:
+        """Predictions per row of `new_data` (default: the fitted rows): see reml.predict."""
+        return predict_reml(self, new_data, group_effects, kind)
 
     @cached_property
     def _text(self) -> str:

@@ -7,11 +7,13 @@ import matplotlib.ticker as mticker
 import numpy as np
 from scipy import stats
 
+from ..arguments import check_choice, keywords_checked
 from ..naming import is_sd, row_key, row_name
 
 COLORS = {"no_pool": "0.55", "reml": "tab:orange", "bayes": "tab:blue", "prior": "0.6"}
 
 
+@keywords_checked
 def plot_shrinkage(cmp, group: str | None = None, term: str | None = None):
     """Per group: no pooling → REML → posterior mean, against group size, with the population
     value. Groups move further toward the population when they are small. When every group has
@@ -54,12 +56,15 @@ def plot_shrinkage(cmp, group: str | None = None, term: str | None = None):
 
 
 def _select(groups, group, term):
-    group = group or groups["group"].iloc[0]
+    group = groups["group"].iloc[0] if group is None else check_choice(
+        group, "group", groups["group"].unique())
     part = groups[groups["group"] == group]
-    term = term or part["term"].iloc[0]
+    term = part["term"].iloc[0] if term is None else check_choice(
+        term, f"term (of group {group!r})", part["term"].unique())
     return part[part["term"] == term]
 
 
+@keywords_checked
 def plot_forest(cmp):
     """Posterior intervals of fixed effects and variance components with the REML estimates
     overlaid; one panel per parameter, each on its own scale."""
@@ -90,6 +95,7 @@ def plot_forest(cmp):
     return fig
 
 
+@keywords_checked
 def plot_variance(cmp):
     """Posterior density of each SD with its prior and the REML estimate marked."""
     post = cmp.component_draws()

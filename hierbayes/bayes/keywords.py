@@ -1,0 +1,34 @@
+"""The keyword arguments `sample` and `fit_bayes` pass on to `pymc.sample`, checked before
+anything compiles: an unknown one (``iter=``, a typo) would otherwise fail inside PyMC or nutpie
+with a bare TypeError, after the model was built, or be ignored by some samplers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import pymc as pm
+
+from ..arguments import check_keywords
+
+# Set by `sample` itself (`sampler=` is its name for nuts_sampler): not accepted as extras.
+SET_BY_SAMPLE = ("draws", "tune", "chains", "random_seed", "nuts_sampler", "target_accept",
+                 "progressbar", "model", "step")
+STEP_KEYWORDS = ("nuts",)  # pm.sample's per-step options, e.g. nuts={"max_treedepth": 12}
+
+
+def pymc_keywords() -> set[str]:
+    """The named parameters of `pymc.sample` that callers may pass through."""
+    parameters = inspect.signature(pm.sample).parameters.values()
+    named = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
+    return (named - set(SET_BY_SAMPLE)) | set(STEP_KEYWORDS)
+
+
+def check_sample_keywords(kwargs: dict, caller: Callable) -> None:
+    """Refuse keywords neither `caller` nor `pymc.sample` takes (with the valid ones listed)."""
+    if not kwargs:
+        return
+    own = [p.name for p in inspect.signature(caller).parameters.values()
+           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    check_keywords(kwargs, set(own) | pymc_keywords(), f"{caller.__name__}()")
