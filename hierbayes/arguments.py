@@ -12,11 +12,13 @@ import difflib
 import functools
 import inspect
 import numbers
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 
-from .errors import HierbayesError
+from .errors import HierbayesError, OutputError
 from .tidy import check_ci_prob
 
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any int >= 0; PyMC's samplers want 32 bits
@@ -112,6 +114,28 @@ def check_keywords(given: Iterable[str], valid: Iterable[str], where: str,
         + " ".join(notes)
         + f" Valid keywords: {', '.join(valid)}."
     )
+
+
+def as_path(path, name: str = "path") -> Path:
+    """`path` (a str or os.PathLike) as a `Path`."""
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise HierbayesError(
+            f"{name} must be a file path (a str or pathlib.Path), got {path!r} "
+            f"({type(path).__name__})."
+        )
+    return Path(path)
+
+
+def check_output_file(path, name: str = "path") -> Path:
+    """A file path that can be written: its folder exists and it is not itself a folder."""
+    path = as_path(path, name)
+    if path.is_dir():
+        raise OutputError(f"{name} {str(path)!r} is a folder; give a file name, e.g. "
+                          f"{str(path / 'fit.nc')!r}.")
+    if not path.parent.is_dir():
+        raise OutputError(f"Cannot write {str(path)!r}: its folder {str(path.parent)!r} does not "
+                          "exist. Create it first.")
+    return path
 
 
 def keywords_checked(function: Callable | None = None, *, hints: Mapping[str, str] | None = None):

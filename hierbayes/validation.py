@@ -195,6 +195,10 @@ def independent_columns(X: np.ndarray, names: list[str]) -> list[int]:
     """
     if X.shape[1] == 0:
         return []
+    # Each column at unit peak first: the decision is scale-free, and a column of 1e155 would
+    # otherwise overflow the norms and be dropped as if it were 0.
+    peak = np.max(np.abs(X), axis=0) if X.shape[0] else np.zeros(X.shape[1])
+    X = X / np.where(peak > 0, peak, 1.0)
     r = np.linalg.qr(X, mode="r")
     norms = np.linalg.norm(X, axis=0)
     diag = np.zeros(X.shape[1])

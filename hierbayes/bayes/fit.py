@@ -30,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import naming
+from ..arguments import keywords_checked
 from ..errors import HierbayesError
 from ..tidy import CI_PROB, check_ci_prob
 from . import posterior as post
@@ -160,6 +161,7 @@ class BayesFit:
         """PSIS-LOO (`arviz_stats.loo`) of the fit."""
         return azs.loo(self.idata)
 
+    @keywords_checked
     def predict(
         self,
         new_data: pd.DataFrame | None = None,

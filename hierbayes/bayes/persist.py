@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..arguments import check_output_file
 from ..atomic import write_via
 
 DATA_GROUP = "hierbayes_data"
@@ -35,6 +36,7 @@ FORMAT_VERSION = 2  # 2: with checksum; 1 (no checksum) is still read
 
 
 def save_fit(fit, path) -> None:
+    path = check_output_file(path, "BayesFit.save's path")
     tree = _netcdf_safe(fit.idata.copy())
     tree[DATA_GROUP] = xr.DataTree(_frame_to_dataset(fit.design.data))
     meta = {

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .. import naming
+from ..arguments import as_path
 from ..design import make_design
 from ..errors import DataWarning, HierbayesError, LoadError
 from .fit import BayesFit
@@ -45,7 +46,7 @@ _SETTINGS_TYPES = {"draws": int, "tune": int, "chains": int, "random_seed": int,
 
 def load(path):
     """A `BayesFit` from a file written by `BayesFit.save` (checked as the module says)."""
-    path = Path(path)
+    path = as_path(path, "hb.load's path")
     if not path.is_file():
         raise LoadError(
             f"No file {str(path)!r} to load a fit from (hb.load reads what BayesFit.save wrote; "

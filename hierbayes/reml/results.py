@@ -8,6 +8,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..arguments import keywords_checked
 from ..design import Design
 from ..errors import ConvergenceWarning, SingularFitWarning
 from ..tidy import CI_PROB, check_ci_prob
@@ -140,6 +141,7 @@ class RemlFit:
         """Conditional modes and conditional SDs per level × term, Wald (conditional) intervals."""
         return tables.ranef_table(self, check_ci_prob(ci_prob))
 
+    @keywords_checked
     def predict(self, new_data=None, group_effects="conditional", kind="link") -> pd.Series:
         """Predictions per row of `new_data` (default: the fitted rows): see reml.predict."""
         return predict_reml(self, new_data, group_effects, kind)
