@@ -214,3 +214,34 @@ def independent_columns(X: np.ndarray, names: list[str]) -> list[int]:
             stacklevel=4,
         )
     return keep
+
+
+BAYES_MAGNITUDE = 1e150  # squares of larger (or 1/squares of smaller) values leave float64
+
+
+def check_magnitudes(design, limit: float = BAYES_MAGNITUDE, engine: str = "The Bayesian model"
+                     ) -> None:
+    """Refuse columns whose RMS lies outside [1/limit, limit]: the default priors (SDs of the
+    data) and the log densities square them, and a square beyond float64 turns a prior scale
+    into inf or 0 without a word. `fit_reml` rescales such columns itself."""
+    columns = [(f"the response {design.response!r}", design.y)] if (
+        design.family.response == "real") else []
+    columns += [(f"the fixed-effect column {name!r}", design.X[:, j])
+                for j, name in enumerate(design.fixed_names)]
+    columns += [(f"the column {term!r} of {block.source!r}", block.Z[:, j])
+                for block in design.blocks for j, term in enumerate(block.terms)]
+    if design.known_sigma is not None:
+        columns.append((f"the known SDs {design.known_sigma_column!r}", design.known_sigma))
+    for what, values in columns:
+        peak = float(np.max(np.abs(values))) if len(values) else 0.0
+        if peak == 0:
+            continue
+        rms = peak * float(np.sqrt(np.mean((values / peak) ** 2)))
+        if not 1 / limit <= rms <= limit:
+            raise DesignError(
+                f"{engine} cannot use {what}: its values are of magnitude {rms:.1e}, and the "
+                f"priors and log densities square them, which float64 cannot hold beyond "
+                f"{limit:.0e} (or below {1 / limit:.0e}). Rescale it (divide or multiply by a "
+                "power of ten) and scale the estimates back; fit_reml rescales such columns "
+                "itself."
+            )

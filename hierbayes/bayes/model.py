@@ -18,6 +18,7 @@ import xarray as xr
 
 from ..design import Design, make_design
 from ..families import check_link
+from ..validation import check_magnitudes
 from .builder import build_model as build_pymc_model
 from .priors import Priors, make_priors
 
@@ -71,6 +72,7 @@ def build_model(
 
 def model_from_design(design: Design, priors=None, link=None, missing="drop") -> BayesModel:
     link = check_link(design.family, link)
+    check_magnitudes(design)
     table = make_priors(design, priors, link)
     model = build_pymc_model(design, table, link)
     return BayesModel(design, table, link, model, missing, tuple(model.named_vars))

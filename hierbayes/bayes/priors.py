@@ -305,7 +305,7 @@ def _family_defaults(design: Design, s_y: float) -> list[PriorEntry]:
 def _column_sd(column: np.ndarray, zero: float = 1.0) -> float:
     """SD of a column; `zero` for a constant column (an intercept)."""
     sd = float(np.std(column))
-    return sd if sd > 1e-12 * max(1.0, float(np.max(np.abs(column)))) else zero
+    return sd if sd > 1e-12 * float(np.max(np.abs(column))) else zero  # relative: units-free
 
 
 # --- validation -----------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Fits on rescaled data, reported on the data's own scale: REML over the whole float range.
 
 The engine squares the data (XᵀX, Zᵀy, r²): a response of 1e200 overflows, one of 1e-200
-underflows to zero variances, a predictor of 1e155 overflows XᵀX, and a slope's θ in odd units is
-far from lme4's start of 1 (a slope of 1e-6 per unit looks singular). So a column whose RMS lies
-outside [2⁻²⁰, 2²⁰] (≈ 1e-6 to 1e6) is divided by the power of two nearest its RMS before the fit —
-the response c (gaussian only: counts are not rescaled), each fixed-effect column d_j, each
-group-level column e_j — and the fit is transformed back exactly (powers of two lose no digits):
+underflows to zero variances, a predictor of 1e155 overflows XᵀX. And θ is relative to the units
+of the group-level columns: lme4's start θ = 1 is far from the optimum of a slope in odd units,
+and from there the optimiser can stop, "converged", at a wrong boundary point (sleepstudy with
+Days × 20: the intercept SD at 0 and a criterion 23 too high). So a column whose RMS lies outside
+[2⁻²⁰, 2²⁰] (≈ 1e-6 to 1e6; θ does not depend on these units) — the response c (gaussian only:
+counts are not rescaled) and each fixed-effect column d_j — or, for a group-level column e_j,
+outside [2⁻³, 2³] (rounded: RMS 0.09 to 11) is divided by the power of two nearest its RMS before
+the fit, and the fit is transformed back exactly (powers of two lose no digits):
 
     β = c·β'/d,  Cov(β) = c²·Cov(β')/(d dᵀ),  σ = c·σ',  Σ_b = c²·Σ'_b/(e eᵀ),  modes = c·b'/e,
     θ_ij = θ'_ij / e_i,  criterion = criterion' + 2·dof·log c  (+ 2·Σ log d_j for REML),
@@ -37,19 +40,23 @@ from ..tidy import CI_PROB, check_ci_prob
 from .results import RemlFit
 from .theta import theta_layout
 
-BAND = 20  # columns with an RMS within [2^-BAND, 2^BAND] are fitted as they are
+# Columns whose RMS rounds to 2^k with |k| <= BAND are fitted as they are. The response and the
+# fixed-effect columns leave θ alone (only squares can overflow); group-level columns set θ's
+# units, and the optimiser is reliable from lme4's start within a factor ~10 of unit RMS.
+BAND = 20
+Z_BAND = 3
 _HIGH = np.log10(np.finfo(float).max)  # 308.25
 _LOW = np.log10(np.finfo(float).tiny)  # -307.65
 
 
-def _factor(column: np.ndarray) -> float:
+def _factor(column: np.ndarray, band: int = BAND) -> float:
     """The power of two nearest the RMS of `column`, or 1 inside the band (or for zeros)."""
     peak = np.max(np.abs(column)) if column.size else 0.0
     if not np.isfinite(peak) or peak == 0:
         return 1.0
     rms = peak * np.sqrt(np.mean((column / peak) ** 2))  # no overflow, no underflow
     power = int(np.round(np.log2(rms)))
-    return 1.0 if abs(power) <= BAND else float(np.ldexp(1.0, power))
+    return 1.0 if abs(power) <= band else float(np.ldexp(1.0, power))
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class Scales:
     def of(cls, design: Design) -> Scales:
         y = _factor(design.y) if design.family.response == "real" else 1.0
         x = np.array([_factor(design.X[:, j]) for j in range(design.X.shape[1])])
-        z = tuple(np.array([_factor(b.Z[:, j]) for j in range(b.n_terms)])
+        z = tuple(np.array([_factor(b.Z[:, j], Z_BAND) for j in range(b.n_terms)])
                   for b in design.blocks)
         return cls(y, x, z)
 
