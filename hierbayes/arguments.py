@@ -138,15 +138,26 @@ def check_output_file(path, name: str = "path") -> Path:
     return path
 
 
+def keyword_names(func: Callable) -> list[str]:
+    """The parameters of `func` that can be passed by keyword."""
+    return [p.name for p in inspect.signature(func).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def refuse_unknown(unknown: Mapping, func: Callable) -> None:
+    """For a function that collects stray keywords in ``**unknown`` (rather than being wrapped
+    by `keywords_checked`, which would add a frame between its warnings and the caller)."""
+    check_keywords(unknown, keyword_names(func), f"{func.__qualname__}()")
+
+
 def keywords_checked(function: Callable | None = None, *, hints: Mapping[str, str] | None = None):
     """Decorator: unknown keyword arguments raise `check_keywords`' error instead of Python's
     bare TypeError (which names neither the valid keywords nor what was probably meant)."""
 
     def decorate(func: Callable) -> Callable:
-        parameters = inspect.signature(func).parameters
-        valid = [p.name for p in parameters.values()
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        valid = keyword_names(func)
+        takes_any = any(p.kind is p.VAR_KEYWORD
+                        for p in inspect.signature(func).parameters.values())
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):

@@ -17,7 +17,7 @@ from formulaic import ModelSpec
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import naming
-from .errors import DataWarning, DesignError, FamilyError, FormulaError
+from .errors import DesignError, FamilyError, FormulaError
 from .expressions import checked_columns, model_matrix, plain
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
@@ -29,6 +29,7 @@ from .validation import (
     check_finite,
     check_matrix_finite,
     check_new_types,
+    data_warning,
     drop_missing,
     independent_columns,
     predictor_names,
@@ -371,11 +372,9 @@ def _warn_near_misses(block: Block, unseen: list[str]) -> None:
     """New labels that differ from a fitted one only by whitespace, case or zeros are predicted
     as new groups, as asked; but they are most likely typos of the fitted group."""
     for label, fitted in near_misses(unseen, block.levels).items():
-        warnings.warn(
+        data_warning(
             f"New data: level {label!r} of {block.group!r} was not seen in training; it "
             f"differs from the fitted level(s) {', '.join(map(repr, fitted))} only by whitespace, "
             "letter case or zeros, and is predicted as a new group. Write it as the fitted "
-            "label to use that group's effect.",
-            DataWarning,
-            stacklevel=4,
+            "label to use that group's effect."
         )

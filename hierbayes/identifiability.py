@@ -19,13 +19,12 @@ Spec layer: no PyMC.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
 from .arguments import check_choice
-from .errors import DataWarning, DesignError
+from .errors import DesignError
+from .validation import data_warning
 
 NLEVELS_CHOICES = ("error", "warning", "ignore")
 EXACT_RTOL = 1e-11  # a residual below this fraction of |y| is a rounding error of an exact fit
@@ -47,7 +46,7 @@ def check_levels(term, levels: list[str], column: pd.Series | None, n_obs: int, 
         message = (f"{problem} Pass check_nlevels='warning' (or 'ignore') to fit it anyway.")
         if check_nlevels == "error":
             raise DesignError(message)
-        warnings.warn(message, DataWarning, stacklevel=5)
+        data_warning(message)
 
 
 def _level_problems(term, n_levels, column, n_obs, n_terms, residual_estimated) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,14 @@ import pandas as pd
 from .errors import DataWarning, DesignError, FormulaError
 from .expressions import checked_columns
 from .formula import ParsedFormula
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def data_warning(message: str) -> None:
+    """A `DataWarning` attributed to the caller's own line (the first frame outside hierbayes),
+    however deep in the package it is raised."""
+    warnings.warn(message, DataWarning, skip_file_prefixes=(_PACKAGE,))
 
 
 def response_piece(expr: str) -> str:
@@ -155,11 +164,9 @@ def drop_missing(frame: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, int]:
         raise DesignError(
             f"Every row has a missing value in column(s) {where}; nothing is left to fit."
         )
-    warnings.warn(
+    data_warning(
         f"Dropped {int(bad.sum())} of {len(frame)} rows with missing values in column(s) {where}. "
-        "Pass missing='raise' to make this an error.",
-        DataWarning,
-        stacklevel=4,
+        "Pass missing='raise' to make this an error."
     )
     return frame.loc[~bad], int(bad.sum())
 
@@ -206,12 +213,10 @@ def independent_columns(X: np.ndarray, names: list[str]) -> list[int]:
     keep = [j for j in range(X.shape[1]) if norms[j] > 0 and diag[j] > 1e-7 * norms[j]]
     dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
     if dropped:
-        warnings.warn(
+        data_warning(
             f"The fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
             f"{', '.join(map(repr, dropped))} that are linear combinations of earlier columns "
-            "(as lme4 does). Remove them from the formula to silence this.",
-            DataWarning,
-            stacklevel=4,
+            "(as lme4 does). Remove them from the formula to silence this."
         )
     return keep
 

@@ -103,8 +103,10 @@ def test_glmm_mean_is_the_inverse_link_of_lme4s_linear_predictor():
 def test_near_miss_warning_names_the_fitted_level_and_a_true_new_level_stays_silent(sleep):
     fit = sleep[2]
     near = pd.DataFrame({"Days": [1, 1], "Subject": ["0308", "308"]})
-    with pytest.warns(DataWarning, match=r"level '0308' of 'Subject' .* fitted level\(s\) '308'"):
+    with pytest.warns(DataWarning, match=r"level '0308' of 'Subject' .* fitted level\(s\) '308'"
+                      ) as record:
         got = fit.predict(near)
+    assert record[0].filename == __file__  # the caller's line, not one inside hierbayes
     # Predicted as asked: a new level (the population value), not silently as 308.
     population = fit.predict(near.iloc[1:], group_effects="population").iloc[0]
     assert got.iloc[0] == population

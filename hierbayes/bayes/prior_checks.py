@@ -102,7 +102,7 @@ def _check_values(prior, entry) -> None:
         if positive and not np.all(values[key] > 0):
             raise PriorError(
                 f"The parameter {key}={value!r} of the prior {entry.name!r} {prior!r} must be "
-                f"> 0 (a scale, rate or shape), e.g. {prior.distribution}({key}=1)."
+                f"> 0 ({key} > 0: a scale, rate or shape), e.g. {prior.distribution}({key}=1)."
             )
     for low, high in ORDERED:
         if low in values and high in values and not np.all(values[low] < values[high]):

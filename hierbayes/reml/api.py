@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..arguments import keywords_checked
+from ..arguments import refuse_unknown
 from ..blas import one_blas_thread
 from ..design import Design, make_design
 from ..errors import FamilyError, HierbayesError
@@ -17,12 +17,11 @@ from .results import RemlFit, warn_status
 from .scaling import Scales, unscaled_fit
 
 
-@keywords_checked
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
              weights=None, start=None, maxiter: int = 1000,
              known_sigma: str | None = None, laplace: str = "exact",
-             check_nlevels: str = "error") -> RemlFit:
+             check_nlevels: str = "error", **unknown) -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -49,19 +48,10 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     `check_nlevels`: "error" (default), "warning" or "ignore" for a grouping factor with too
     many levels for the data (lme4's checkNlevels; see hierbayes.identifiability).
     Columns of extreme magnitude are fitted rescaled and reported on their own scale
-    (hierbayes.reml.scaling).
+    (hierbayes.reml.scaling). Unknown keywords are refused with the valid ones listed.
     """
-    if method is not None and not isinstance(formula, Design) and family == "gaussian":
-        check_method(method)  # before the design: a typo is reported first
-    if not isinstance(formula, Design):
-        _check_family(family)
-    design = _design(formula, data, family, missing, known_sigma, check_nlevels)
-    if not design.blocks:
-        raise HierbayesError(
-            f"The formula {design.formula!r} has no group-level term such as '(1 | g)': it is "
-            "not a mixed model. Add one, or fit it with fit_bayes (a plain Bayesian regression) "
-            "or an ordinary least-squares / GLM routine."
-        )
+    refuse_unknown(unknown, fit_reml)
+    design = _design(formula, data, family, method, missing, known_sigma, check_nlevels)
     check_laplace(laplace, design.family.name)
     scales = Scales.of(design)
     inner, start = scales.scaled(design), scales.scaled_start(start, design)
@@ -97,7 +87,23 @@ def _check_family(family) -> None:
         )
 
 
-def _design(formula, data, family, missing, known_sigma, check_nlevels="error") -> Design:
+def _design(formula, data, family, method, missing, known_sigma, check_nlevels) -> Design:
+    """The design, after the checks of the arguments (a typo is reported before the data)."""
+    if not isinstance(formula, Design):
+        if method is not None and family == "gaussian":
+            check_method(method)
+        _check_family(family)
+    design = _given_design(formula, data, family, missing, known_sigma, check_nlevels)
+    if not design.blocks:
+        raise HierbayesError(
+            f"The formula {design.formula!r} has no group-level term such as '(1 | g)': it is "
+            "not a mixed model. Add one, or fit it with fit_bayes (a plain Bayesian regression) "
+            "or an ordinary least-squares / GLM routine."
+        )
+    return design
+
+
+def _given_design(formula, data, family, missing, known_sigma, check_nlevels) -> Design:
     if not isinstance(formula, Design):
         return make_design(formula, data, family, missing, known_sigma=known_sigma,
                            check_nlevels=check_nlevels)
