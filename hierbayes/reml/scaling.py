@@ -4,11 +4,16 @@ The engine squares the data (XᵀX, Zᵀy, r²): a response of 1e200 overflows, 
 underflows to zero variances, a predictor of 1e155 overflows XᵀX. And θ is relative to the units
 of the group-level columns: lme4's start θ = 1 is far from the optimum of a slope in odd units,
 and from there the optimiser can stop, "converged", at a wrong boundary point (sleepstudy with
-Days × 20: the intercept SD at 0 and a criterion 23 too high). So a column whose RMS lies outside
-[2⁻²⁰, 2²⁰] (≈ 1e-6 to 1e6; θ does not depend on these units) — the response c (gaussian only:
-counts are not rescaled) and each fixed-effect column d_j — or, for a group-level column e_j,
-outside [2⁻³, 2³] (rounded: RMS 0.09 to 11) is divided by the power of two nearest its RMS before
-the fit, and the fit is transformed back exactly (powers of two lose no digits):
+Days × 20: the intercept SD at 0 and a criterion 23 too high); a GLMM's β is optimised together
+with θ and has the same trouble (PIRLS failed outright on a Poisson predictor × 1e6). So before
+the fit, a column is divided by the power of two nearest its RMS when that RMS lies outside
+
+- [2⁻²⁰, 2²⁰] (≈ 1e-6 to 1e6) for the response c (gaussian only: counts are not rescaled) and an
+  LMM's fixed-effect columns d_j, which only squares can harm (θ does not depend on their units);
+- [2⁻³, 2³] (rounded: RMS 0.09 to 11) for the group-level columns e_j and a GLMM's fixed-effect
+  columns d_j,
+
+and the fit is transformed back exactly (powers of two lose no digits):
 
     β = c·β'/d,  Cov(β) = c²·Cov(β')/(d dᵀ),  σ = c·σ',  Σ_b = c²·Σ'_b/(e eᵀ),  modes = c·b'/e,
     θ_ij = θ'_ij / e_i,  criterion = criterion' + 2·dof·log c  (+ 2·Σ log d_j for REML),
@@ -40,9 +45,10 @@ from ..tidy import CI_PROB, check_ci_prob
 from .results import RemlFit
 from .theta import theta_layout
 
-# Columns whose RMS rounds to 2^k with |k| <= BAND are fitted as they are. The response and the
-# fixed-effect columns leave θ alone (only squares can overflow); group-level columns set θ's
-# units, and the optimiser is reliable from lme4's start within a factor ~10 of unit RMS.
+# Columns whose RMS rounds to 2^k with |k| <= BAND are fitted as they are. The response and an
+# LMM's fixed-effect columns leave θ alone (only squares can overflow); group-level columns set
+# θ's units, and a GLMM's fixed-effect columns β's, which its optimiser moves together with θ:
+# those are reliable from lme4's start within a factor ~10 of unit RMS.
 BAND = 20
 Z_BAND = 3
 _HIGH = np.log10(np.finfo(float).max)  # 308.25
@@ -69,8 +75,11 @@ class Scales:
 
     @classmethod
     def of(cls, design: Design) -> Scales:
-        y = _factor(design.y) if design.family.response == "real" else 1.0
-        x = np.array([_factor(design.X[:, j]) for j in range(design.X.shape[1])])
+        gaussian = design.family.response == "real"
+        y = _factor(design.y) if gaussian else 1.0
+        # A GLMM's β is optimised with θ (Laplace), not profiled out: it needs the narrow band.
+        band = BAND if gaussian else Z_BAND
+        x = np.array([_factor(design.X[:, j], band) for j in range(design.X.shape[1])])
         z = tuple(np.array([_factor(b.Z[:, j], Z_BAND) for j in range(b.n_terms)])
                   for b in design.blocks)
         return cls(y, x, z)
