@@ -18,11 +18,15 @@ SET_BY_SAMPLE = ("draws", "tune", "chains", "random_seed", "nuts_sampler", "targ
 STEP_KEYWORDS = ("nuts",)  # pm.sample's per-step options, e.g. nuts={"max_treedepth": 12}
 
 
-def pymc_keywords() -> set[str]:
+def _pymc_keywords() -> frozenset[str]:
     """The named parameters of `pymc.sample` that callers may pass through."""
     parameters = inspect.signature(pm.sample).parameters.values()
     named = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
-    return (named - set(SET_BY_SAMPLE)) | set(STEP_KEYWORDS)
+    return frozenset((named - set(SET_BY_SAMPLE)) | set(STEP_KEYWORDS))
+
+
+# Read once, from the real pm.sample (tests replace it by a stand-in that takes **kwargs).
+PYMC_KEYWORDS = _pymc_keywords()
 
 
 def check_sample_keywords(kwargs: dict, caller: Callable) -> None:
@@ -31,4 +35,4 @@ def check_sample_keywords(kwargs: dict, caller: Callable) -> None:
         return
     own = [p.name for p in inspect.signature(caller).parameters.values()
            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    check_keywords(kwargs, set(own) | pymc_keywords(), f"{caller.__name__}()")
+    check_keywords(kwargs, set(own) | PYMC_KEYWORDS, f"{caller.__name__}()")
