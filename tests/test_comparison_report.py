@@ -127,9 +127,9 @@ def test_ml_and_laplace_are_never_called_reml(name, method, request, tmp_path):
     for text in words:
         assert "REML" not in text  # the API's reml_* column names are lower case
     html = words[0]
-    for heading in ("Posterior vs {m}: verdict", "Fixed effects: posterior vs {m}",
-                    "Variance components: posterior vs {m}", "Group effects: posterior vs {m}",
-                    "Plots: posterior vs {m}"):
+    for heading in ("Bayes vs {m}: verdict", "Fixed effects: Bayes vs {m}",
+                    "Variance components: Bayes vs {m}", "Group effects: Bayes vs {m}",
+                    "Plots: Bayes vs {m}"):
         assert f">{heading.format(m=method)}</h2>" in html
     assert f"Posterior (NUTS) vs {method} fit" in html
     assert re.search(rf"\b{method}\b", figure_text(cmp.plot_forest()))
@@ -137,7 +137,7 @@ def test_ml_and_laplace_are_never_called_reml(name, method, request, tmp_path):
 
 def test_reml_is_named_when_it_is_reml(clean_cmp):
     html = comparison_report(clean_cmp, plots=False).html
-    assert ">Posterior vs REML: verdict</h2>" in html
+    assert ">Bayes vs REML: verdict</h2>" in html
     assert not re.search(r"\b(ML|Laplace)\b", html)
 
 

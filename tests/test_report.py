@@ -241,8 +241,8 @@ def test_text_is_escaped(written):
 def test_report_contents(written):
     text = written.html_path.read_text()
     for heading in ("Model", "Sampling diagnostics", "Fixed effects", "Variance components",
-                    "Group effects", "Plots", "Posterior vs REML: verdict",
-                    "Fixed effects: posterior vs REML", "Plots: posterior vs REML"):
+                    "Group effects", "Plots", "Bayes vs REML: verdict",
+                    "Fixed effects: Bayes vs REML", "Plots: Bayes vs REML"):
         assert f">{heading}" in text, heading
     assert "y ~ x + (1 | g)" in text and "Priors" in text and "HalfNormal" in text
     assert "FAIL" in text and "class=\"warn\"" in text  # the failed R-hat check is flagged
@@ -294,7 +294,7 @@ def test_comparison_report(bayes, tmp_path):
     with pytest.warns(hb.HierbayesWarning):
         report = comparison_report(FakeComparison(bayes), tmp_path / "cmp.html")
     text = report.html_path.read_text()
-    assert "Posterior vs REML: verdict" in text and "small groups" in text
+    assert "Bayes vs REML: verdict" in text and "small groups" in text
     assert ">Sampling diagnostics</h2>" in text and "max R-hat" in text  # a comparison, too
     assert "bayes_lower/upper: 95% equal-tailed credible interval" in text
     assert "largest |std_diff|" in text

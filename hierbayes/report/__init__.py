@@ -106,7 +106,7 @@ def fit_document(fit, comparison=None, *, ci_prob: float = CI_PROB, title=None,
     if comparison is not None:
         sections += comparison_sections(comparison)
         if plots:
-            sections.append(Section(f"Plots: posterior vs {comparison.method}",
+            sections.append(Section(f"Plots: Bayes vs {comparison.method}",
                                     tuple(comparison_figures(comparison))))
     kind = "Bayesian (NUTS)" if bayes else fit.method
     what = "estimates" if comparison is None else "estimates or the comparison"
@@ -131,7 +131,7 @@ def comparison_document(cmp, *, title=None, description: str = "",
     sections.append(sampling_section(cmp.bayes, diagnostics))
     sections += comparison_sections(cmp)
     if plots:
-        sections.append(Section(f"Plots: posterior vs {cmp.method}",
+        sections.append(Section(f"Plots: Bayes vs {cmp.method}",
                                 tuple(comparison_figures(cmp))))
     formula = cmp.design.formula
     return Document(title or f"hierbayes comparison: {formula}",

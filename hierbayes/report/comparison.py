@@ -47,7 +47,7 @@ def verdict_section(cmp) -> Section:
         blocks.append(Table(reasons, caption="Why the two fits may differ here: each reason is "
                             "listed only where its measured quantity (in the detail) passes its "
                             "threshold."))
-    return Section(f"Posterior vs {method}: verdict", tuple(blocks))
+    return Section(f"Bayes vs {method}: verdict", tuple(blocks))
 
 
 def _styles(frame: pd.DataFrame) -> tuple[str, ...]:
@@ -65,7 +65,7 @@ def fixed_section(cmp) -> Section:
     shown = _pick(cmp.fixed, FIXED_COLUMNS)
     table = Table(shown, caption=f"Fixed effects: posterior and {cmp.method}. "
                   f"{intervals(cmp)}.", row_styles=_styles(shown))
-    return Section(f"Fixed effects: posterior vs {cmp.method}", (table,))
+    return Section(f"Fixed effects: Bayes vs {cmp.method}", (table,))
 
 
 def variance_section(cmp) -> Section:
@@ -75,7 +75,7 @@ def variance_section(cmp) -> Section:
     caption = (f"SDs and correlations: posterior and {cmp.method}; {intervals(cmp)}. "
                f"reml_quantile: where the {cmp.method} estimate falls in the posterior (0.5 = at "
                "its median).")
-    return Section(f"Variance components: posterior vs {cmp.method}",
+    return Section(f"Variance components: Bayes vs {cmp.method}",
                    (Table(shown, caption=caption, row_styles=_styles(shown)),))
 
 
@@ -89,4 +89,4 @@ def groups_section(cmp) -> Section:
                     f"differ most (largest |std_diff|). {caption}", row_styles=_styles(worst)),
               Details(f"Full comparison of group effects ({len(groups)} rows)",
                       (Table(groups, caption=caption, row_styles=_styles(groups)),))]
-    return Section(f"Group effects: posterior vs {cmp.method}", tuple(blocks))
+    return Section(f"Group effects: Bayes vs {cmp.method}", tuple(blocks))
