@@ -8,6 +8,7 @@ import warnings
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -133,6 +134,8 @@ def test_ml_and_laplace_are_never_called_reml(name, method, request, tmp_path):
         assert f">{heading.format(m=method)}</h2>" in html
     assert f"Posterior (NUTS) vs {method} fit" in html
     assert re.search(rf"\b{method}\b", figure_text(cmp.plot_forest()))
+    laplace_note = "The frequentist side is a Laplace approximation"
+    assert any(line.startswith(laplace_note) for line in cmp.verdict()) == (method == "Laplace")
 
 
 def test_reml_is_named_when_it_is_reml(clean_cmp):
@@ -218,8 +221,20 @@ def test_both_fits_display_themselves(sleep_fake, clean_cmp):
         assert html.startswith("<div class=\"hb-report hb-compact\">") and kind in html
         assert "Reaction ~ Days + (Days | Subject)" in html and "18 levels" in html
         assert "Intercept" in html and "SD(Days | Subject)" in html and "lower/upper" in html
-    assert "max R-hat" in sleep_fake._repr_html_() and "REML criterion" in \
-        clean_cmp.reml._repr_html_()
+    assert "max R-hat" in sleep_fake._repr_html_()
+    assert "All sampler checks pass." in sleep_fake._repr_html_()
+    assert "REML criterion" in clean_cmp.reml._repr_html_()
+    assert "converged; not singular" in clean_cmp.reml._repr_html_()
+
+
+def test_a_singular_frequentist_fit_says_so_in_its_display():
+    rng = np.random.default_rng(5)
+    flat = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(8)], 4),
+                         "y": rng.normal(10, 2, size=32)})
+    reml = quiet_reml("y ~ 1 + (1 | g)", flat)
+    assert reml.singular
+    html = reml._repr_html_()
+    assert "singular (a variance component at the boundary)" in html and "not singular" not in html
 
 
 def test_bayes_summary_is_rounded_text_and_the_tables_keep_full_precision(sleep_fake):
@@ -238,5 +253,8 @@ def test_bayes_summary_is_rounded_text_and_the_tables_keep_full_precision(sleep_
 
 
 def test_a_failed_fit_says_so_in_its_summary(failed_cmp):
-    assert "Sampler checks FAILED (max R-hat" in failed_cmp.bayes.summary()
-    assert "role=\"alert\"" in failed_cmp.bayes._repr_html_()
+    text = failed_cmp.bayes.summary()
+    assert "Sampler checks FAILED (max R-hat" in text and "all pass" not in text
+    html = failed_cmp.bayes._repr_html_()
+    assert "role=\"alert\"" in html and "Failed checks: see fit.diagnostics()" in html
+    assert "All sampler checks pass." not in html

@@ -153,6 +153,16 @@ def test_the_verdict_says_near_zero_only_of_a_tiny_sd():
     assert "near zero: 80% of the posterior lies below 0.05" in tiny
 
 
+def test_a_singular_sd_is_kept_off_zero_unless_the_posterior_agrees():
+    off = variance_line(singular=True, reml_estimate=0.0, bayes_median=0.35, bayes_lower=0.02,
+                        bayes_upper=1.1, near_zero=0.09, posterior_near_zero=0.14)
+    assert "keep the posterior off zero" in off and "agrees" not in off
+    agrees = variance_line(singular=True, reml_estimate=0.0, bayes_median=0.01,
+                           bayes_lower=0.0005, bayes_upper=0.06, near_zero=0.05,
+                           posterior_near_zero=0.9)
+    assert "the posterior agrees; near zero: 90%" in agrees and "off zero" not in agrees
+
+
 def test_small_groups_differ_most_only_when_they_stand_out():
     n = np.r_[np.full(10, 2), np.full(10, 40)]
     fixed = pd.DataFrame({"term": ["Intercept"], "std_diff": [0.1], "agree": [True]})

@@ -50,6 +50,10 @@ def _variance_line(row: dict, method: str) -> str:
         f"{row['bayes_median']:.3g} {interval}"
     )
     if row["singular"] and is_sd(row):
+        near = _near_zero_note(row)
+        if near:
+            agrees = "and the posterior agrees"
+            return f"{head} — {method} is at the boundary (singular fit), {agrees}{near}."
         return (
             f"{head} — {method} is at the boundary (singular fit); the prior and the "
             "uncertainty about the SD keep the posterior off zero."
