@@ -26,19 +26,21 @@ import logging
 import os
 import warnings
 
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+
+import hierbayes as hb  # loads PyTensor and PyMC only with the first Bayesian call
+
 # PyTensor looks for a BLAS to link its C code against and warns when, as after a pip install,
 # there is none. NUTS runs in nutpie's compiled numba code, which does not use it, so say so up
 # front (before PyTensor is imported) instead of searching; every other warning still shows.
 if "blas__ldflags" not in os.environ.get("PYTENSOR_FLAGS", ""):
     os.environ["PYTENSOR_FLAGS"] = ",".join(
         f for f in (os.environ.get("PYTENSOR_FLAGS"), "blas__ldflags=") if f)
-logging.getLogger("pymc").setLevel(logging.WARNING)  # progress lines, not results
-
-import numpy as np
-import pandas as pd
-import matplotlib.pyplot as plt
-
-import hierbayes as hb
+# Log warnings and errors only: PyMC adds its own INFO handler (progress lines such as
+# "NUTS[nutpie]: [beta, sigma]") unless logging is configured before it is imported.
+logging.basicConfig(level=logging.WARNING)
 
 DRAWS = int(os.environ.get("HIERBAYES_DRAWS", "1000"))
 SAMPLING = dict(draws=DRAWS, tune=DRAWS, chains=2, random_seed=1, progressbar=False)"""
