@@ -178,12 +178,18 @@ def test_plots_show_the_tables(sleep_cmp):
     fig = sleep_cmp.plot_shrinkage(term="Days")
     days = sleep_cmp.groups.query("term == 'Days'")
     population = days["population_bayes"].iloc[0]
-    points = [c.get_offsets()[:, 1] for c in fig.axes[0].collections[1:]]  # after the vlines
-    for plotted, column in zip(points, ["no_pool", "reml_estimate", "bayes_estimate"], strict=True):
-        np.testing.assert_allclose(np.sort(plotted), np.sort(population + days[column]))
+    points = {c.get_label(): c.get_offsets()[:, 1] for c in fig.axes[0].collections}
+    for label, column in [("no pooling", "no_pool"), ("REML", "reml_estimate"),
+                          ("posterior mean", "bayes_estimate")]:
+        np.testing.assert_allclose(np.sort(points[label]), np.sort(population + days[column]))
     plt.close(fig)
-    fig = sleep_cmp.plot_forest()  # one panel per fixed effect and per SD or correlation
-    assert len(fig.axes) == len(sleep_cmp.fixed) + len(sleep_cmp.variance) == 6
+    fig = sleep_cmp.plot_forest()  # one shared-axis panel per class: fixed, SDs, correlations
+    assert [ax.get_title(loc="left") for ax in fig.axes] == [
+        "fixed effects", "standard deviations", "correlations"]
+    crosses = np.concatenate([[c.get_offsets()[:, 0] for c in ax.collections
+                               if c.get_label() == "REML"][0] for ax in fig.axes])
+    expected = np.r_[sleep_cmp.fixed["reml_estimate"], sleep_cmp.variance["reml_estimate"]]
+    np.testing.assert_allclose(np.sort(crosses), np.sort(expected))
     plt.close(fig)
     fig = sleep_cmp.plot_variance()  # one panel per SD: Intercept, Days, Residual
     assert len(fig.axes) == int(sleep_cmp.variance["term2"].isna().sum()) == 3

@@ -22,16 +22,9 @@ def is_bayes(fit) -> bool:
 
 
 def varcorr_table(fit, ci_prob: float) -> pd.DataFrame:
-    """``fit.varcorr(ci_prob=ci_prob)``, the protocol's call.
-
-    Transitional: until `RemlFit.varcorr` takes `ci_prob` (its profile intervals, being added
-    to reml/), a frequentist fit answers with point estimates and the caption says so. Delete
-    the fallback when that lands.
-    """
-    try:
-        return fit.varcorr(ci_prob=ci_prob)
-    except TypeError:
-        return fit.varcorr()
+    """``fit.varcorr(ci_prob=ci_prob)``, the protocol's call (profile intervals on the REML side,
+    credible intervals on the Bayesian side)."""
+    return fit.varcorr(ci_prob=ci_prob)
 
 
 def model_section(fit, description: str = "") -> Section:
