@@ -186,8 +186,8 @@ def test_plots_show_the_tables(sleep_cmp):
     fig = sleep_cmp.plot_forest()  # one shared-axis panel per class: fixed, SDs, correlations
     assert [ax.get_title(loc="left") for ax in fig.axes] == [
         "fixed effects", "standard deviations", "correlations"]
-    crosses = np.concatenate([[c.get_offsets()[:, 0] for c in ax.collections
-                               if c.get_label() == "REML"][0] for ax in fig.axes])
+    crosses = np.concatenate([next(c.get_offsets()[:, 0] for c in ax.collections
+                               if c.get_label() == "REML") for ax in fig.axes])
     expected = np.r_[sleep_cmp.fixed["reml_estimate"], sleep_cmp.variance["reml_estimate"]]
     np.testing.assert_allclose(np.sort(crosses), np.sort(expected))
     plt.close(fig)
