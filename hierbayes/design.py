@@ -17,6 +17,7 @@ from formulaic import ModelSpec
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import naming
+from .arguments import keywords_checked
 from .errors import DesignError, FamilyError, FormulaError
 from .expressions import checked_columns, model_matrix, plain
 from .families import Family, get_family
@@ -190,6 +191,7 @@ class Design:
         return "\n".join(lines)
 
 
+@keywords_checked
 def make_design(
     formula: str,
     data: pd.DataFrame,

@@ -465,6 +465,12 @@ BAYES_CASES = [
         r"Unknown sampler 'stan'"),
     err("unknown link", SLEEP, bayes(link="logit"), FamilyError,
         r"gaussian family has no link 'logit'"),
+    err("build_model: REML= (lme4's habit)", SLEEP,
+        lambda frame, ctx: hb.build_model(SIMPLE, frame, REML=True), HierbayesError,
+        r"build_model\(\) got unknown keyword argument\(s\) 'REML'"),
+    err("make_design: famly= (typo)", SLEEP,
+        lambda frame, ctx: hb.make_design(SIMPLE, frame, famly="poisson"), HierbayesError,
+        r"make_design\(\).*'famly'.*Did you mean 'family'"),
     err("sample() of something else", SLEEP, lambda frame, ctx: hb.sample(frame),
         HierbayesError, r"hb.sample needs a BayesModel .* got DataFrame"),
 ]

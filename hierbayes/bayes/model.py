@@ -16,6 +16,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from ..arguments import keywords_checked
 from ..design import Design, make_design
 from ..families import check_link
 from ..validation import check_magnitudes
@@ -50,6 +51,7 @@ class BayesModel:
         return f"BayesModel(link={self.link!r})\n{self.design!r}\n{self.priors!r}"
 
 
+@keywords_checked
 def build_model(
     formula: str,
     data: pd.DataFrame,
