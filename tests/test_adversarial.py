@@ -291,8 +291,16 @@ def slopes_equal_int_version(fit, ctx):
     np.testing.assert_allclose(fit.beta, ref.beta, rtol=1e-10)
 
 
-def fitted(fit, ctx):
-    assert np.isfinite(fit.criterion)
+def fitted(group: str, n_levels: int):
+    """The fit has `group`'s block with all its levels, and finite estimates."""
+
+    def check(fit, ctx):
+        assert np.isfinite(fit.criterion) and np.all(np.isfinite(fit.beta))
+        block = next(b for b in fit.design.blocks if b.group == group)
+        assert block.n_levels == n_levels
+        assert fit.modes[block.name].shape[0] == n_levels
+
+    return check
 
 
 REML_CASES = [
@@ -346,20 +354,20 @@ REML_CASES = [
     warn("check_nlevels='warning' fits too many group effects",
          sleep(pair=np.arange(180) // 2), reml("Reaction ~ Days + (Days | pair)",
                                                check_nlevels="warning"),
-         r"check.nobs.vs.nRE.*check_nlevels='warning'", fitted),
+         r"check.nobs.vs.nRE.*check_nlevels='warning'", fitted("pair", 90)),
     ok("check_nlevels='ignore' is silent", sleep(pair=np.arange(180) // 2),
-       reml("Reaction ~ Days + (Days | pair)", check_nlevels="ignore"), fitted),
+       reml("Reaction ~ Days + (Days | pair)", check_nlevels="ignore"), fitted("pair", 90)),
     warn("check_nlevels='warning': continuous group", continuous_group,
          reml("Reaction ~ Days + (1 | x)", check_nlevels="warning"), r"non-integer numbers"),
     ok("Poisson: an observation-level effect is allowed (lme4's allow.n)",
        sleep(y=(SLEEP["Reaction"] // 50).astype(int), row=np.arange(180)),
-       reml("y ~ Days + (1 | Subject) + (1 | row)", family="poisson"), fitted),
+       reml("y ~ Days + (1 | Subject) + (1 | row)", family="poisson"), fitted("row", 180)),
     err("gaussian: the same observation-level effect is not",
         sleep(row=np.arange(180)), reml("Reaction ~ Days + (1 | Subject) + (1 | row)"),
         DesignError, r"'row' of '\(1 \| row\)' has 180 levels for 180 observations"),
     ok("known residual SDs: one level per row is the meta-analysis model",
        sleep(row=np.arange(180), se=10.0), reml("Reaction ~ Days + (1 | row)", known_sigma="se"),
-       fitted),
+       fitted("row", 180)),
 ]
 
 
@@ -547,8 +555,15 @@ def at_population(fit: str):
             values = result.to_numpy()
             assert values[1] == pytest.approx(population[1], rel=1e-12)
             assert abs(values[0] - population[0]) > 1.0  # 308's own intercept moves it
-        else:
-            assert result.shape[-1] == 3
+            return
+        bayes = ctx["bayes"]
+        zero = bayes.predict(new(Subject=["308", "999", "330"]), group_effects="zero_new")
+        base = bayes.predict(new(Subject=["308", "999", "330"]), group_effects="population")
+        np.testing.assert_allclose(zero[..., 1], base[..., 1], rtol=1e-12)  # lme4's choice
+        assert not np.allclose(zero[..., 0], base[..., 0])  # 308 has its own effect
+        # The default adds a draw of the new subject's effect from the fitted population.
+        effect = (result[..., 1] - base[..., 1]).to_numpy()
+        assert np.all(effect != 0) and np.ptp(effect) > 0
 
     return check
 
