@@ -17,13 +17,13 @@ from formulaic import ModelSpec
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import naming
-from .arguments import keywords_checked
+from .arguments import check_choice, keywords_checked
 from .errors import DesignError, FamilyError, FormulaError
 from .expressions import checked_columns, model_matrix, plain
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of, near_misses
-from .identifiability import check_exact_fit, check_fixed_count, check_levels
+from .identifiability import NLEVELS_CHOICES, check_exact_fit, check_fixed_count, check_levels
 from .response import build_response
 from .validation import (
     check_column_types,
@@ -212,6 +212,7 @@ def make_design(
     """
     parsed = parse_formula(formula)
     family = get_family(family)
+    check_choice(check_nlevels, "check_nlevels", NLEVELS_CHOICES)
     frame = _check_frame(data)
     columns = used_columns(parsed, frame)
     if known_sigma is not None:

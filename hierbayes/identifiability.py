@@ -68,9 +68,9 @@ def _level_problems(term, n_levels, column, n_obs, n_terms, residual_estimated) 
             f"{term.group})', or use a coarser grouping factor."
         )
     if column is not None and _continuous(column) and n_levels > n_obs / 2:
-        example = column[column != np.round(column)].iloc[0]
+        example = float(column[column != np.round(column)].iloc[0])
         out.append(
-            f"{where} is a column of non-integer numbers (e.g. {example!r}) with {n_levels} "
+            f"{where} is a column of non-integer numbers (e.g. {example:.6g}) with {n_levels} "
             f"distinct values in {n_obs} rows: a continuous variable, not a grouping factor. "
             f"Use it as a predictor ('y ~ {term.group} + ...'), or group by a categorical column."
         )
