@@ -460,9 +460,10 @@ BAYES_CASES = [
     err("familly= (typo)", SLEEP, bayes(familly="poisson"), HierbayesError,
         r"'familly'.*Did you mean 'family'"),
     err("sample: iter=", SLEEP, sample(iter=100), HierbayesError, r"sample\(\).*'iter'"),
-    ok("pm.sample's own keywords pass (the opposite case)", SLEEP,
+    ok("sample's and pm.sample's own keywords pass fit_bayes (the opposite case)", SLEEP,
        lambda frame, ctx: check_sample_keywords(
-           {"cores": 1, "init": "adapt_diag", "nuts": {"max_treedepth": 12}}, hb.fit_bayes)),
+           {"warn": False, "cores": 1, "init": "adapt_diag", "nuts": {"max_treedepth": 12}},
+           hb.fit_bayes, hb.sample)),
     err("draws = 0", SLEEP, bayes(draws=0), HierbayesError, r"draws must be a whole number >= 1"),
     err("draws = 1.5", SLEEP, bayes(draws=1.5), HierbayesError, r"draws must be a whole number"),
     err("tune = -1", SLEEP, bayes(tune=-1), HierbayesError, r"tune must be a whole number >= 0"),

@@ -118,7 +118,7 @@ def test_simulated_data_are_reproducible(tmp_path, monkeypatch):
 
 
 def write_card(folder: Path, text: str, name: str = "tiny.toml") -> Path:
-    pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [0, 1, 0, 1], "g": ["a", "a", "b", "b"],
+    pd.DataFrame({"y": [1.0, 2, 3, 5], "x": [0, 1, 0, 1], "g": ["a", "a", "b", "b"],
                   "s": [1.0, 1, 1, 0]}).to_csv(folder / "tiny.csv", index=False)
     path = folder / name
     path.write_text(text)

@@ -44,7 +44,7 @@ def fit_bayes(
     for the data (lme4's checkNlevels; see hierbayes.identifiability).
     Extra keyword arguments go to `pymc.sample` (unknown ones are refused, with the valid list).
     """
-    check_sample_keywords(sample_kwargs, fit_bayes)
+    check_sample_keywords(sample_kwargs, fit_bayes, sample)
     check_seed(random_seed)  # before the model is built
     spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma,
                        check_nlevels=check_nlevels)

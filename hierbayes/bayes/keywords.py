@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pymc as pm
 
-from ..arguments import check_keywords
+from ..arguments import check_keywords, keyword_names
 
 # Set by `sample` itself (`sampler=` is its name for nuts_sampler): not accepted as extras.
 SET_BY_SAMPLE = ("draws", "tune", "chains", "random_seed", "nuts_sampler", "target_accept",
@@ -29,10 +29,10 @@ def _pymc_keywords() -> frozenset[str]:
 PYMC_KEYWORDS = _pymc_keywords()
 
 
-def check_sample_keywords(kwargs: dict, caller: Callable) -> None:
-    """Refuse keywords neither `caller` nor `pymc.sample` takes (with the valid ones listed)."""
+def check_sample_keywords(kwargs: dict, caller: Callable, *more: Callable) -> None:
+    """Refuse keywords that neither `caller`, the functions it passes them on to (`more`, e.g.
+    `sample` for `fit_bayes`) nor `pymc.sample` take, with the valid ones listed."""
     if not kwargs:
         return
-    own = [p.name for p in inspect.signature(caller).parameters.values()
-           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    check_keywords(kwargs, set(own) | PYMC_KEYWORDS, f"{caller.__name__}()")
+    own = {name for func in (caller, *more) for name in keyword_names(func)}
+    check_keywords(kwargs, own | PYMC_KEYWORDS, f"{caller.__name__}()")
