@@ -29,7 +29,8 @@ MAX_FUNCTION_LINES = 60
 
 # The shared spec layer: both engines read it, so it must load without PyMC.
 SPEC_LAYER = ("formula", "grouping", "response", "validation", "expressions", "design", "families",
-              "links", "naming", "tidy", "errors", "blas", "atomic")
+              "links", "naming", "tidy", "errors", "blas", "atomic", "arguments",
+              "identifiability")
 HEAVY = ("pymc", "pytensor")
 
 # The user-facing contract (the team's API.md, "the names below are what analysts call"): the
