@@ -6,6 +6,9 @@ tidy tables (`fixed`, `variance`, `groups`, `reasons`), an `xarray.Dataset` view
 deviation from the population value, on the scale of ``ranef()``):
 
 - `no_pool`: the group's own fit (see `hierbayes.compare.nopool`);
+- `complete_pool`: the value every group gets when the groups are ignored (the fixed part fitted
+  alone, `hierbayes.compare.complete`), minus the frequentist population value: the third of
+  the three poolings (none, partial, complete), the same for every level of a term;
 - `lambda_reml` = 1 − condvar/τ̂² and `lambda_bayes` (its posterior mean, computed draw by draw,
   with `lambda_bayes_lower/upper`): the weight of the group's own data, 1 = no pooling;
 - `shrinkage_reml` = 1 − `lambda_reml`, `shrinkage_bayes` = 1 − `lambda_bayes`: the fraction of
