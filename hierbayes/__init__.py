@@ -26,6 +26,7 @@ from .errors import (
     SamplingWarning,
     SeparationWarning,
     SingularFitWarning,
+    WithinBetweenWarning,
 )
 
 __version__ = "0.1.0"
@@ -53,6 +54,8 @@ _LAZY = {
     "load": "bayes",
     "sample": "bayes",
     "SamplingInterrupted": "bayes",
+    # the note's questions: pooling, agreement, calibration
+    "within_between": "within",
     # comparison and reports
     "Comparison": "compare",
     "compare": "compare",
@@ -83,6 +86,7 @@ __all__ = [
     "SamplingWarning",
     "SeparationWarning",
     "SingularFitWarning",
+    "WithinBetweenWarning",
     *_LAZY,
     *_SUBMODULES,
 ]

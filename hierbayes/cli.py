@@ -206,7 +206,9 @@ def _fit_reml(formula, data, family, progress: Progress, known_sigma=None):
     model: the Bayesian fit and its report are still worth having."""
     try:
         with progress.step("fitting by REML/Laplace"):
-            return fit_reml(formula, data, family=family, known_sigma=known_sigma)
+            # No within/between warning here: the comparison's reasons carry it.
+            return fit_reml(formula, data, family=family, known_sigma=known_sigma,
+                            check_within=False)
     except HierbayesError as err:
         progress.warn(f"no REML/Laplace counterpart: {one_line(err)}")
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..reml.api import check_within_between
 from .fit import BayesFit
 from .model import build_model
 from .sampling import DEFAULT_TARGET_ACCEPT, sample
@@ -26,6 +27,7 @@ def fit_bayes(
     missing: str = "drop",
     marginalize: bool | None = None,
     known_sigma: str | None = None,
+    check_within: bool = True,
     **sample_kwargs,
 ) -> BayesFit:
     """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
@@ -37,9 +39,13 @@ def fit_bayes(
     `known_sigma`: a column of known per-observation residual SDs (gaussian only), e.g. the
     standard errors of a meta-analysis; no residual SD is then estimated.
     `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
+    `check_within`: before sampling, warn (`WithinBetweenWarning`) when a predictor's within-
+    and between-group slopes differ, tested on the REML/Laplace fit (`hierbayes.mundlak`).
     Extra keyword arguments go to `pymc.sample`.
     """
     spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma)
+    if check_within:
+        check_within_between(spec.design, spec.link)
     return sample(
         spec,
         draws=draws,

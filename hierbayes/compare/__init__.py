@@ -26,6 +26,7 @@ Every table names the frequentist method in ``attrs["method"]`` (REML, ML or Lap
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ from ..naming import row_key
 from ..reml import RemlFit, fit_reml
 from ..report import plots
 from ..tidy import CI_PROB
+from ..within import within_between
 from .draws import PosteriorDraws, from_fit, varcorr_draws
 from .guard import check_same_model
 from .reasons import reasons
@@ -148,7 +150,8 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
         "variance": variance_table(draws, prior, reml, design, ci_prob),
         "groups": groups_table(draws, bayes, reml, design, ci_prob),
     }
-    tables["reasons"] = reasons(tables["variance"], tables["groups"], reml.method)
+    tables["reasons"] = reasons(tables["variance"], tables["groups"], reml.method,
+                                _within(reml))
     for frame in tables.values():
         frame.attrs["method"] = reml.method
     return Comparison(
@@ -160,6 +163,13 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
         prior_draws=prior,
         diagnostics=bayes.diagnostics(),
     )
+
+
+def _within(reml) -> pd.DataFrame:
+    """The within/between table of the frequentist fit (its refit's warnings are the fit's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return within_between(reml)
 
 
 def _check_roles(bayes, reml) -> None:
@@ -181,9 +191,10 @@ def compare_formula(
     **bayes_kwargs,
 ) -> Comparison:
     """Fit `formula` both ways (REML/Laplace and NUTS) and compare; the models match by design."""
-    reml_kwargs = {"family": family}
+    reml_kwargs = {"family": family, "check_within": bayes_kwargs.pop("check_within", True)}
     if method is not None:
         reml_kwargs["method"] = method
-    reml = fit_reml(formula, data, **reml_kwargs)
-    bayes = fit_bayes(formula, data, family=family, priors=priors, **bayes_kwargs)
+    reml = fit_reml(formula, data, **reml_kwargs)  # warns once about within/between slopes
+    bayes = fit_bayes(formula, data, family=family, priors=priors, check_within=False,
+                      **bayes_kwargs)
     return compare(bayes, reml, ci_prob=ci_prob)

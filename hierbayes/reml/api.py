@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 
+from .. import mundlak
 from ..blas import one_blas_thread
 from ..design import Design, make_design
 from ..errors import HierbayesError
@@ -17,7 +20,8 @@ from .results import RemlFit, warn_status
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
              weights=None, start=None, maxiter: int = 1000,
-             known_sigma: str | None = None, laplace: str = "exact") -> RemlFit:
+             known_sigma: str | None = None, laplace: str = "exact",
+             check_within: bool = True) -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -40,6 +44,9 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     `laplace` (GLMMs only): "exact" (default) evaluates the Laplace approximation at the exact
     conditional mode (glmmTMB's value); "lme4" evaluates it as glmer does, to reproduce lme4's
     published numbers (see hierbayes.reml.glmm). Gaussian fits reject "lme4".
+
+    `check_within`: warn (`WithinBetweenWarning`) when a predictor's within- and between-group
+    slopes differ (hierbayes.mundlak: one refit, only if a predictor varies at both levels).
     """
     if method is not None and not isinstance(formula, Design) and family == "gaussian":
         check_method(method)  # before the design: a typo is reported first
@@ -52,8 +59,9 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
         )
     check_laplace(laplace, design.family.name)
     if design.family.name != "gaussian":
-        return fit_glmm(design, method, link=link, weights=weights, start=start,
-                        maxiter=maxiter, laplace=laplace)
+        fit = fit_glmm(design, method, link=link, weights=weights, start=start,
+                       maxiter=maxiter, laplace=laplace)
+        return _checked(fit, check_within)
     method = "REML" if method is None else method
     check_method(method)
     check_gaussian(design)
@@ -67,7 +75,36 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
         opt = optimize_theta(dev, start=start, maxiter=maxiter)
         fit = RemlFit(dev, opt)
     warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
+    return _checked(fit, check_within)
+
+
+def _checked(fit: RemlFit, check_within: bool) -> RemlFit:
+    if check_within:
+        mundlak.check(fit, lambda design: refit_like(fit, design), stacklevel=4)
     return fit
+
+
+def refit_like(fit: RemlFit, design: Design) -> RemlFit:
+    """`design` (e.g. with columns added) fitted as `fit` was: same method, prior weights, link
+    and Laplace evaluation; no within/between check."""
+    if fit.method == "Laplace":
+        return fit_reml(design, link=fit.link, laplace=fit.laplace, check_within=False)
+    return fit_reml(design, method=fit.method, weights=getattr(fit.deviance, "weights", None),
+                    check_within=False)
+
+
+def check_within_between(design: Design, link: str | None = None) -> None:
+    """The within/between warning for a design about to be fitted another way (fit_bayes): its
+    REML/Laplace fit, checked. Designs that engine cannot fit are skipped silently."""
+    if not mundlak.candidate_terms(design):
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_reml(design, link=link, check_within=False)
+    except HierbayesError:
+        return
+    mundlak.check(fit, lambda augmented: refit_like(fit, augmented), stacklevel=4)
 
 
 def _design(formula, data, family, missing, known_sigma) -> Design:
