@@ -56,6 +56,8 @@ _LAZY = {
     "SamplingInterrupted": "bayes",
     # the note's questions: pooling, agreement, calibration
     "within_between": "within",
+    "agreement": "study",
+    "sbc": "study",
     # comparison and reports
     "Comparison": "compare",
     "compare": "compare",
@@ -68,7 +70,7 @@ _LAZY = {
     "list_cards": "cards",
     "load_card": "cards",
 }
-_SUBMODULES = ("bayes", "cards", "datasets", "reml", "report", "simulate", "testing")
+_SUBMODULES = ("bayes", "cards", "datasets", "reml", "report", "simulate", "study", "testing")
 
 __all__ = [
     "CardError",
