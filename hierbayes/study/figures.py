@@ -7,9 +7,9 @@ version with PNG files), written atomically like every other report.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from ..report import Report
 from ..report.document import Bullets, Code, Details, Document, Figure, Section, Table, Text, png_of
