@@ -44,6 +44,7 @@ from ..within import within_between
 from .draws import PosteriorDraws, from_fit, varcorr_draws
 from .guard import check_same_model
 from .reasons import reasons
+from .sensitivity import prior_sensitivity
 from .tables import fixed_table, groups_table, variance_table
 from .verdict import verdicts
 
@@ -107,6 +108,11 @@ class Comparison:
         `variance`, keyed as `hierbayes.naming.row_key`; empty when there are no prior draws."""
         draws = self.prior_draws if prior else self.draws
         return {} if draws is None else varcorr_draws(draws, self.design)
+
+    def prior_sensitivity(self, alphas=(0.5, 2.0)) -> pd.DataFrame:
+        """How much each SD and correlation depends on its prior (power-scaling the
+        hyperpriors, no refit): `hierbayes.compare.sensitivity`."""
+        return prior_sensitivity(self.bayes, self.reml, alphas)
 
     # Views: the report package formats what this object computed (it never imports compare).
     def plot_shrinkage(self, **kwargs):
