@@ -218,7 +218,8 @@ def _fit_one(job: dict) -> dict:
     shared = {k: options.pop(k) for k in ("family", "link", "known_sigma")}
     start = time.perf_counter()
     info = {**size, "n_obs": len(job["data"]), "seed": job["seed"], "singular": np.nan,
-            "sampler_ok": np.nan, "divergences": np.nan, "seconds": np.nan, "error": None}
+            "sampler_ok": np.nan, "failed_checks": "", "divergences": np.nan,
+            "seconds": np.nan, "error": None}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # recorded below, not shown once per subsample
@@ -231,7 +232,9 @@ def _fit_one(job: dict) -> dict:
         info["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"
         return {"rows": pd.DataFrame(), "fit": info}
     checks = cmp.diagnostics
-    info.update(singular=bool(reml.singular), sampler_ok=bool(checks["ok"].all()),
+    failed = checks.loc[~checks["ok"].astype(bool), "check"]
+    info.update(singular=bool(reml.singular), sampler_ok=failed.empty,
+                failed_checks=", ".join(failed),
                 divergences=int(bayes.idata["sample_stats"]["diverging"].sum()),
                 seconds=time.perf_counter() - start)
     columns = [c for c in TABLE_COLUMNS if c != "agree"]

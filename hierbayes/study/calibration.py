@@ -105,6 +105,8 @@ def sbc(formula: str, data: pd.DataFrame, n_datasets: int = 50, *, family: str =
     from ..testing import sbc as kit
 
     _check(n_datasets, thin, draws, chains)
+    n_ranks = len(range(0, chains * draws, thin)) + 1
+    bins = _bins(bins, n_datasets, n_ranks)
     spec = build_model(formula, data, family, priors, link, known_sigma=known_sigma)
     fitted = model_from_design(spec.design, {**dict(spec.priors), **(fit_priors or {})},
                                spec.link) if fit_priors else spec
@@ -117,8 +119,6 @@ def sbc(formula: str, data: pd.DataFrame, n_datasets: int = 50, *, family: str =
     results = run_all(_fit_job, jobs, n_jobs=n_jobs, client=client, progressbar=progressbar,
                       label="sbc fits")
     ranks = pd.concat([r["ranks"] for r in results]).sort_index()
-    n_ranks = len(range(0, chains * draws, thin)) + 1
-    bins = _bins(bins, n_datasets, n_ranks)
     uniformity = kit.uniformity(ranks[list(truth.columns)], n_ranks, bins)
     fits = pd.DataFrame([row for r in results for row in r["fits"]])
     return Calibration(formula, ranks, uniformity, fits, n_ranks, bins,
