@@ -321,7 +321,8 @@ QUESTIONS = [
     "fig = study.plot()",
     MD("The fixed effect agrees at every size. The group SD does not with 3 ZIPs: its posterior "
        "is wide and skewed, so its mean sits well above REML's estimate, and every group "
-       "effect inherits some of that. With a few dozen groups the two fits coincide "
+       "effect inherits some of that. From about ten ZIPs of 20 households on, the two fits "
+       "coincide "
        "(`hierbayes agreement CARD --out DIR` runs the same study on a model card, in parallel "
        "with `--jobs`)."),
     "## Where the prior matters: sensitivity of the group SD\n\nPower-scaling the hyperpriors "

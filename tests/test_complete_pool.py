@@ -84,3 +84,17 @@ def test_separated_pooled_glm_has_no_finite_estimate():
                          "g": list("aabbcc") * 2})
     design = hb.make_design("y ~ x + (1 | g)", data, family="bernoulli")
     assert np.isnan(complete_pooling(design)).all()
+
+
+def test_naive_variance_of_zip_means_is_biased_high_and_reml_is_not():
+    """var(ȳ_j) ≈ τ² + mean(σ²/n_j): each ZIP mean carries its own noise."""
+    sim = hb.simulate.zip_income(n_zips=300, seed=3)
+    data, tau2, sigma2 = sim.data, sim.truth["sd_zip"] ** 2, sim.truth["sigma"] ** 2
+    means = data.groupby("zip")["income"].mean()
+    sizes = data.groupby("zip").size()
+    naive = means.var()
+    assert naive > 1.8 * tau2
+    assert naive == pytest.approx(tau2 + np.mean(sigma2 / sizes), rel=0.1)
+    reml = hb.fit_reml("income ~ 1 + (1 | zip)", data)
+    tau2_hat = reml.varcorr().set_index("group").loc["zip", "estimate"] ** 2
+    assert tau2_hat == pytest.approx(tau2, rel=0.2) and tau2_hat < naive / 1.8

@@ -197,3 +197,18 @@ def test_posterior_of_the_difference_matches_the_wald_test():
     assert row["difference"] == pytest.approx(ref["difference"], abs=0.5 * ref["std_error"])
     assert row["std_error"] == pytest.approx(ref["std_error"], rel=0.25)
     assert row["within"] == pytest.approx(ref["within"], abs=0.5 * ref["within_std_error"])
+
+
+def test_the_comparison_lists_the_reason_only_where_the_assumption_fails(holds, fails):
+    from hierbayes.testing.fakes import fake_fit
+
+    found = {}
+    for name, sim in (("holds", holds), ("fails", fails)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reml = hb.fit_reml(MODEL, sim.data)
+            cmp = hb.compare(fake_fit(hb.build_model(MODEL, sim.data), draws=30), reml)
+        found[name] = cmp.reasons.set_index("reason")["detail"].to_dict()
+    assert "within/between slopes differ" not in found["holds"]
+    detail = found["fails"]["within/between slopes differ"]
+    assert "the slope of x within the levels of g is 1.02, between them 1.56" in detail
