@@ -238,8 +238,9 @@ FIVE = [
     "pd.DataFrame({'fixed': as_fixed, 'random': as_random}, "
     "index=sorted(pen['sample'].unique())).round(3)",
     MD("The two answers are nearly the same: with 24 plates per sample the random version keeps "
-       "more than 99 % of each sample's own deviation. Interest in the levels does not decide between the "
-       "two models; the amount of data per level decides how much the choice matters."),
+       "more than 99 % of each sample's own deviation. Interest in the levels does not decide "
+       "between the two models; the amount of data per level decides how much the choice "
+       "matters."),
     "## 3. Whole population or a small part of it (Green & Tukey)\n\n*A factor is fixed when "
     "the levels in the data are all the levels there are, random when they are a small part of "
     "a larger population.* The radon survey covers all 85 counties of Minnesota: by this "
@@ -289,7 +290,7 @@ FIVE = [
     "from hierbayes.reml.ridge import ridge_path\n"
     "scales = np.logspace(-3, 3, 25)\npath = ridge_path(fit, scales)\n"
     "lam = ridge.attrs['lambda']['county'] * path['scale']\n"
-    "fig, ax = plt.subplots(figsize=(7, 4))\nfor level, part in path.groupby('level'):\n"
+    "fig, ax = plt.subplots(figsize=(7, 4))\nfor _, part in path.groupby('level'):\n"
     "    ax.plot(lam[part.index], part['estimate'], color='C0', lw=0.5, alpha=0.5)\n"
     "ax.axvline(ridge.attrs['lambda']['county'], color='k', ls='--', label='REML: λ = σ̂²/τ̂²')\n"
     "ax.set_xscale('log'); ax.set_xlabel('ridge penalty λ'); "
@@ -339,9 +340,9 @@ QUESTIONS = [
     "'prior_sensitivity', 'diagnosis']\n"
     "pd.concat({k: v[columns] for k, v in tables.items()}).round(3)",
     MD("With 3 groups the group SD is sensitive to its prior (above arviz-stats' threshold "
-       "0.05): halving or doubling the prior's weight moves its median noticeably. This is where the posterior and "
-       "REML legitimately differ: the posterior is partly the prior's, and REML has no prior. "
-       "With 80 groups the data decide."),
+       "0.05): halving or doubling the prior's weight moves its median noticeably. This is "
+       "where the posterior and REML legitimately differ: the posterior is partly the prior's, "
+       "and REML has no prior. With 80 groups the data decide."),
     "## Is the Bayesian fit calibrated? Simulation-based calibration\n\nDraw parameters and "
     "data from the prior, fit each data set, and rank every true value among the posterior "
     "draws: a calibrated fit gives uniform ranks (Talts et al. 2018). Here on a small design, "
