@@ -170,6 +170,8 @@ def test_agreement_refuses_bad_sizes():
         hb.agreement("y ~ 1 + (1 | g)", data, n_groups=(20,), per_group=(6,))
     with pytest.raises(hb.HierbayesError, match="group='zip' must name"):
         hb.agreement("y ~ 1 + (1 | g)", data, group="zip")
+    with pytest.raises(hb.HierbayesError, match="no group-level term"):
+        hb.agreement("y ~ x", data)
 
 
 @pytest.mark.slow

@@ -152,8 +152,11 @@ def agreement(formula: str, data: pd.DataFrame, n_groups=(5, 10, 20), per_group=
 
 
 def _factors(design, group) -> tuple[str, ...]:
+    if group is None and not design.blocks:
+        raise HierbayesError(f"The formula {design.formula!r} has no group-level term: there "
+                             "are no groups to subsample.")
     if group is None:
-        return design.blocks[0].factors if design.blocks else ()
+        return design.blocks[0].factors
     factors = (group,) if isinstance(group, str) else tuple(group)
     missing = [f for f in factors if f not in design.data.columns]
     if missing or not factors:
