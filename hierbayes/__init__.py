@@ -26,6 +26,7 @@ from .errors import (
     SamplingWarning,
     SeparationWarning,
     SingularFitWarning,
+    WithinBetweenWarning,
 )
 
 __version__ = "0.1.0"
@@ -53,6 +54,10 @@ _LAZY = {
     "load": "bayes",
     "sample": "bayes",
     "SamplingInterrupted": "bayes",
+    # the note's questions: pooling, agreement, calibration
+    "within_between": "within",
+    "agreement": "study",
+    "sbc": "study",
     # comparison and reports
     "Comparison": "compare",
     "compare": "compare",
@@ -65,7 +70,7 @@ _LAZY = {
     "list_cards": "cards",
     "load_card": "cards",
 }
-_SUBMODULES = ("bayes", "cards", "datasets", "reml", "report", "simulate", "testing")
+_SUBMODULES = ("bayes", "cards", "datasets", "reml", "report", "simulate", "study", "testing")
 
 __all__ = [
     "CardError",
@@ -83,6 +88,7 @@ __all__ = [
     "SamplingWarning",
     "SeparationWarning",
     "SingularFitWarning",
+    "WithinBetweenWarning",
     *_LAZY,
     *_SUBMODULES,
 ]

@@ -4,6 +4,8 @@
     hierbayes compare models/pastes.toml --out out/pastes
     hierbayes report out/sleepstudy
     hierbayes models
+    hierbayes agreement sleepstudy --out out/agree      (hierbayes.study.commands)
+    hierbayes sbc radon_intercepts --out out/sbc
 
 Results go to stdout, progress and warnings to stderr. Exit codes: 0 success; 2 bad input (a
 card, file, formula, option or output folder: one line on stderr, no traceback); 130 interrupted
@@ -37,6 +39,7 @@ from .errors import HierbayesError
 from .outdir import OutputFolder
 from .reml import fit_reml
 from .report import comparison_report, fit_report
+from .study.commands import add_commands as add_study_commands
 
 PROG = "hierbayes"
 POSTERIOR_FILE = "posterior.nc"
@@ -206,7 +209,9 @@ def _fit_reml(formula, data, family, progress: Progress, known_sigma=None):
     model: the Bayesian fit and its report are still worth having."""
     try:
         with progress.step("fitting by REML/Laplace"):
-            return fit_reml(formula, data, family=family, known_sigma=known_sigma)
+            # No within/between warning here: the comparison's reasons carry it.
+            return fit_reml(formula, data, family=family, known_sigma=known_sigma,
+                            check_within=False)
     except HierbayesError as err:
         progress.warn(f"no REML/Laplace counterpart: {one_line(err)}")
         return None
@@ -317,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("fit", cmd_fit), ("compare", cmd_compare), ("report", cmd_report),
                        ("models", cmd_models)):
         commands.choices[name].set_defaults(func=func)
+    add_study_commands(commands, _card_arguments, _whole)  # agreement, sbc
     return parser
 
 

@@ -19,7 +19,7 @@ from formulaic.errors import DataMismatchWarning, FormulaicError
 from . import naming
 from .arguments import check_choice, keywords_checked
 from .errors import DesignError, FamilyError, FormulaError
-from .expressions import checked_columns, model_matrix, plain
+from .expressions import checked_columns, context, model_matrix, plain
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of, near_misses
@@ -309,7 +309,8 @@ def _encode(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DataMismatchWarning)
-            return spec.get_model_matrix(frame, output="pandas").to_numpy(dtype=float)
+            return spec.get_model_matrix(frame, context=context(), output="pandas").to_numpy(
+                dtype=float)
     except DataMismatchWarning as err:
         raise DesignError(
             f"New data for the {what} have category levels not seen in training: {err} "

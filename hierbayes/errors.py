@@ -63,3 +63,8 @@ class SamplingWarning(HierbayesWarning):
 
 class DataWarning(HierbayesWarning):
     """The data were altered on the way into the design (rows dropped, columns dropped)."""
+
+
+class WithinBetweenWarning(HierbayesWarning):
+    """A predictor's within- and between-group slopes differ: the random-effects assumption
+    fails for it (`hierbayes.within`)."""

@@ -19,7 +19,8 @@ text, so the check sees exactly the pieces formulaic would evaluate.
 
 `model_matrix` (every model matrix of a formula piece) and `checked_columns` (every variable
 discovery) check first; `hierbayes.design`, `.validation` and `.response` reach formulaic only
-through them.
+through them. `context` holds the functions formulaic does not know (``within``, ``between``):
+re-encoding new data with a kept model spec needs them too.
 Spec layer: no PyMC.
 """
 
@@ -38,6 +39,7 @@ from formulaic.parser.algos.tokenize import tokenize
 from formulaic.parser.types import Token
 from formulaic.utils.code import sanitize_variable_names
 
+from .centering import between, within
 from .errors import FormulaError
 
 
@@ -69,6 +71,8 @@ FUNCTIONS: dict[str, Allowed] = {
     "poly": Allowed(("degree", "raw")),
     "bs": Allowed(("df", "knots", "degree", "include_intercept", "lower_bound", "upper_bound")),
     "cr": Allowed(("df", "knots", "lower_bound", "upper_bound")),
+    "within": Allowed(function=within),  # x minus its group mean (`hierbayes.centering`)
+    "between": Allowed(function=between),  # the group mean of x
     "contr.treatment": Allowed(("base",), 0, True),
     "contr.sum": _CONTRAST,
     "contr.helmert": Allowed(("reverse", "scale"), 0, True),
@@ -121,10 +125,15 @@ def model_matrix(piece: str, frame, formula: str):
     """formulaic's model matrix (pandas) of a checked `piece` on `frame`; formulaic's errors pass
     through for the caller to word."""
     checked_columns(piece, formula)
-    context = {name: a.function for name, a in FUNCTIONS.items() if a.function is not None}
     return _formulaic_model_matrix(
-        piece, frame, context=context, na_action="ignore", output="pandas"
+        piece, frame, context=context(), na_action="ignore", output="pandas"
     )
+
+
+def context() -> dict[str, Any]:
+    """The functions of the allow-list that formulaic does not provide itself: what every
+    evaluation of a formula needs in scope, new data included (`ModelSpec.get_model_matrix`)."""
+    return {name: a.function for name, a in FUNCTIONS.items() if a.function is not None}
 
 
 def plain(err: Exception) -> str:

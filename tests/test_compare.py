@@ -376,3 +376,14 @@ def test_laplace_reason_follows_the_skewness_of_the_group_effects(family, groups
     skew = cmp.groups["bayes_skewness"].abs().median()
     assert (skew > 0.3) == applies, skew
     assert ("Laplace approximation" in set(cmp.reasons["reason"])) == applies
+
+
+def test_posterior_tau2_is_not_the_biased_variance_of_the_zip_means(zip_cmp, zip_data):
+    """The naive between-ZIP variance (of the ZIP means) is about twice the truth here; the
+    posterior of τ² is centred near the truth, well below it."""
+    data = zip_data.data
+    naive = data.groupby("zip")["income"].mean().var()
+    tau2 = zip_cmp.component_draws()[("zip", "Intercept", None)] ** 2
+    truth = zip_data.truth["sd_zip"] ** 2
+    assert np.median(tau2) == pytest.approx(truth, rel=0.2)
+    assert np.quantile(tau2, 0.975) < naive

@@ -171,3 +171,23 @@ def test_small_groups_differ_most_only_when_they_stand_out():
     close = group_rows(n=n, std_diff=np.r_[np.full(10, 0.03), np.full(10, 0.03)])
     assert "groups with n < 5 differ most" in verdicts(fixed, variance, apart, "REML")[-1]
     assert "differ most" not in verdicts(fixed, variance, close, "REML")[-1]
+
+
+def within_rows(**changes) -> pd.DataFrame:
+    row = {"term": "x", "group": "g", "within": 1.0, "between": 1.7, "difference": 0.7,
+           "std_error": 0.1, "statistic": 7.0, "p_value": 2e-12, "flagged": True,
+           "estimate": 1.1, "within_std_error": 0.04}
+    return pd.DataFrame([{**row, **changes}])
+
+
+def test_within_between_reason_follows_the_flag():
+    frame = pd.DataFrame([sd_row()])
+    table = reasons(frame, group_rows(), "REML", within_rows())
+    (detail,) = table.loc[table["reason"] == "within/between slopes differ", "detail"]
+    assert table.loc[0, "where"] == "x over g"
+    assert "within the levels of g is 1, between them 1.7" in detail
+    assert "p = 2e-12" in detail and "REML: 1.1" in detail
+    assert "within(x, g) + between(x, g)" in detail
+    quiet = reasons(frame, group_rows(), "REML", within_rows(p_value=0.3, flagged=False))
+    assert quiet.empty
+    assert reasons(frame, group_rows(), "REML", within_rows().iloc[:0]).empty

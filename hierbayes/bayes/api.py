@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..arguments import check_seed
+from ..reml.api import check_within_between
 from .fit import BayesFit
 from .keywords import check_sample_keywords
 from .model import build_model
@@ -29,6 +30,7 @@ def fit_bayes(
     marginalize: bool | None = None,
     known_sigma: str | None = None,
     check_nlevels: str = "error",
+    check_within: bool = True,
     **sample_kwargs,
 ) -> BayesFit:
     """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
@@ -42,12 +44,16 @@ def fit_bayes(
     `sampler`: "nutpie" (default when installed), "pymc", "numpyro" or "blackjax".
     `check_nlevels`: "error", "warning" or "ignore" for a grouping factor with too many levels
     for the data (lme4's checkNlevels; see hierbayes.identifiability).
+    `check_within`: before sampling, warn (`WithinBetweenWarning`) when a predictor's within-
+    and between-group slopes differ, tested on the REML/Laplace fit (`hierbayes.mundlak`).
     Extra keyword arguments go to `pymc.sample` (unknown ones are refused, with the valid list).
     """
     check_sample_keywords(sample_kwargs, fit_bayes, sample)
     check_seed(random_seed)  # before the model is built
     spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma,
                        check_nlevels=check_nlevels)
+    if check_within:
+        check_within_between(spec.design, spec.link)
     return sample(
         spec,
         draws=draws,

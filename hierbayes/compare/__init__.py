@@ -6,6 +6,9 @@ tidy tables (`fixed`, `variance`, `groups`, `reasons`), an `xarray.Dataset` view
 deviation from the population value, on the scale of ``ranef()``):
 
 - `no_pool`: the group's own fit (see `hierbayes.compare.nopool`);
+- `complete_pool`: the value every group gets when the groups are ignored (the fixed part fitted
+  alone, `hierbayes.compare.complete`), minus the frequentist population value: the third of
+  the three poolings (none, partial, complete), the same for every level of a term;
 - `lambda_reml` = 1 − condvar/τ̂² and `lambda_bayes` (its posterior mean, computed draw by draw,
   with `lambda_bayes_lower/upper`): the weight of the group's own data, 1 = no pooling;
 - `shrinkage_reml` = 1 − `lambda_reml`, `shrinkage_bayes` = 1 − `lambda_bayes`: the fraction of
@@ -23,6 +26,7 @@ Every table names the frequentist method in ``attrs["method"]`` (REML, ML or Lap
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,9 +41,11 @@ from ..naming import row_key
 from ..reml import RemlFit, fit_reml
 from ..report import plots
 from ..tidy import CI_PROB
+from ..within import within_between
 from .draws import PosteriorDraws, from_fit, varcorr_draws
 from .guard import check_same_model
 from .reasons import reasons
+from .sensitivity import prior_sensitivity
 from .tables import fixed_table, groups_table, variance_table
 from .verdict import verdicts
 
@@ -104,6 +110,11 @@ class Comparison:
         draws = self.prior_draws if prior else self.draws
         return {} if draws is None else varcorr_draws(draws, self.design)
 
+    def prior_sensitivity(self, alphas=(0.5, 2.0)) -> pd.DataFrame:
+        """How much each SD and correlation depends on its prior (power-scaling the
+        hyperpriors, no refit): `hierbayes.compare.sensitivity`."""
+        return prior_sensitivity(self.bayes, self.reml, alphas)
+
     # Views: the report package formats what this object computed (it never imports compare).
     def plot_shrinkage(self, **kwargs):
         return plots.plot_shrinkage(self, **kwargs)
@@ -148,7 +159,8 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
         "variance": variance_table(draws, prior, reml, design, ci_prob),
         "groups": groups_table(draws, bayes, reml, design, ci_prob),
     }
-    tables["reasons"] = reasons(tables["variance"], tables["groups"], reml.method)
+    tables["reasons"] = reasons(tables["variance"], tables["groups"], reml.method,
+                                _within(reml))
     for frame in tables.values():
         frame.attrs["method"] = reml.method
     return Comparison(
@@ -160,6 +172,13 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
         prior_draws=prior,
         diagnostics=bayes.diagnostics(),
     )
+
+
+def _within(reml) -> pd.DataFrame:
+    """The within/between table of the frequentist fit (its refit's warnings are the fit's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return within_between(reml)
 
 
 def _check_roles(bayes, reml) -> None:
@@ -181,9 +200,10 @@ def compare_formula(
     **bayes_kwargs,
 ) -> Comparison:
     """Fit `formula` both ways (REML/Laplace and NUTS) and compare; the models match by design."""
-    reml_kwargs = {"family": family}
+    reml_kwargs = {"family": family, "check_within": bayes_kwargs.pop("check_within", True)}
     if method is not None:
         reml_kwargs["method"] = method
-    reml = fit_reml(formula, data, **reml_kwargs)
-    bayes = fit_bayes(formula, data, family=family, priors=priors, **bayes_kwargs)
+    reml = fit_reml(formula, data, **reml_kwargs)  # warns once about within/between slopes
+    bayes = fit_bayes(formula, data, family=family, priors=priors, check_within=False,
+                      **bayes_kwargs)
     return compare(bayes, reml, ci_prob=ci_prob)

@@ -22,12 +22,17 @@ pooling differs                    |λ_bayes − λ_reml|, the weights on each  
                                    group's own data
 Laplace approximation              median |skewness| of the posterior draws of  > 0.3 (Laplace
                                    the group effects                            fits only)
+within/between slopes differ       p-value of D = B − W, the between- minus the p < 0.01
+                                   within-group slope of a predictor
+                                   (`hierbayes.mundlak`, on the frequentist fit)
 =================================  ===========================================  ==============
 
 `r_cond` > 1.1 alone is not a reason: REML's conditional SDs hold β̂ fixed, so the posterior SDs of
 b_j exceed them whenever β is uncertain, and the group's total coefficient β + b_j shows whether
 the two fits really disagree about a group. The Laplace approximation replaces each group's
 conditional posterior by a normal; skewed posterior draws of the group effects are where it errs.
+Different within- and between-group slopes are no disagreement between the fits but a bias of
+both: each estimates one slope where the data have two (the random-effects assumption fails).
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ SKEWNESS = 0.3  # the group effects' posteriors are visibly asymmetric
 COLUMNS = ["reason", "where", "detail"]
 
 
-def reasons(variance: pd.DataFrame, groups: pd.DataFrame, method: str) -> pd.DataFrame:
-    """One row per reason that applies here: reason, where, detail (with the measured value)."""
+def reasons(variance: pd.DataFrame, groups: pd.DataFrame, method: str,
+            within: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per reason that applies here: reason, where, detail (with the measured value).
+    `within`: the table of `hierbayes.mundlak` (its `flagged` rows are listed)."""
     rows = []
     for row in variance.to_dict("records"):
         rows += _variance_reasons(row, method)
@@ -57,7 +64,21 @@ def reasons(variance: pd.DataFrame, groups: pd.DataFrame, method: str) -> pd.Dat
         rows += _pooling_reason(part, where, method)
         if method == "Laplace":
             rows += _laplace_reason(part, where)
+    if within is not None:
+        rows += [_within_reason(row, method) for row in within.to_dict("records")
+                 if row["flagged"]]
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _within_reason(row: dict, method: str) -> tuple:
+    term, group = row["term"], row["group"]
+    return ("within/between slopes differ", f"{term} over {group}",
+            f"the slope of {term} within the levels of {group} is {row['within']:.3g}, between "
+            f"them {row['between']:.3g} (difference {row['difference']:.3g} ± "
+            f"{row['std_error']:.2g}, p = {row['p_value']:.2g}); both fits estimate one slope "
+            f"({method}: {row['estimate']:.3g}), a mix of the two, because the group effects "
+            f"go with the group means of {term}: fit y ~ within({term}, {group}) + "
+            f"between({term}, {group}) + ... to estimate each")
 
 
 def _variance_reasons(row: dict, method: str) -> list[tuple]:

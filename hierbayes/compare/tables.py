@@ -7,6 +7,7 @@ import pandas as pd
 from scipy import stats
 
 from ..naming import RESIDUAL, row_key
+from .complete import complete_pooling
 from .draws import PosteriorDraws, varcorr_draws
 from .nopool import no_pooling
 from .shrinkage import posterior_lambda
@@ -134,6 +135,9 @@ def groups_table(
     vc = reml.varcorr(ci_prob=ci_prob)  # profiled once per ci_prob (cached on the fit)
     reml_total = reml_total_sd(reml, design)
     bayes_total = posterior_total(draws, design)
+    pooled = dict(zip(design.fixed_names, complete_pooling(
+        design, getattr(bayes, "link", None), alpha=getattr(reml, "dispersion", None)),
+        strict=True))
     frames = []
     for i, block in enumerate(design.blocks):
         own = no_pooling(design, beta_hat, block, getattr(bayes, "link", None),
@@ -149,6 +153,9 @@ def groups_table(
                     "term": term,
                     "n": block.counts,
                     "no_pool": own[:, t],
+                    # Every group at the pooled regression's value, as a deviation from the
+                    # population value (0 for a term outside the fixed part: both are 0).
+                    "complete_pool": pooled.get(term, 0.0) - _fixed_value(r_fixef, term),
                     "population_reml": _fixed_value(r_fixef, term),
                     "population_bayes": _fixed_value(b_fixef, term),
                 }

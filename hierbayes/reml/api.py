@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 
+from .. import mundlak
 from ..arguments import refuse_unknown
 from ..blas import one_blas_thread
 from ..design import Design, make_design
@@ -21,7 +24,8 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
              weights=None, start=None, maxiter: int = 1000,
              known_sigma: str | None = None, laplace: str = "exact",
-             check_nlevels: str = "error", **unknown) -> RemlFit:
+             check_nlevels: str = "error", check_within: bool = True,
+             **unknown) -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -49,6 +53,9 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     many levels for the data (lme4's checkNlevels; see hierbayes.identifiability).
     Columns of extreme magnitude are fitted rescaled and reported on their own scale
     (hierbayes.reml.scaling). Unknown keywords are refused with the valid ones listed.
+
+    `check_within`: warn (`WithinBetweenWarning`) when a predictor's within- and between-group
+    slopes differ (hierbayes.mundlak: one refit, only if a predictor varies at both levels).
     """
     refuse_unknown(unknown, fit_reml)
     design = _design(formula, data, family, method, missing, known_sigma, check_nlevels)
@@ -58,7 +65,7 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     if design.family.name != "gaussian":
         fit = fit_glmm(inner, method, link=link, weights=weights, start=start,
                        maxiter=maxiter, laplace=laplace)
-        return unscaled_fit(fit, design, scales)
+        return _checked(unscaled_fit(fit, design, scales), check_within)
     method = "REML" if method is None else method
     check_method(method)
     check_gaussian(design)
@@ -72,7 +79,36 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
         opt = optimize_theta(dev, start=start, maxiter=maxiter)
         fit = RemlFit(dev, opt)
     warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
-    return unscaled_fit(fit, design, scales)
+    return _checked(unscaled_fit(fit, design, scales), check_within)
+
+
+def _checked(fit: RemlFit, check_within: bool) -> RemlFit:
+    if check_within:
+        mundlak.check(fit, lambda design: refit_like(fit, design), stacklevel=4)
+    return fit
+
+
+def refit_like(fit: RemlFit, design: Design) -> RemlFit:
+    """`design` (e.g. with columns added) fitted as `fit` was: same method, prior weights, link
+    and Laplace evaluation; no within/between check."""
+    if fit.method == "Laplace":
+        return fit_reml(design, link=fit.link, laplace=fit.laplace, check_within=False)
+    return fit_reml(design, method=fit.method, weights=getattr(fit.deviance, "weights", None),
+                    check_within=False)
+
+
+def check_within_between(design: Design, link: str | None = None) -> None:
+    """The within/between warning for a design about to be fitted another way (fit_bayes): its
+    REML/Laplace fit, checked. Designs that engine cannot fit are skipped silently."""
+    if not mundlak.candidate_terms(design):
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_reml(design, link=link, check_within=False)
+    except HierbayesError:
+        return
+    mundlak.check(fit, lambda augmented: refit_like(fit, augmented), stacklevel=4)
 
 
 def _check_family(family) -> None:

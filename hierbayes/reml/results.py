@@ -161,3 +161,9 @@ class RemlFit:
         from ..report.display import fit_display_html
 
         return fit_display_html(self)
+
+    def ridge_equivalent(self, scale: float = 1.0) -> pd.DataFrame:
+        """The modes as an explicit ridge solution, penalty σ²Σ⁻¹ (`hierbayes.reml.ridge`)."""
+        from .ridge import ridge_equivalent
+
+        return ridge_equivalent(self, scale)
