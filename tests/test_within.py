@@ -123,7 +123,9 @@ def test_candidates_vary_at_both_levels():
     sim = hb.simulate.contextual(n_groups=20, seed=2).data
     sim["z"] = sim.groupby("g")["x"].transform("mean")  # group-level: constant within
     sim["w"] = sim["x"] - sim["z"]  # centred: no between variation
-    design = hb.make_design("y ~ x + z + w + (1 | g)", sim.assign(x=sim["x"] + 0.1 * sim["y"]))
+    # x plus noise, so that it is not exactly z + w (the design would drop it as collinear)
+    noise = np.random.default_rng(3).normal(0.0, 0.1, len(sim))
+    design = hb.make_design("y ~ x + z + w + (1 | g)", sim.assign(x=sim["x"] + noise))
     assert mundlak.candidate_terms(design) == {"g": [1]}  # x only
     split = hb.make_design(SPLIT, sim)
     assert mundlak.candidate_terms(split) == {}
