@@ -101,7 +101,8 @@ class LaplaceDeviance:
         theta, _ = self.split(np.concatenate([np.asarray(theta, float), self.beta_start]))
         self.n_evaluations += 1
         state = self.pirls.solve(theta, beta_start=self.beta_start)
-        self.beta_start = state.beta
+        if np.isfinite(state.criterion):  # a failed solve is no start for the next one
+            self.beta_start = state.beta
         return state
 
     def profiled(self, theta) -> float:
@@ -110,11 +111,18 @@ class LaplaceDeviance:
     def profiled_value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
         """Stage 1's deviance and its analytic gradient in θ (has_gradient models only)."""
         state = self.profiled_state(theta)
+        if not np.isfinite(state.criterion):
+            return np.inf, np.zeros(self.n_theta)
         return state.criterion, profiled_gradient(self, state)
 
     def gradient(self, par) -> np.ndarray:
+        """∂f/∂(θ, β): analytic where `has_gradient`, else central differences. At a failed
+        evaluation (+inf, see pirls.Pirls.solve) 0: L-BFGS-B backs off on the value alone."""
         if self.has_gradient:
-            return laplace_gradient(self, self.state(par))
+            state = self.state(par)
+            if not np.isfinite(state.criterion):
+                return np.zeros(self.n_theta + self.p)
+            return laplace_gradient(self, state)
         return fd_gradient(self, np.asarray(par, float), self.lower_bounds)
 
     def value_and_gradient(self, par) -> tuple[float, np.ndarray]:

@@ -129,6 +129,8 @@ def _lbfgsb(obj: Objective, x0: np.ndarray, maxiter: int):
         def fun(x):
             x = np.asarray(x, float)
             value = tracked(x)
+            if not np.isfinite(value):  # a failed evaluation: L-BFGS-B backs off on the value
+                return value, np.zeros(x.size)
             if forward:
                 return value, fd_gradient(tracked, x, obj.lower, FORWARD_STEP, value)
             return value, fd_gradient(tracked, x, obj.lower)

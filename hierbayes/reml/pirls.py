@@ -93,6 +93,17 @@ def schur_cholesky(layout: Layout, factor) -> np.ndarray:
         return cholesky(C + ridge * np.eye(C.shape[0]), lower=True, check_finite=False)
 
 
+# What a solve at far-off (θ, β) raises: a factor that is not positive definite (weights that
+# overflow make the Schur complement indefinite in floating point) or a floating-point error.
+PIRLS_FAILURES = (np.linalg.LinAlgError, FloatingPointError, ValueError)
+
+
+def failed_state(theta: np.ndarray, beta: np.ndarray, q: int) -> PirlsState:
+    """The state of a solve that failed: criterion +inf (no layout, no factor)."""
+    return PirlsState(np.array(theta, float), np.array(beta, float), np.zeros(q),
+                      np.empty(0), None, None, np.inf, np.inf, 0, False)
+
+
 @dataclass(frozen=True, eq=False)
 class _Point:
     beta: np.ndarray
@@ -129,10 +140,30 @@ class Pirls:
     def solve(self, theta: np.ndarray, beta: np.ndarray | None = None,
               beta_start: np.ndarray | None = None) -> PirlsState:
         """The modes at θ and fixed `beta`, or, with `beta` None, the joint mode of (β, u)
-        started from `beta_start`."""
+        started from `beta_start`.
+
+        Started from the last solve's modes; when that fails (a factorisation that is not
+        positive definite or a penalized deviance that is not finite: the optimiser's trial
+        steps can reach (θ, β) whose working weights overflow, and modes diverged there are no
+        start for the next point) it is restarted from u = 0, and when that fails too the state
+        is `failed_state` (criterion +inf), a step too far for the optimiser to back off from."""
         fixed = beta is not None
         start_beta = np.asarray(beta if fixed else beta_start, float)
-        point = self._point(theta, start_beta, self.u)
+        starts = [self.u] if not self.u.any() else [self.u, np.zeros(self.base.q)]
+        for u0 in starts:
+            try:
+                state = self._solve_from(theta, start_beta, u0, fixed)
+            except PIRLS_FAILURES:
+                continue
+            if np.isfinite(state.criterion):
+                self.u = state.u
+                return state
+        self.u = np.zeros(self.base.q)
+        return failed_state(theta, start_beta, self.base.q)
+
+    def _solve_from(self, theta: np.ndarray, start_beta: np.ndarray, u0: np.ndarray,
+                    fixed: bool) -> PirlsState:
+        point = self._point(theta, start_beta, u0)
         for it in range(MAX_ITER + 1):
             layout, factor, beta_new, u_new = self._newton(theta, point, fixed)
             new = self._point(theta, beta_new, u_new)
@@ -144,7 +175,6 @@ class Pirls:
                 small = True
                 break
             point = accepted
-        self.u = point.u
         return PirlsState(np.array(theta, float), point.beta, point.u, point.eta, layout, factor,
                           point.work.minus2loglik, float(factor.logdet), it, bool(small))
 
@@ -155,7 +185,15 @@ class Pirls:
         when the penalized deviance changes by less than `tol` relatively. The state keeps the
         factor that produced the last step, i.e. the weights one step before û: glmer's
         log|L|² is that one, which is what puts its deviance (and SEs) off the exact Laplace
-        value. A step that raises the deviance is halved first, as glmer does."""
+        value. A step that raises the deviance is halved first, as glmer does. A solve that
+        fails is `failed_state`, as in `solve` (it starts from u = 0 already)."""
+        try:
+            state = self._solve_lme4(theta, beta, eta0, tol)
+        except PIRLS_FAILURES:
+            return failed_state(theta, beta, self.base.q)
+        return state if np.isfinite(state.criterion) else failed_state(theta, beta, self.base.q)
+
+    def _solve_lme4(self, theta, beta, eta0, tol) -> PirlsState:
         point = _Point(beta, np.zeros(self.base.q), eta0, self.family.working(eta0))
         old, done, steps = np.inf, False, 0
         while steps < MAX_ITER:
