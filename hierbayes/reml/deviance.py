@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..design import Design
 from ..errors import HierbayesError
+from .ai import ai_hessian
 from .blockdiag import BlockDiagBackend
 from .laplace import LaplaceDeviance
 from .layout import Layout, make_layout
@@ -66,6 +67,10 @@ class Deviance:
         if not self.has_gradient:
             return None
         return self.backend.gradient(self.state(theta), self.method)
+
+    def ai_hessian(self, theta) -> np.ndarray:
+        """The average-information approximation of the criterion's Hessian in θ (ai.py)."""
+        return ai_hessian(self, self.state(theta))
 
     def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
         state = self.state(theta)

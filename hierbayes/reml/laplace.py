@@ -8,8 +8,9 @@ lme4's order, then β in the design's column order) it returns
 û the conditional mode from PIRLS and W the working weights there: the Laplace approximation of
 −2 log-likelihood, with the binomial / Poisson constants, i.e. −2 × lme4's logLik. `profiled(θ)`
 is lme4's first stage (nAGQ = 0): the same quantity at the joint mode of (β, u) for θ alone.
-`gradient` is analytic for one grouping factor and a canonical link (laplace_grad), else by
-central differences, which PIRLS's tight tolerance makes accurate.
+`gradient` is analytic for a canonical link with one grouping factor (laplace_grad) or several
+of scalar blocks (laplace_grad_crossed), else by central differences, which PIRLS's tight
+tolerance makes accurate.
 
 `Lme4LaplaceDeviance` (fit_reml(..., laplace="lme4")) is glmer's own devfun instead: PIRLS
 restarted from the stage-1 η and stopped early, log|L|² from the weights one step before û
@@ -25,6 +26,8 @@ from ..design import Design
 from ..errors import HierbayesError
 from .glmfamily import GlmFamily
 from .laplace_grad import laplace_gradient, profiled_gradient
+from .laplace_grad_crossed import RowPattern
+from .laplace_grad_crossed import applies as crossed_applies
 from .optimize import fd_gradient
 from .pirls import Pirls, PirlsState
 from .theta import ThetaLayout, theta_layout
@@ -52,8 +55,11 @@ class LaplaceDeviance:
         self.pirls = Pirls(design, self.thetas, self.family)
         self.layout = self.pirls.base
         self.n_theta, self.p = self.thetas.n_theta, design.X.shape[1]
-        # The analytic gradient covers the block-diagonal backend and canonical links.
-        self.has_gradient = self.pirls.single and self.family.canonical
+        # The analytic gradient covers canonical links with one grouping factor, or several
+        # grouping factors of scalar blocks (laplace_grad_crossed).
+        self.crossed_rows = RowPattern(self.layout) if crossed_applies(self.layout) else None
+        self.has_gradient = self.family.canonical and (self.pirls.single
+                                                       or self.crossed_rows is not None)
         self.beta_start = self.family.start(design.X)
         self._last: PirlsState | None = None
         self.n_evaluations = 0
