@@ -71,20 +71,20 @@ class Pairs:
 
     def __init__(self, A12: sp.csr_matrix, counts: np.ndarray, q2: int):
         A12 = A12.sorted_indices() if not A12.has_sorted_indices else A12
-        rows = np.repeat(np.arange(A12.shape[0]), counts)  # row of each non-zero
-        reps = np.arange(A12.nnz) - A12.indptr[rows] + 1  # position in its row + 1
-        first = np.repeat(np.arange(A12.nnz), reps)
+        small = np.int32 if A12.nnz < 2**31 and A12.shape[0] < 2**31 else np.int64
+        indptr = A12.indptr.astype(small, copy=False)
+        rows = np.repeat(np.arange(A12.shape[0], dtype=small), counts)  # row of each non-zero
+        reps = np.arange(A12.nnz, dtype=small) - indptr[rows] + 1  # position in its row + 1
+        first = np.repeat(np.arange(A12.nnz, dtype=small), reps)
         # Offsets 0..reps-1 within each run, shifted to the row's first non-zero.
-        starts = np.repeat(np.cumsum(reps) - reps, reps)
-        second = A12.indptr[rows[first]] + (np.arange(first.size) - starts)
-        cols = A12.indices
-        small = np.int32 if A12.nnz < 2**31 else np.int64
-        self.first, self.second = first.astype(small), second.astype(small)
-        self.i = cols[first].astype(np.int64)
-        self.j = cols[second].astype(np.int64)
-        self.target = self.i * q2 + self.j  # lower triangle
+        offsets = np.arange(first.size, dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+        self.first = first
         self.row = rows[first]
-        self.prod = A12.data[first] * A12.data[second]
+        self.second = (indptr[self.row] + offsets).astype(small)
+        cols = A12.indices.astype(small, copy=False)
+        self.i, self.j = cols[self.first], cols[self.second]
+        self.target = self.i.astype(np.int64) * q2 + self.j  # lower triangle
+        self.prod = A12.data[self.first] * A12.data[self.second]
         self.off = self.i != self.j  # off-diagonal pairs stand for both orders
         self._bins: dict = {}
 
@@ -101,5 +101,6 @@ class Pairs:
         key = n_groups
         if key not in self._bins:
             gi, gj = column_group[self.i], column_group[self.j]
-            self._bins[key] = ((self.row * n_groups + gi) * n_groups + gj) * 2 + self.off
+            self._bins[key] = (((self.row.astype(np.int64) * n_groups + gi) * n_groups + gj) * 2
+                               + self.off)
         return self._bins[key]

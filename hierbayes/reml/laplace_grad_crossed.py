@@ -25,8 +25,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import cho_solve
 
-from .schur_grad import lower_inverse
-
 
 def applies(layout) -> bool:
     """Several grouping factors, each one scalar block."""
@@ -68,7 +66,7 @@ def row_inverse(factor, rows: RowPattern) -> np.ndarray:
     q1 = rows.q1
     lam1 = factor.Ts[0][0, 0]
     m = 1.0 / factor.Linv11[:, 0, 0] ** 2
-    Sinv = lower_inverse(factor.LS)
+    Sinv = factor.Sinv_lower
     Sinv = Sinv + np.tril(Sinv, -1).T
     A12L = factor.A12 @ factor.Lam2  # (q1, q2) sparse
     Y = np.asarray(A12L @ Sinv)  # (q1, q2)

@@ -45,6 +45,11 @@ class SchurFactor:
     backend: object = None  # SchurBackend, when every block is 1×1 (fast M⁻¹ diagonal)
 
     @cached_property
+    def Sinv_lower(self) -> np.ndarray:
+        """The lower triangle of S⁻¹ (the gradient and the conditional variances share it)."""
+        return lower_inverse(self.LS)
+
+    @cached_property
     def B(self) -> sp.csr_matrix:
         """L11⁻¹M12 = L11⁻¹Λ1ᵀ A12 Λ2, formed only when a final quantity needs its rows."""
         return (_block_diag(self.BD) @ (self.A12 @ self.Lam2)).tocsr()
@@ -86,7 +91,7 @@ class SchurFactor:
     def _scalar_inverse_diagonal(self, groups) -> list[np.ndarray]:
         """All blocks 1×1: (M⁻¹)_ll = 1/m_l + (λ1/m_l)² P_l (X11 of the Schur form, see
         schur_grad.py) for the first group, and diag(S⁻¹) for the rest. O(pairs + q2³)."""
-        Sinv = lower_inverse(self.LS)
+        Sinv = self.Sinv_lower
         lam_g = np.array([T[0, 0] for T in self.Ts[1:]])
         first = scalar_first_inverse_diagonal(self.backend, Sinv, self.Ts[0][0, 0], lam_g,
                                               self.Linv11[:, 0, 0] ** 2)
@@ -143,8 +148,10 @@ class SchurBackend:
         self.A12 = A[:q1, q1:].tocsr()
         self.A12.sort_indices()
         self.A21 = self.A12.T.tocsr()
-        self.A22 = A[q1:, q1:].toarray()
-        A22_diagonal = A[q1:, q1:].count_nonzero() == np.count_nonzero(A[q1:, q1:].diagonal())
+        A22 = A[q1:, q1:].tocoo()
+        self.A22 = A22.toarray()
+        self.A22_sparse = A22.tocsr()  # mostly diagonal: the products with it stay cheap
+        A22_diagonal = A22.count_nonzero() == np.count_nonzero(A22.diagonal())
         self.A22_diag = np.diag(self.A22).copy() if A22_diagonal else None
         self.gram = WeightedGram(self.A12, first.K, None if like is None else like.gram)
         self.q1, self.q2 = q1, q2
@@ -174,7 +181,7 @@ class SchurBackend:
         if self.A22_diag is not None:
             bottom = (self.A22_diag if v.ndim == 1 else self.A22_diag[:, None]) * v2
         else:
-            bottom = self.A22 @ v2
+            bottom = self.A22_sparse @ v2
         return np.concatenate([top, self.A21 @ v1 + bottom])
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:

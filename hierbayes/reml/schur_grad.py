@@ -30,7 +30,7 @@ def schur_gradient(backend, state: PLSState, method: str) -> np.ndarray:
     lam2 = backend.rest_lambda(f.Ts[1:])
     a11 = backend.A11[:, 0, 0]
     m11 = lam1 * lam1 * a11 + 1.0
-    Sinv = lower_inverse(f.LS)  # lower triangle of S⁻¹
+    Sinv = f.Sinv_lower  # lower triangle of S⁻¹
     R1, R2 = binned_sums(backend, Sinv)
     P = np.einsum("lgh,g,h->l", R1 + R2, lam_g, lam_g)  # a_lᵀS⁻¹a_l, a_l row l of A12Λ2
     w = lam1 * lam1 / m11
@@ -82,12 +82,12 @@ def lower_inverse(LS: np.ndarray) -> np.ndarray:
 
 def _diag_Sinv_lam_A22(Sinv_lower: np.ndarray, lam2: np.ndarray, backend) -> np.ndarray:
     """diag(S⁻¹ Λ2 A22) from the lower triangle of S⁻¹ (A22 is often diagonal: one factor)."""
-    d = np.diag(Sinv_lower)
     if backend.A22_diag is not None:
-        return d * lam2 * backend.A22_diag
-    B = backend.A22 * lam2[:, None]  # B_ki = λ_k A22_ki
-    full = (Sinv_lower * B.T).sum(1) + (Sinv_lower * B).sum(0)
-    return full - d * np.diag(B)
+        return np.diag(Sinv_lower) * lam2 * backend.A22_diag
+    A = backend.A22_sparse.tocoo()  # Σ_i S⁻¹_ki λ_i A22_ik over A22's non-zeros (k, i)
+    k, i = A.row, A.col
+    Sinv_ki = Sinv_lower[np.maximum(k, i), np.minimum(k, i)]
+    return np.bincount(k, weights=Sinv_ki * lam2[i] * A.data, minlength=lam2.size)
 
 
 def _group_totals(backend, per_rest_column: np.ndarray) -> np.ndarray:
