@@ -22,7 +22,7 @@ class WeightedGram:
     def __init__(self, A12: sp.csr_matrix, K1: int, like: WeightedGram | None = None):
         """`like`: the Gram of the same design under other weights (a GLMM's previous PIRLS
         step); its pair list is reused when A12 has the same pattern (it almost always has)."""
-        self.A12, self.A21 = A12, A12.T.tocsr()
+        self.A12 = A12
         self.q2 = A12.shape[1]
         self.K1 = K1
         counts = np.diff(A12.indptr).astype(np.int64)
@@ -48,7 +48,7 @@ class WeightedGram:
         indptr = np.arange(0, L1 * K1 * K1 + 1, K1)
         indices = ((np.arange(L1 * K1) // K1) * K1)[:, None] + np.arange(K1)
         Wd = sp.csr_matrix((W.ravel(), indices.ravel(), indptr), shape=(L1 * K1, L1 * K1))
-        return np.tril((self.A21 @ (Wd @ self.A12)).toarray())
+        return np.tril((self.A12.T @ (Wd @ self.A12)).toarray())
 
 
 def _same_pattern(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:

@@ -133,7 +133,8 @@ class Pirls:
         self.base = make_layout(design)  # unweighted: patterns and level indices
         self.single = len(self.base.groups) == 1
         self.ZtT = self.base.Zt.T.tocsr()  # Z in internal column order
-        self._backend = None
+        # The unweighted backend: every PIRLS step's re-weighted one reuses its pattern work.
+        self._template = None if self.single else SchurBackend(self.base, thetas)
         self.u = np.zeros(self.base.q)
         self.n_solves = 0
 
@@ -227,8 +228,7 @@ class Pirls:
     def _backend_for(self, layout: Layout):
         if self.single:
             return BlockDiagBackend(layout, self.thetas)
-        self._backend = SchurBackend(layout, self.thetas, like=self._backend)
-        return self._backend
+        return SchurBackend(layout, self.thetas, like=self._template)
 
     def _halve(self, theta, point: _Point, new: _Point) -> _Point | None:
         """The full step if it lowers the penalized deviance, else the first halving that does."""

@@ -23,6 +23,7 @@ from scipy.linalg import cholesky, solve_triangular
 
 from .gram import WeightedGram, symmetric
 from .layout import Layout, group_template, level_blocks
+from .scatter import Scatter
 from .schur_grad import lower_inverse, scalar_first_inverse_diagonal, schur_gradient
 from .theta import ThetaLayout
 
@@ -143,29 +144,55 @@ class SchurBackend:
                 f"{MAX_DENSE_SCHUR}): the dense Schur complement would need "
                 f"{q2 * q2 * 8 / 1e9:.1f} GB per copy; a sparse one is not implemented yet."
             )
-        A = (layout.Zt @ layout.Zt.T).tocsr()
         self.A11 = level_blocks(first)
-        self.A12 = A[:q1, q1:].tocsr()
-        self.A12.sort_indices()
-        self.A21 = self.A12.T.tocsr()
-        A22 = A[q1:, q1:].tocoo()
-        self.A22 = A22.toarray()
-        self.A22_sparse = A22.tocsr()  # mostly diagonal: the products with it stay cheap
-        A22_diagonal = A22.count_nonzero() == np.count_nonzero(A22.diagonal())
-        self.A22_diag = np.diag(self.A22).copy() if A22_diagonal else None
+        self._scatter = None
+        if like is not None and layout.row_weights is not None and like.scatter() is not None:
+            self._scatter = like.scatter()
+            self.A12, self.A22 = self._scatter.pieces(layout.row_weights)
+            self.A22_diag = None if like.A22_diag is None else np.diag(self.A22).copy()
+        else:
+            A = (layout.Zt @ layout.Zt.T).tocsr()
+            self.A12 = A[:q1, q1:].tocsr()
+            self.A12.sort_indices()
+            A22 = A[q1:, q1:].tocoo()
+            self.A22 = A22.toarray()
+            A22_diagonal = A22.count_nonzero() == np.count_nonzero(A22.diagonal())
+            self.A22_diag = np.diag(self.A22).copy() if A22_diagonal else None
         self.gram = WeightedGram(self.A12, first.K, None if like is None else like.gram)
         self.q1, self.q2 = q1, q2
         self.RHS = np.column_stack([layout.ZtX, layout.Zty])
         self._diagonal_rest = all(g.K == 1 for g in rest)
-        self.rest_group_of_column = np.repeat(np.arange(len(rest)),
-                                              [g.q for g in rest]).astype(np.int64)
-        self._lam2_pattern = _block_pattern([(g.n_levels, g.K) for g in rest])
+        if like is not None:  # the same design: share what depends on its pattern only
+            self.rest_group_of_column, self._lam2 = like.rest_group_of_column, like._lam2
+        else:
+            self.rest_group_of_column = np.repeat(np.arange(len(rest)),
+                                                  [g.q for g in rest]).astype(np.int64)
+            self._lam2 = {"pattern": _block_pattern([(g.n_levels, g.K) for g in rest])}
         # The analytic gradient covers 1×1 blocks, one block per group (crossed/nested intercepts).
         self.has_gradient = (all(g.K == 1 for g in layout.groups)
                              and self.gram.pairs is not None)
 
     def gradient(self, state, method: str) -> np.ndarray:
         return schur_gradient(self, state, method)
+
+    @cached_property
+    def A21(self) -> sp.csr_matrix:
+        return self.A12.T.tocsr()
+
+    @cached_property
+    def A22_sparse(self) -> sp.csr_matrix:
+        """A22 as a sparse matrix: mostly diagonal, so products with it stay cheap."""
+        return sp.csr_matrix(self.A22)
+
+    def scatter(self) -> Scatter | None:
+        """Where ZᵀWZ's products land (scatter.py), for re-weighting this backend's unweighted
+        design; None when the layout is weighted or its rows are not uniform."""
+        if self._scatter is None and self.layout.row_weights is None:
+            try:
+                self._scatter = Scatter(self.layout.Zt, self.A12, self.q1)
+            except ValueError:
+                self._scatter = False
+        return self._scatter or None
 
     def rest_lambda(self, Trest: list[np.ndarray]) -> np.ndarray:
         """The diagonal of Λ2 when every remaining block is 1×1."""
@@ -202,7 +229,7 @@ class SchurBackend:
         Lam2 = self._lambda_rest(Trest)
         z1 = np.einsum("lak,lkm->lam", BD, self.RHS[: self.q1].reshape(L1, K1, -1))
         # Bᵀz1 = Λ2ᵀ A21 (L11⁻¹Λ1ᵀ)ᵀ z1, without forming B.
-        Bt_z1 = Lam2.T @ (self.A21 @ np.einsum("lka,lkm->lam", BD, z1).reshape(self.q1, -1))
+        Bt_z1 = Lam2.T @ (self.A12.T @ np.einsum("lka,lkm->lam", BD, z1).reshape(self.q1, -1))
         z2 = solve_triangular(LS, Lam2.T @ self.RHS[self.q1:] - Bt_z1, lower=True,
                               check_finite=False)
         z = np.vstack([z1.reshape(self.q1, -1), z2])
@@ -212,11 +239,15 @@ class SchurBackend:
                            Lam2, LS, Ts, self if self.has_gradient else None)
 
     def _lambda_rest(self, Trest: list[np.ndarray]) -> sp.csr_matrix:
-        """Λ2 on its fixed pattern (built once): only the values change with θ."""
-        indptr, indices, shape = self._lam2_pattern
-        data = np.concatenate([np.tile(T.ravel(), g.n_levels)
-                               for g, T in zip(self.rest, Trest, strict=True)])
-        return sp.csr_matrix((data, indices, indptr), shape=shape)
+        """Λ2 on its fixed pattern (built once): only the values change with θ. The last one
+        is kept (a GLMM's PIRLS steps at one θ share it)."""
+        key = tuple(np.concatenate([T.ravel() for T in Trest]))
+        if self._lam2.get("key") != key:
+            indptr, indices, shape = self._lam2["pattern"]
+            data = np.concatenate([np.tile(T.ravel(), g.n_levels)
+                                   for g, T in zip(self.rest, Trest, strict=True)])
+            self._lam2.update(key=key, value=sp.csr_matrix((data, indices, indptr), shape=shape))
+        return self._lam2["value"]
 
     def _sandwich(self, D: np.ndarray, Trest: list[np.ndarray]) -> np.ndarray:
         """Λ2ᵀ D Λ2 for a dense symmetric D; a scaling when every Λ2 block is 1×1."""
