@@ -11,6 +11,7 @@ import sys
 import types
 
 from .errors import (
+    CardError,
     ConvergenceWarning,
     DataWarning,
     DesignError,
@@ -18,7 +19,9 @@ from .errors import (
     FormulaError,
     HierbayesError,
     HierbayesWarning,
+    LoadError,
     ModelMismatchError,
+    OutputError,
     PriorError,
     SamplingWarning,
     SeparationWarning,
@@ -49,6 +52,7 @@ _LAZY = {
     "fit_bayes": "bayes",
     "load": "bayes",
     "sample": "bayes",
+    "SamplingInterrupted": "bayes",
     # comparison and reports
     "Comparison": "compare",
     "compare": "compare",
@@ -57,7 +61,6 @@ _LAZY = {
     "comparison_report": "report",
     "fit_report": "report",
     # model cards
-    "CardError": "cards",
     "ModelCard": "cards",
     "list_cards": "cards",
     "load_card": "cards",
@@ -65,6 +68,7 @@ _LAZY = {
 _SUBMODULES = ("bayes", "cards", "datasets", "reml", "report", "simulate", "testing")
 
 __all__ = [
+    "CardError",
     "ConvergenceWarning",
     "DataWarning",
     "DesignError",
@@ -72,7 +76,9 @@ __all__ = [
     "FormulaError",
     "HierbayesError",
     "HierbayesWarning",
+    "LoadError",
     "ModelMismatchError",
+    "OutputError",
     "PriorError",
     "SamplingWarning",
     "SeparationWarning",

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import ModelSpec, model_matrix
+from formulaic import ModelSpec
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import naming
 from .errors import DesignError, FamilyError, FormulaError
+from .expressions import checked_columns, model_matrix, plain
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of
@@ -27,7 +28,6 @@ from .validation import (
     check_matrix_finite,
     drop_missing,
     independent_columns,
-    plain,
     used_columns,
 )
 
@@ -234,7 +234,11 @@ def _with_known_sigma(columns: list[str], name: str, frame: pd.DataFrame, family
             f"known_sigma applies to the gaussian family only (got {family.name!r}): the other "
             "families have no residual SD."
         )
+    if not isinstance(name, str):
+        raise DesignError(f"known_sigma must name a column of the data, got {name!r}.")
     if name not in frame.columns:
+        # Never evaluated, but code where a column name belongs is refused as code.
+        checked_columns(name, f"known_sigma={name!r}")
         raise DesignError(
             f"known_sigma names column {name!r}, which is not in the data; available columns: "
             f"{', '.join(map(repr, map(str, frame.columns)))}."
@@ -273,7 +277,7 @@ def _model_matrix(expr: str, frame: pd.DataFrame, formula: str):
     try:
         # Non-finite values from transforms (log of 0) are reported by name after this.
         with np.errstate(all="ignore"):
-            return model_matrix(expr, frame, na_action="ignore", output="pandas")
+            return model_matrix(expr, frame, formula)
     except FormulaicError as err:
         raise FormulaError(
             f"In {formula!r}, the terms {expr!r} cannot be evaluated: {plain(err)}"

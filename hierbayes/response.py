@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from .errors import DesignError, FamilyError, FormulaError
+from .expressions import model_matrix, plain
 from .families import Family
 from .formula import Response
-from .validation import plain
+from .validation import response_piece
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,11 +23,12 @@ class ResponseData:
 
 
 def evaluate_expression(expr: str, frame: pd.DataFrame, formula: str) -> pd.Series:
+    """One response expression on `frame` (a column by name, else through the allow-list)."""
     if expr in frame.columns:
         return frame[expr]
     try:
         with np.errstate(all="ignore"):
-            mm = model_matrix(f"0 + I({expr})", frame, na_action="ignore", output="pandas")
+            mm = model_matrix(response_piece(expr), frame, formula)
     except FormulaicError as err:
         raise FormulaError(
             f"In {formula!r}, the response {expr!r} cannot be evaluated: {plain(err)}"

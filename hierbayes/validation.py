@@ -3,54 +3,48 @@
 from __future__ import annotations
 
 import difflib
-import re
 import warnings
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula
-from formulaic.errors import FormulaicError
 
 from .errors import DataWarning, DesignError, FormulaError
+from .expressions import checked_columns
 from .formula import ParsedFormula
 
 
-def expression_variables(expr: str, formula: str) -> set[str]:
-    """Names an expression (a formula piece or a response expression) reads."""
-    try:
-        return set(Formula(expr).required_variables)
-    except (FormulaicError, SyntaxError, ValueError) as err:
-        raise FormulaError(
-            f"In {formula!r}, the piece {expr!r} cannot be parsed: {plain(err)}"
-        ) from None
+def response_piece(expr: str) -> str:
+    """The formulaic formula that evaluates one response expression (``cbind`` argument)."""
+    return f"0 + I({expr})"
 
 
-def plain(err: Exception) -> str:
-    """An error message of formulaic without its terminal colour codes."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+def formula_names(parsed: ParsedFormula, need_response: bool = True) -> set[str]:
+    """The names every piece of the formula reads (response, fixed part, bars, grouping
+    factors), each piece checked against the allow-list of `hierbayes.expressions`."""
+    names: set[str] = set()
+    if need_response:
+        for expr in parsed.response.exprs:
+            names |= checked_columns(response_piece(expr), parsed.text)
+    names |= checked_columns(parsed.fixed, parsed.text)
+    for term in parsed.random:
+        names |= checked_columns(term.expr, parsed.text)
+        names |= set(term.factors)
+    return names
 
 
 def used_columns(
     parsed: ParsedFormula, data: pd.DataFrame, need_response: bool = True
 ) -> list[str]:
-    """The data columns the formula uses, in the data's column order; unknown names rejected."""
-    names: set[str] = set()
-    if need_response:
-        for expr in parsed.response.exprs:
-            names |= expression_variables(f"I({expr})", parsed.text)
-    names |= expression_variables(parsed.fixed, parsed.text)
-    for term in parsed.random:
-        names |= expression_variables(term.expr, parsed.text)
-        names |= set(term.factors)
+    """The data columns the formula uses, in the data's column order; unknown names rejected.
+
+    Every piece of the formula is checked against the allow-list of `hierbayes.expressions`
+    here, before anything evaluates it: make_design, Design.evaluate and hb.load all start here.
+    """
+    names = formula_names(parsed, need_response)
     _check_response_not_predictor(parsed, names if need_response else set())
     present = {str(c) for c in data.columns}
     missing = sorted(names - present)
     for name in missing:
-        if re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", parsed.text):
-            raise FormulaError(
-                f"In {parsed.text!r}, {name}() is not a known function. Use numpy functions as "
-                f"'np.log(x)', formulaic's 'C(f)', 'I(a - b)', or a column of the data."
-            )
         close = difflib.get_close_matches(name, list(present), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise DesignError(
@@ -65,7 +59,7 @@ def _check_response_not_predictor(parsed: ParsedFormula, names: set[str]) -> Non
         return
     response = parsed.response.exprs[0]
     pieces = [parsed.fixed] + [term.expr for term in parsed.random]
-    if any(response in expression_variables(piece, parsed.text) for piece in pieces):
+    if any(response in checked_columns(piece, parsed.text) for piece in pieces):
         raise FormulaError(
             f"In {parsed.text!r}, the response {response!r} also appears as a predictor; "
             "remove it from the right of '~'."

@@ -155,7 +155,7 @@ def test_count_models_recover_true_parameters(family, fitted):
 
 
 def test_scaling_y_scales_beta_sds_and_sigma(sleep_fit, fitted):
-    base, big = sleep_fit.summary(), fitted("sleep1000").summary()
+    base, big = sleep_fit.arviz_summary(), fitted("sleep1000").arviz_summary()
     assert list(base.index) == list(big.index)
     for label in base.index:
         factor = 1.0 if label.startswith("corr_") else 1000.0
@@ -214,7 +214,7 @@ def test_new_subjects_are_more_uncertain_than_known_ones(sleep_fit):
 def test_real_fit_round_trips_through_a_file(sleep_fit, tmp_path):
     sleep_fit.save(tmp_path / "sleep.nc")
     loaded = hb.load(tmp_path / "sleep.nc")
-    pd.testing.assert_frame_equal(loaded.summary(), sleep_fit.summary())
+    pd.testing.assert_frame_equal(loaded.arviz_summary(), sleep_fit.arviz_summary())
     pd.testing.assert_frame_equal(loaded.varcorr(), sleep_fit.varcorr())
     new = load("sleepstudy").iloc[:5].assign(Subject="someone new")
     np.testing.assert_array_equal(

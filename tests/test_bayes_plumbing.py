@@ -99,7 +99,7 @@ def test_draws_rejects_unknown_kinds(sleep_fit):
 
 
 def test_summary_has_one_row_per_reported_parameter(sleep_fit):
-    summary = sleep_fit.summary()
+    summary = sleep_fit.arviz_summary()
     assert list(summary.index) == [
         "beta[Intercept]",
         "beta[Days]",

@@ -57,10 +57,14 @@ def test_models_reports_broken_cards(capsys, tmp_path):
     (tmp_path / "good.toml").write_text((MODELS / "sleepstudy.toml").read_text().replace(
         '"data/sleepstudy.csv"', f'"{MODELS / "data" / "sleepstudy.csv"}"'))
     (tmp_path / "bad.toml").write_text('name = "bad"\nformla = "y ~ x"\n')
-    status, out, err = run(capsys, "models", str(tmp_path))
+    status, out, err = run(capsys, "models", str(tmp_path), "--allow-outside-data")
     assert status == 2
     assert out.startswith("sleepstudy ")
     assert "bad.toml: unknown key(s) 'formla'" in err and "Traceback" not in err
+    # Without the opt-in the data path (absolute, outside the card's folder) is refused.
+    status, out, err = run(capsys, "models", str(tmp_path))
+    assert status == 2 and out == ""
+    assert "good.toml: data path" in err and "outside the card's folder" in err
 
 
 @pytest.mark.parametrize("command", [[], ["fit"], ["compare"], ["report"], ["models"]])
@@ -112,7 +116,8 @@ def test_bad_formula_in_card(capsys, tmp_path):
     card = tmp_path / "bad.toml"
     text = (MODELS / "pastes.toml").read_text().replace('"data/', f'"{MODELS}/data/')
     card.write_text(text.replace("strength ~ 1", "strength ~ nosuchcolumn"))
-    status, _, err = run(capsys, "fit", str(card), "--out", str(tmp_path), "--quiet")
+    status, _, err = run(capsys, "fit", str(card), "--out", str(tmp_path), "--quiet",
+                         "--allow-outside-data")
     assert_clean_error(status, err, "nosuchcolumn")
 
 

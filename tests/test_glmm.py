@@ -275,6 +275,29 @@ def test_against_mixedlm(case):
                                                           rel=1e-3)
 
 
+def test_cloglog_with_means_near_one_against_mixedlm():
+    """2 % of these rows have η > 3.6, where 1 − μ = exp(−e^η) rounds μ to 1. Until the links
+    moved to hierbayes.links, the cloglog (and, beyond |η| ≈ 8.3, probit) working weight there
+    was m·ε²/max(μ(1 − μ), ε²) = m instead of ~0, and the Laplace criterion came out 3.7 above
+    mixedlm's, with β 0.05 off. mixedlm takes 1 − μ by subtraction in its cloglog weights; the
+    two criteria now agree to 3e-5."""
+    pytest.importorskip("mixedlm")
+    import mixedlm
+    from mixedlm.families import Binomial
+
+    rng = np.random.default_rng(5)
+    g, x = rng.integers(0, 50, 1500), rng.normal(size=1500)
+    eta = 1.0 + x + rng.normal(0, 0.8, 50)[g]
+    y = (rng.random(1500) < -np.expm1(-np.exp(eta))).astype(float)
+    data = pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
+    theirs = mixedlm.glmer("y ~ x + (1 | g)", data, family=Binomial(link="cloglog"))
+    fit = hb.fit_reml("y ~ x + (1 | g)", data, family="bernoulli", link="cloglog")
+    assert fit.criterion == pytest.approx(-2 * theirs.logLik().value, abs=1e-4)
+    se = np.sqrt(np.diag(fit.vcov))
+    assert np.all(np.abs(fit.beta - np.array(list(theirs.fixef().values()))) < 1e-3 * se)
+    assert fit.theta == pytest.approx(np.asarray(theirs.theta), rel=1e-4)
+
+
 # --- negative binomial (glmer.nb) ------------------------------------------------------------
 
 

@@ -169,7 +169,7 @@ def test_a_marginal_fit_has_the_variables_and_dims_of_the_standard_path(mocked_s
     assert [v.name for v in call["model"].free_RVs] == ["beta", "chol_Subject", "sigma"]
     assert fit.settings["marginalize"] is True and fit.settings["marginal_path"] == "grouped"
     assert fit.sampling_path.startswith("marginal (grouped")
-    assert fit.summary().attrs["sampling"] == fit.sampling_path
+    assert fit.arviz_summary().attrs["sampling"] == fit.sampling_path
     standard = fake_posterior(hb.build_model(SLEEP, data))["posterior"].to_dataset()
     posterior = fit.posterior
     for name in ("beta", "sd_Subject", "corr_Subject", "z_Subject", "r_Subject", "sigma"):

@@ -32,6 +32,19 @@ def test_every_cell_is_executed():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_stored_outputs_are_clean(path):
+    """The shipped outputs (notebooks/make_notebooks.py --run) show results, not warnings."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert cells and all(c.get("execution_count") for c in cells)  # executed, not just written
+    for cell in cells:
+        for out in cell.get("outputs", []):
+            assert out.get("output_type") != "error", cell.source
+            assert out.get("name") != "stderr", (cell.source, out.get("text", "")[:300])
+            text = out.get("text", "") or "".join(out.get("data", {}).get("text/plain", ""))
+            assert "Warning" not in text, (cell.source, text[:300])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("HIERBAYES_DRAWS", str(DRAWS))
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -26,6 +26,7 @@ import pymc as pm
 from ..blas import one_blas_thread
 from ..errors import HierbayesError
 from .fit import BayesFit
+from .interrupt import run_interruptibly
 from .marginal import ATTR, build_marginal_model, complete_posterior, plan_for
 from .model import BayesModel, fresh_model
 
@@ -76,7 +77,10 @@ def sample(
         model = build_marginal_model(spec.design, spec.priors, plan)  # fresh, as fresh_model
     else:
         model = fresh_model(spec)  # see "Reproducibility" in the module docstring
-    idata = _run_nuts(model, settings, plan.active, progressbar, sample_kwargs)
+    idata = run_interruptibly(  # Ctrl-C raises, never returns part of a run as whole
+        lambda: _run_nuts(model, settings, plan.active, progressbar, sample_kwargs),
+        spec, settings, plan,
+    )
     if plan.active:
         idata = complete_posterior(idata, spec.design, plan, settings["random_seed"])
     else:

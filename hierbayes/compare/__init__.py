@@ -11,7 +11,14 @@ deviation from the population value, on the scale of ``ranef()``):
 - `shrinkage_reml` = 1 − `lambda_reml`, `shrinkage_bayes` = 1 − `lambda_bayes`: the fraction of
   the way from no pooling to the population value (0 = no pooling, 1 = complete pooling);
 - `moved_reml`, `moved_bayes`: how far each estimate actually moved, 1 − estimate/no_pool;
-- `std_diff` = (bayes − reml)/bayes_std_error; `agree` when |std_diff| < 0.5.
+- `std_diff` = (bayes − reml)/bayes_std_error; `agree` when |std_diff| < 0.5;
+- `reml_total_sd`, `bayes_total_sd` (`total_sd_ratio`): the SD of each group's own coefficient
+  β_t + b_jt on each side, and `beta_corr` the posterior correlation of β_t with b_jt (see
+  `hierbayes.compare.uncertainty`); `bayes_skewness` of each group effect's draws.
+
+`reasons` lists why the fits may differ here, each measured (`hierbayes.compare.reasons`).
+Every table names the frequentist method in ``attrs["method"]`` (REML, ML or Laplace: the
+``reml_*`` column names are the API's, the method is `Comparison.method`).
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ from ..report import plots
 from ..tidy import CI_PROB
 from .draws import PosteriorDraws, from_fit, varcorr_draws
 from .guard import check_same_model
+from .reasons import reasons
 from .tables import fixed_table, groups_table, variance_table
-from .verdict import reasons, verdicts
+from .verdict import verdicts
 
 __all__ = ["Comparison", "compare", "compare_formula"]
 
@@ -48,6 +56,7 @@ class Comparison:
     ci_prob: float
     draws: PosteriorDraws = field(repr=False)
     prior_draws: PosteriorDraws | None = field(repr=False)
+    diagnostics: pd.DataFrame | None = field(default=None, repr=False)  # the posterior's checks
 
     @property
     def design(self):
@@ -55,11 +64,14 @@ class Comparison:
 
     @property
     def method(self) -> str:
-        return getattr(self.reml, "method", "REML")
+        """How the frequentist side was fitted: "REML", "ML" or "Laplace"."""
+        return self.reml.method
 
     def verdict(self) -> list[str]:
-        """Short plain-language verdicts, one per block of the comparison, then the reasons."""
-        lines = verdicts(self.fixed, self.variance, self.groups, self.design, self.method)
+        """Short plain-language verdicts, one per block of the comparison, then the reasons.
+
+        When a sampler check failed, the first line says so and not to read the rest yet."""
+        lines = verdicts(self.fixed, self.variance, self.groups, self.method, self.diagnostics)
         if self.method == "Laplace":
             lines.append("The frequentist side is a Laplace approximation (lme4's glmer, nAGQ=1).")
         lines += [
@@ -121,26 +133,29 @@ def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Com
     """Compare a `BayesFit` with a `RemlFit` of the same model (refuses different models)."""
     _check_roles(bayes, reml)
     check_same_model(bayes.design, reml.design)
-    links = (getattr(bayes, "link", None), getattr(reml, "link", None))
-    if None not in links and links[0] != links[1]:
+    if bayes.link != reml.link:
         raise ModelMismatchError(
-            f"Cannot compare these fits: the links differ ({links[0]} vs {links[1]})."
+            f"Cannot compare these fits: the links differ ({bayes.link} vs {reml.link})."
         )
     design = bayes.design
     draws = from_fit(bayes, max_draws=max_draws)
     prior = from_fit(bayes, max_draws=max_draws, prior=True)
-    variance = variance_table(draws, prior, reml, design, ci_prob)
-    groups = groups_table(draws, bayes, reml, design, ci_prob)
+    tables = {
+        "fixed": fixed_table(bayes, reml, ci_prob),
+        "variance": variance_table(draws, prior, reml, design, ci_prob),
+        "groups": groups_table(draws, bayes, reml, design, ci_prob),
+    }
+    tables["reasons"] = reasons(tables["variance"], tables["groups"], reml.method)
+    for frame in tables.values():
+        frame.attrs["method"] = reml.method
     return Comparison(
         bayes=bayes,
         reml=reml,
-        fixed=fixed_table(bayes, reml, ci_prob),
-        variance=variance,
-        groups=groups,
-        reasons=reasons(variance, groups, design, getattr(reml, "method", "REML")),
+        **tables,
         ci_prob=ci_prob,
         draws=draws,
         prior_draws=prior,
+        diagnostics=bayes.diagnostics(),
     )
 
 

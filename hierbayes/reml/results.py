@@ -148,3 +148,9 @@ class RemlFit:
 
     def __repr__(self) -> str:
         return self._text
+
+    def _repr_html_(self) -> str:
+        """The compact notebook display (`hierbayes.report.display`)."""
+        from ..report.display import fit_display_html
+
+        return fit_display_html(self)
