@@ -17,7 +17,8 @@ from .results import RemlFit, warn_status
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
              weights=None, start=None, maxiter: int = 1000,
-             known_sigma: str | None = None, laplace: str = "exact") -> RemlFit:
+             known_sigma: str | None = None, laplace: str = "exact",
+             nagq: int = 1) -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -40,6 +41,10 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     `laplace` (GLMMs only): "exact" (default) evaluates the Laplace approximation at the exact
     conditional mode (glmmTMB's value); "lme4" evaluates it as glmer does, to reproduce lme4's
     published numbers (see hierbayes.reml.glmm). Gaussian fits reject "lme4".
+
+    `nagq` (GLMMs with one scalar random effect, e.g. `(1 | g)`): lme4's nAGQ. 1 is the Laplace
+    approximation; more uses adaptive Gauss-Hermite quadrature with that many nodes per level
+    (hierbayes.reml.agq), whose −2 logLik converges to the exact one (25 is lme4's usual).
     """
     if method is not None and not isinstance(formula, Design) and family == "gaussian":
         check_method(method)  # before the design: a typo is reported first
@@ -53,7 +58,12 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     check_laplace(laplace, design.family.name)
     if design.family.name != "gaussian":
         return fit_glmm(design, method, link=link, weights=weights, start=start,
-                        maxiter=maxiter, laplace=laplace)
+                        maxiter=maxiter, laplace=laplace, nagq=nagq)
+    if nagq != 1:
+        raise HierbayesError(
+            f"nagq={nagq!r} applies to GLMMs (adaptive quadrature of the random effects); a "
+            "Gaussian model's REML/ML criterion is exact. Leave nagq out."
+        )
     method = "REML" if method is None else method
     check_method(method)
     check_gaussian(design)

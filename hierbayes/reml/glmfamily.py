@@ -78,6 +78,27 @@ class GlmFamily:
             return self._poisson(eta)
         return self._binomial(eta)
 
+    def minus2loglik_rows(self, eta: np.ndarray) -> np.ndarray:
+        """−2 log p(y_i | η_i) per observation, constants included (η may be (..., n)): what
+        adaptive quadrature (agq.py) sums per level at each node."""
+        terms = self._link.terms(eta)
+        y = self.y
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.name == "negative_binomial":
+                a = self.alpha
+                log_a_mu = np.logaddexp(np.log(a), eta)
+                ll = (y * eta - (a + y) * log_a_mu + gammaln(y + a) - gammaln(a) + a * np.log(a)
+                      - gammaln(y + 1))
+            elif self.trials is None:
+                ll = y * eta - terms.mu - gammaln(y + 1)
+            else:
+                m = self.trials
+                # 0·log 0 = 0: a row with no successes (or no failures) has μ → 0 allowed.
+                ll = (np.where(y > 0, y * terms.log_mu, 0.0)
+                      + np.where(m > y, (m - y) * terms.log_1m_mu, 0.0)
+                      + gammaln(m + 1) - gammaln(y + 1) - gammaln(m - y + 1))
+        return -2.0 * ll
+
     @property
     def canonical(self) -> bool:
         """Logit for binomial, log for Poisson: Fisher scoring is then Newton's method, which the

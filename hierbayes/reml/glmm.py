@@ -26,6 +26,7 @@ import warnings
 from ..blas import one_blas_thread
 from ..design import Design
 from ..errors import HierbayesError, SeparationWarning
+from .agq import AGQDeviance, check_nagq
 from .glmm_optimize import optimize_laplace
 from .laplace import check_laplace, laplace_deviance
 from .negbin import optimize_negative_binomial
@@ -38,17 +39,27 @@ GlmmFit = RemlFit
 
 
 def fit_glmm(design: Design, method: str | None = None, *, link: str | None = None,
-             weights=None, start=None, maxiter: int = 1000, laplace: str = "exact") -> RemlFit:
+             weights=None, start=None, maxiter: int = 1000, laplace: str = "exact",
+             nagq: int = 1) -> RemlFit:
     """Fit a bernoulli / binomial / poisson / negative binomial GLMM of `design` by the Laplace
-    approximation, evaluated exactly or as lme4 does (`laplace`, see the module docstring).
+    approximation, evaluated exactly or as lme4 does (`laplace`, see the module docstring), or
+    with `nagq` > 1 by adaptive Gauss-Hermite quadrature with that many nodes (lme4's nAGQ;
+    one scalar random effect only: agq.py).
 
     Warns with `SeparationWarning` when some fixed effects are separated (no finite estimate),
     and as `fit_reml` does about convergence and singular fits.
     """
     _check_arguments(design, method, weights)
     check_laplace(laplace, design.family.name)
+    nagq = check_nagq(nagq, design)
+    if nagq > 1 and laplace != "exact":
+        raise HierbayesError(
+            "nagq > 1 (adaptive Gauss-Hermite quadrature) replaces the Laplace approximation: "
+            "it goes with laplace='exact' (the default), not laplace='lme4'."
+        )
     with one_blas_thread():
-        dev = laplace_deviance(design, link, laplace)
+        dev = (AGQDeviance(design, link, nagq) if nagq > 1
+               else laplace_deviance(design, link, laplace))
         if design.family.name == "negative_binomial":
             opt = optimize_negative_binomial(dev, start, maxiter)
         else:

@@ -34,8 +34,10 @@ def _title(fit) -> str:
     if fit.method == "Laplace":
         family = fit.family if fit.dispersion is None else (
             f"{fit.family}(α = {fit.dispersion:.4g})")
-        return ("Generalized linear mixed model fit by maximum likelihood (Laplace "
-                f"approximation; hierbayes.fit_reml)\nFamily: {family} ({fit.link})")
+        how = ("Laplace approximation" if fit.nagq == 1 else
+               f"adaptive Gauss-Hermite quadrature, nAGQ = {fit.nagq}")
+        return (f"Generalized linear mixed model fit by maximum likelihood ({how}; "
+                f"hierbayes.fit_reml)\nFamily: {family} ({fit.link})")
     by = "REML" if fit.method == "REML" else "maximum likelihood"
     known = " with known residual SDs" if fit.sigma_known else ""
     return f"Linear mixed model fit by {by}{known} (hierbayes.fit_reml)"

@@ -49,7 +49,8 @@ class RemlFit:
     Attributes:
 
     - `method`: "REML", "ML" or "Laplace"; `family` ("gaussian" for LMMs), `link` ("identity" for
-      LMMs); `laplace`: "exact" or "lme4" for GLMMs (fit_reml's `laplace`), None for LMMs.
+      LMMs); `laplace`: "exact" or "lme4" for GLMMs (fit_reml's `laplace`), None for LMMs;
+      `nagq`: quadrature nodes for GLMMs (1: Laplace; more: adaptive Gauss-Hermite), else None.
     - `criterion`: the REML criterion, the ML deviance, or for GLMMs −2 log-likelihood (Laplace
       approximation, constants included: lme4's −2·logLik); `loglik` = −criterion/2, `aic`,
       `bic`, `n_params` (lme4's logLik degrees of freedom: β, θ, and σ or α when estimated).
@@ -87,6 +88,7 @@ class RemlFit:
         self.family: str = optimum.family
         self.link: str = optimum.link
         self.laplace: str | None = optimum.laplace
+        self.nagq: int | None = getattr(dev, "nagq", 1) if dev.method == "Laplace" else None
         self.dispersion: float | None = optimum.dispersion
         self.vcov_source: str = optimum.vcov_source
         self.vcov_rx: np.ndarray = optimum.vcov_rx
