@@ -59,6 +59,10 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     if design.family.name != "gaussian":
         return fit_glmm(design, method, link=link, weights=weights, start=start,
                         maxiter=maxiter, laplace=laplace, nagq=nagq)
+    return _fit_lmm(design, method, link, weights, start, maxiter, nagq)
+
+
+def _fit_lmm(design: Design, method, link, weights, start, maxiter: int, nagq) -> RemlFit:
     if nagq != 1:
         raise HierbayesError(
             f"nagq={nagq!r} applies to GLMMs (adaptive quadrature of the random effects); a "
@@ -76,7 +80,7 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
         dev = make_deviance(design, method, weights)
         opt = optimize_theta(dev, start=start, maxiter=maxiter)
         fit = RemlFit(dev, opt)
-    warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
+    warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta, stacklevel=4)
     return fit
 
 

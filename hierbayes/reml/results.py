@@ -12,10 +12,12 @@ from ..design import Design
 from ..errors import ConvergenceWarning, SingularFitWarning
 from ..tidy import CI_PROB, check_ci_prob
 from . import tables
+from .bootstrap import Bootstrap, bootstrap
 from .estimates import Optimum, lmm_optimum
 from .glmm_estimates import glmm_optimum
 from .optimize import OptimResult
 from .printing import format_fit
+from .r2 import VarianceExplained, variance_explained
 
 
 def warn_status(fit, message: str, gradient: np.ndarray, thetas, theta: np.ndarray,
@@ -140,6 +142,32 @@ class RemlFit:
     def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """Conditional modes and conditional SDs per level × term, Wald (conditional) intervals."""
         return tables.ranef_table(self, check_ci_prob(ci_prob))
+
+    def variance_explained(self, approximation: str = "lognormal") -> VarianceExplained:
+        """Nakagawa's variance decomposition (fixed, random per grouping factor, residual on the
+        link scale): see hierbayes.reml.r2 for the definitions and `approximation`."""
+        return variance_explained(self, approximation)
+
+    def r2(self, approximation: str = "lognormal") -> dict[str, float]:
+        """Nakagawa's marginal (fixed effects) and conditional (fixed and random) R²."""
+        ve = self.variance_explained(approximation)
+        return {"marginal": ve.r2_marginal, "conditional": ve.r2_conditional}
+
+    def icc(self, approximation: str = "lognormal") -> dict:
+        """Intraclass correlation: `adjusted` (random / (random + residual)), `unadjusted`
+        (random / total, fixed effects' variance included), and `by_group` (each grouping
+        factor's adjusted share)."""
+        ve = self.variance_explained(approximation)
+        return {"adjusted": ve.icc_adjusted, "unadjusted": ve.icc_unadjusted,
+                "by_group": ve.icc_by_group()}
+
+    def bootstrap(self, n: int = 200, seed: int | None = None) -> Bootstrap:
+        """Parametric bootstrap (lme4's bootMer): `n` responses simulated from this fit, each
+        refitted by the same criterion; `.fixef(ci_prob)` and `.varcorr(ci_prob)` give
+        bootstrap SEs and percentile intervals, `.replicates` every replicate. Seeded with
+        `seed` (numpy's default_rng): the same seed gives the same replicates. See
+        hierbayes.reml.bootstrap."""
+        return bootstrap(self, n, seed)
 
     @cached_property
     def _text(self) -> str:

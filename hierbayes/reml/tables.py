@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from ..tidy import check_ci_prob, fixef_frame, ranef_frame, varcorr_frame
 from .profile import profile_intervals
-from .sdcor import components
+from .sdcor import components, sds_and_correlations
 
 
 def _z(ci_prob: float) -> float:
@@ -65,14 +65,14 @@ def _component_row(fit, c) -> dict:
                     variance=fit.sigma ** 2, covariance=np.nan, block="Residual")
     block = fit.design.blocks[c.block]
     cov = fit.covariance[block.name]
+    sd, corr = sds_and_correlations(cov)
     if c.kind == "sd":
         return dict(group=block.group, term1=block.terms[c.i], term2=None,
-                    estimate=np.sqrt(cov[c.i, c.i]), variance=cov[c.i, c.i],
-                    covariance=np.nan, block=block.name)
-    denom = np.sqrt(cov[c.i, c.i] * cov[c.l, c.l])
+                    estimate=sd[c.i], variance=cov[c.i, c.i], covariance=np.nan,
+                    block=block.name)
     return dict(group=block.group, term1=block.terms[c.i], term2=block.terms[c.l],
-                estimate=cov[c.i, c.l] / denom if denom > 0 else np.nan, variance=np.nan,
-                covariance=cov[c.i, c.l], block=block.name)
+                estimate=corr[c.i, c.l], variance=np.nan, covariance=cov[c.i, c.l],
+                block=block.name)
 
 
 def ranef_table(fit, ci_prob: float) -> pd.DataFrame:
