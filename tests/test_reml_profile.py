@@ -423,3 +423,37 @@ def test_a_limit_not_reached_is_nan_and_said(monkeypatch):
     assert vc[["lower", "upper"]].isna().all().all()
     monkeypatch.setattr(profile, "MAX_STEPS", 60)
     assert vc["estimate"].notna().all() and fit.varcorr(0.7)[["lower", "upper"]].notna().all().all()
+
+
+# --- lme4's confint(method = "profile") of a REML fit: the ML refit's profile ------------------
+
+# lme4's confint(fm1) for fm1 <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy) (a REML
+# fit; confint refits by ML): .sig01, .sig02 (the correlation), .sig03, .sigma.
+LME4_CONFINT = {"sd_intercept": (14.3814761, 37.7159917), "corr": (-0.4815007, 0.6849863),
+                "sd_days": (3.8011641, 8.7533766), "sigma": (22.8982669, 28.8579965)}
+
+
+def test_ml_criterion_reproduces_lme4s_confint_of_a_reml_fit():
+    data, _ = load_reference("sleepstudy")
+    fit = hb.fit_reml(SLEEP, data)
+    lme4 = fit.varcorr(criterion="ML")
+    ours = fit.varcorr()
+    expected = [LME4_CONFINT[k] for k in ("sd_intercept", "sd_days", "corr", "sigma")]
+    for (_, row), (lower, upper) in zip(lme4.iterrows(), expected, strict=True):
+        assert row["lower"] == pytest.approx(lower, abs=1e-3)
+        assert row["upper"] == pytest.approx(upper, abs=1e-3)
+    # Estimates and SEs stay the REML fit's; only the intervals are lme4's.
+    assert lme4["estimate"].tolist() == ours["estimate"].tolist()
+    assert lme4["std_error"].tolist() == ours["std_error"].tolist()
+    assert "lme4's confint" in lme4.attrs["interval"]
+    assert "lme4's confint" not in ours.attrs["interval"]
+    # The default surrounds the REML estimates: the intercept SD's limits are visibly higher.
+    assert ours["lower"].iloc[0] > lme4["lower"].iloc[0] + 0.5
+
+
+def test_ml_criterion_changes_nothing_for_ml_and_glmm_fits_and_is_checked():
+    data, _ = load_reference("sleepstudy")
+    fit = hb.fit_reml(SLEEP, data, method="ML")
+    assert fit.varcorr(criterion="ML").equals(fit.varcorr())
+    with pytest.raises(hb.HierbayesError, match="criterion must be 'fit'"):
+        fit.varcorr(criterion="REML")

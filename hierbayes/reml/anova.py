@@ -16,8 +16,8 @@ import pandas as pd
 from scipy.stats import chi2
 
 from ..errors import HierbayesError
-from .api import fit_reml
-from .results import RemlFit
+from .refit import ml_refit
+from .results import RemlFit, warn_status
 
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 
@@ -54,10 +54,14 @@ def anova(*fits: RemlFit, refit: bool = True, names=None) -> pd.DataFrame:
 
 
 def refit_ml(fit: RemlFit) -> RemlFit:
-    """The same model and data fitted by ML (lme4's refitML), from the fit's own θ."""
+    """The same model and data fitted by ML (lme4's refitML), from the fit's own θ; warns as
+    fit_reml does when that fit does not converge or is singular."""
     if fit.method != "REML":
         return fit
-    return fit_reml(fit.design, method="ML", weights=fit.deviance.weights, start=fit.theta)
+    ml = ml_refit(fit)
+    warn_status(ml, ml.optim.message, ml.optim.gradient, ml.deviance.thetas, ml.theta,
+                stacklevel=4)
+    return ml
 
 
 def _row(fit: RemlFit) -> dict:

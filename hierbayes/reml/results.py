@@ -132,12 +132,17 @@ class RemlFit:
         SE: lme4's t value, or z value for GLMMs and known residual SDs)."""
         return tables.fixef_table(self, check_ci_prob(ci_prob))
 
-    def varcorr(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+    def varcorr(self, ci_prob: float = CI_PROB, criterion: str = "fit") -> pd.DataFrame:
         """SDs and correlations of the group effects, then the residual SD, with profile
-        likelihood intervals (lme4's confint(method = "profile")): see hierbayes.reml.profile
-        and hierbayes.reml.tables.varcorr_table for the columns. Profiles are computed once per
-        `ci_prob` and kept."""
-        return tables.varcorr_table(self, check_ci_prob(ci_prob))
+        likelihood intervals: see hierbayes.reml.profile and hierbayes.reml.tables.varcorr_table
+        for the columns. Profiles are computed once per `ci_prob` and kept.
+
+        `criterion`: "fit" (default) profiles the criterion this fit minimised, so a REML
+        fit's intervals surround its REML estimates; "ML" reproduces lme4's
+        confint(method = "profile"), which refits a REML model by ML and profiles the ML
+        deviance (its intervals surround the ML estimates). For ML and GLMM fits the two
+        are the same. Estimates and SEs are this fit's either way."""
+        return tables.varcorr_table(self, check_ci_prob(ci_prob), criterion)
 
     def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """Conditional modes and conditional SDs per level × term, Wald (conditional) intervals."""
