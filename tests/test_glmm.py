@@ -361,8 +361,10 @@ def test_bad_options_are_rejected():
     data, ref = load_reference("cbpp")
     with pytest.raises(HierbayesError, match="REML is defined for Gaussian"):
         hb.fit_reml(ref["formula"], data, method="REML", family="binomial")
-    with pytest.raises(HierbayesError, match="weights"):
-        hb.fit_reml(ref["formula"], data, family="binomial", weights=np.ones(len(data)))
+    with pytest.raises(HierbayesError, match="weights has 3 values"):
+        hb.fit_reml(ref["formula"], data, family="binomial", weights=np.ones(3))
+    with pytest.raises(HierbayesError, match="finite and > 0"):
+        hb.fit_reml(ref["formula"], data, family="binomial", weights=-np.ones(len(data)))
     with pytest.raises(FamilyError, match="no link"):
         hb.fit_reml(ref["formula"], data, family="binomial", link="log")
     with pytest.raises(HierbayesError, match="fit_bayes"):

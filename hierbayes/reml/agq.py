@@ -64,8 +64,8 @@ class AGQDeviance(LaplaceDeviance):
     """The adaptive Gauss–Hermite deviance of (θ, β) (see the module docstring); central
     differences for its gradient."""
 
-    def __init__(self, design: Design, link: str | None = None, nagq: int = 2):
-        super().__init__(design, link)
+    def __init__(self, design: Design, link: str | None = None, nagq: int = 2, weights=None):
+        super().__init__(design, link, weights)
         self.nagq = check_nagq(nagq, design)
         self.has_gradient = False
         z, w = np.polynomial.hermite_e.hermegauss(self.nagq)

@@ -137,10 +137,11 @@ def _refit(fit, design, rows, comps) -> dict:
 
 
 def _laplace_like(fit, design):
+    weights = fit.deviance.weights
     if fit.nagq > 1:
-        return AGQDeviance(design, fit.link, fit.nagq)
+        return AGQDeviance(design, fit.link, fit.nagq, weights)
     kind = Lme4LaplaceDeviance if fit.laplace == "lme4" else LaplaceDeviance
-    return kind(design, fit.link)
+    return kind(design, fit.link, weights)
 
 
 def _rows(fit) -> tuple[list[dict], list]:

@@ -98,9 +98,7 @@ def make_deviance(design: Design, method: str = "REML", weights=None, link: str 
     a GLMM as a function of (θ, β) instead: see hierbayes.reml.laplace.
     """
     if method == "Laplace":
-        if weights is not None:
-            raise HierbayesError("Prior weights are not supported for GLMM fits yet.")
-        return LaplaceDeviance(design, link)
+        return LaplaceDeviance(design, link, check_weights(weights, design))
     return Deviance(design, method, weights)
 
 

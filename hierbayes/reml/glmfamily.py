@@ -44,9 +44,13 @@ class GlmFamily:
 
     The negative binomial has var = μ + μ²/α (lme4's θ, PyMC's alpha); `alpha` is set by the
     outer optimisation (negbin.py) before each fit at fixed α.
+
+    `prior` are prior weights w_i (lme4's glmer `weights`, R's glm semantics): observation i's
+    −2 log-likelihood and its working weight are multiplied by w_i, so an integer weight acts
+    as that many copies of the row.
     """
 
-    def __init__(self, design: Design, link: str | None = None):
+    def __init__(self, design: Design, link: str | None = None, prior=None):
         family = design.family
         if family.name not in ("bernoulli", "binomial", "poisson", "negative_binomial"):
             raise FamilyError(
@@ -54,6 +58,7 @@ class GlmFamily:
                 f"families; {family.name!r} is not implemented. Use fit_bayes for it."
             )
         self.family = family
+        self.prior = None if prior is None else np.asarray(prior, dtype=float)
         self.name = family.name
         self.alpha = 1.0
         self._cached_alpha, self._cached_constant = None, 0.0
@@ -73,14 +78,19 @@ class GlmFamily:
 
     def working(self, eta: np.ndarray) -> Working:
         if self.name == "negative_binomial":
-            return self._negative_binomial(eta)
-        if self.trials is None:
-            return self._poisson(eta)
-        return self._binomial(eta)
+            work = self._negative_binomial(eta)
+        elif self.trials is None:
+            work = self._poisson(eta)
+        else:
+            work = self._binomial(eta)
+        if self.prior is None:
+            return work
+        return Working(work.weights * self.prior, work.response,
+                       float(np.sum(self.minus2loglik_rows(eta))))
 
     def minus2loglik_rows(self, eta: np.ndarray) -> np.ndarray:
-        """−2 log p(y_i | η_i) per observation, constants included (η may be (..., n)): what
-        adaptive quadrature (agq.py) sums per level at each node."""
+        """−2 log p(y_i | η_i) per observation, constants included, times the prior weight
+        (η may be (..., n)): what adaptive quadrature (agq.py) sums per level at each node."""
         terms = self._link.terms(eta)
         y = self.y
         with np.errstate(over="ignore", invalid="ignore"):
@@ -97,7 +107,7 @@ class GlmFamily:
                 ll = (np.where(y > 0, y * terms.log_mu, 0.0)
                       + np.where(m > y, (m - y) * terms.log_1m_mu, 0.0)
                       + gammaln(m + 1) - gammaln(y + 1) - gammaln(m - y + 1))
-        return -2.0 * ll
+        return -2.0 * ll if self.prior is None else -2.0 * ll * self.prior
 
     @property
     def canonical(self) -> bool:
@@ -152,7 +162,10 @@ class GlmFamily:
         m = 1.0 if self.trials is None else self.trials
         w = m * self.family.unit_weight(terms, self._link)
         score = self.y - m * terms.mu  # (y − mμ)·μ'/V(μ), and μ' = V(μ) here
-        return -2.0 * score, w, w * self.family.dvariance(terms.mu)
+        wprime = w * self.family.dvariance(terms.mu)
+        if self.prior is not None:
+            return -2.0 * score * self.prior, w * self.prior, wprime * self.prior
+        return -2.0 * score, w, wprime
 
     def start(self, X: np.ndarray) -> np.ndarray:
         """A start for β: the intercept (a column of ones, if any) at the link of the overall

@@ -27,6 +27,7 @@ from ..blas import one_blas_thread
 from ..design import Design
 from ..errors import HierbayesError, SeparationWarning
 from .agq import AGQDeviance, check_nagq
+from .deviance import check_weights
 from .glmm_optimize import optimize_laplace
 from .laplace import check_laplace, laplace_deviance
 from .negbin import optimize_negative_binomial
@@ -46,10 +47,15 @@ def fit_glmm(design: Design, method: str | None = None, *, link: str | None = No
     with `nagq` > 1 by adaptive Gauss-Hermite quadrature with that many nodes (lme4's nAGQ;
     one scalar random effect only: agq.py).
 
+    `weights` are prior weights (lme4's glmer `weights`; one per used row, or a Series indexed
+    like the data): row i's −2 log-likelihood and working weight are multiplied by w_i, so an
+    integer weight counts the row that many times. A binomial's trials stay in cbind(...).
+
     Warns with `SeparationWarning` when some fixed effects are separated (no finite estimate),
     and as `fit_reml` does about convergence and singular fits.
     """
-    _check_arguments(design, method, weights)
+    _check_arguments(design, method)
+    weights = check_weights(weights, design)
     check_laplace(laplace, design.family.name)
     nagq = check_nagq(nagq, design)
     if nagq > 1 and laplace != "exact":
@@ -58,8 +64,8 @@ def fit_glmm(design: Design, method: str | None = None, *, link: str | None = No
             "it goes with laplace='exact' (the default), not laplace='lme4'."
         )
     with one_blas_thread():
-        dev = (AGQDeviance(design, link, nagq) if nagq > 1
-               else laplace_deviance(design, link, laplace))
+        dev = (AGQDeviance(design, link, nagq, weights) if nagq > 1
+               else laplace_deviance(design, link, laplace, weights))
         if design.family.name == "negative_binomial":
             opt = optimize_negative_binomial(dev, start, maxiter)
         else:
@@ -72,17 +78,12 @@ def fit_glmm(design: Design, method: str | None = None, *, link: str | None = No
     return fit
 
 
-def _check_arguments(design: Design, method, weights) -> None:
+def _check_arguments(design: Design, method) -> None:
     if method not in GLMM_METHODS:
         raise HierbayesError(
             f"The {design.family.name} family is fitted by maximum likelihood with the Laplace "
             f"approximation (method='Laplace', or None); got method={method!r}. REML is defined "
             "for Gaussian models only."
-        )
-    if weights is not None:
-        raise HierbayesError(
-            "Prior weights are not supported for GLMM fits yet; for a binomial response give the "
-            "trials with cbind(successes, failures)."
         )
 
 

@@ -43,14 +43,15 @@ class LaplaceDeviance:
     laplace = "exact"
     relative_hessian_step = True
 
-    def __init__(self, design: Design, link: str | None = None):
+    def __init__(self, design: Design, link: str | None = None, weights=None):
         if design.known_sigma is not None:
             raise HierbayesError(
                 f"Known residual SDs (known_sigma) apply to Gaussian models only; the "
                 f"{design.family.name!r} family has no residual SD."
             )
         self.design = design
-        self.family = GlmFamily(design, link)
+        self.weights = weights  # prior weights (checked by the caller), or None
+        self.family = GlmFamily(design, link, weights)
         self.thetas: ThetaLayout = theta_layout(design)
         self.pirls = Pirls(design, self.thetas, self.family)
         self.layout = self.pirls.base
@@ -144,8 +145,8 @@ class Lme4LaplaceDeviance(LaplaceDeviance):
     laplace = "lme4"
     relative_hessian_step = False
 
-    def __init__(self, design: Design, link: str | None = None):
-        super().__init__(design, link)
+    def __init__(self, design: Design, link: str | None = None, weights=None):
+        super().__init__(design, link, weights)
         self.has_gradient = False
         self.lp0: np.ndarray | None = None
 
@@ -180,7 +181,8 @@ def check_laplace(laplace, family: str) -> None:
         raise HierbayesError(f"laplace='lme4' does not apply here: {why}. Leave laplace out.")
 
 
-def laplace_deviance(design: Design, link: str | None = None,
-                     laplace: str = "exact") -> LaplaceDeviance:
+def laplace_deviance(design: Design, link: str | None = None, laplace: str = "exact",
+                     weights=None) -> LaplaceDeviance:
     """The deviance for fit_reml's `laplace` mode (checked by the caller)."""
-    return Lme4LaplaceDeviance(design, link) if laplace == "lme4" else LaplaceDeviance(design, link)
+    kind = Lme4LaplaceDeviance if laplace == "lme4" else LaplaceDeviance
+    return kind(design, link, weights)
