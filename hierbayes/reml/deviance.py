@@ -19,11 +19,10 @@ import pandas as pd
 from ..design import Design
 from ..errors import HierbayesError
 from .ai import ai_hessian
-from .blockdiag import BlockDiagBackend
+from .backends import choose_backend
 from .laplace import LaplaceDeviance
 from .layout import Layout, make_layout
 from .pls import METHODS, PLSState, profiled
-from .schur import SchurBackend
 from .theta import ThetaLayout, theta_layout
 
 
@@ -39,8 +38,7 @@ class Deviance:
         self.sigma_fixed, row_weights = known_sigma_weights(design, self.weights)
         self.thetas: ThetaLayout = theta_layout(design)
         self.layout: Layout = make_layout(design, row_weights)
-        single = len(self.layout.groups) == 1
-        self.backend = (BlockDiagBackend if single else SchurBackend)(self.layout, self.thetas)
+        self.backend = choose_backend(self.layout)(self.layout, self.thetas)
         self._last: PLSState | None = None
         self.n_evaluations = 0
 

@@ -30,6 +30,7 @@ from .laplace_grad_crossed import RowPattern
 from .laplace_grad_crossed import applies as crossed_applies
 from .optimize import fd_gradient
 from .pirls import Pirls, PirlsState
+from .schur import dense_schur_fits
 from .theta import ThetaLayout, theta_layout
 
 # fit_reml's `laplace`: the exact approximation (glmmTMB's value) or glmer's (lme4's value).
@@ -58,7 +59,8 @@ class LaplaceDeviance:
         self.n_theta, self.p = self.thetas.n_theta, design.X.shape[1]
         # The analytic gradient covers canonical links with one grouping factor, or several
         # grouping factors of scalar blocks (laplace_grad_crossed).
-        self.crossed_rows = RowPattern(self.layout) if crossed_applies(self.layout) else None
+        crossed = crossed_applies(self.layout) and dense_schur_fits(self.layout)
+        self.crossed_rows = RowPattern(self.layout) if crossed else None
         self.has_gradient = self.family.canonical and (self.pirls.single
                                                        or self.crossed_rows is not None)
         self.beta_start = self.family.start(design.X)

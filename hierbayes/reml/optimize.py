@@ -9,10 +9,10 @@ of profile intervals (profile). Every one of them reports an `OptimResult`.
 Convergence is judged honestly: scipy's own criterion, or failing that a small projected
 gradient at the returned point; never when the iteration limit was hit.
 
-LMMs: L-BFGS-B from lme4's start (1 on diagonals, 0 off). With an analytic gradient (one grouping
-factor, or scalar blocks only) it converges in a few dozen evaluations; otherwise scipy's forward
-differences supply it. Diagonals of θ are bounded at exactly 0, and L-BFGS-B projects onto the
-bound, so a variance at 0 comes back as exactly 0.
+LMMs: Newton steps on log θ with the average-information Hessian (newton.py, ai.py) from lme4's
+start (1 on diagonals, 0 off), with the analytic gradient (one grouping factor, or scalar blocks
+only) or else central differences; L-BFGS-B takes over near a bound. Diagonals of θ are bounded at
+exactly 0, and a variance estimated at 0 comes back as exactly 0.
 """
 
 from __future__ import annotations
@@ -223,10 +223,15 @@ def optimize_theta(dev, start=None, maxiter: int = 1000) -> OptimResult:
     """Minimise an LMM's profiled criterion (deviance.Deviance) over θ from lme4's start."""
     start = dev.thetas.start if start is None else np.asarray(start, float)
     exact = dev.has_gradient
-    obj = Objective(dev, dev.thetas.lower_bounds, dev.thetas.is_diagonal,
+    lower = dev.thetas.lower_bounds
+
+    def differenced(theta):  # central differences, for Newton steps without an analytic one
+        return dev(theta), fd_gradient(dev, np.asarray(theta, float), lower)
+
+    obj = Objective(dev, lower, dev.thetas.is_diagonal,
                     ftol=1e-14 if exact else 1e-13, gtol=1e-7 if exact else 1e-6,
-                    value_and_gradient=dev.value_and_gradient if exact else None,
-                    differences="scipy", hessian=dev.ai_hessian if exact else None)
+                    value_and_gradient=dev.value_and_gradient if exact else differenced,
+                    hessian=dev.ai_hessian)
     theta, f, res = minimize_bounded(obj, start, maxiter)
     pg = projected(_theta_gradient(dev, theta), theta, dev.thetas.lower_bounds)
     return OptimResult(theta, theta.size, f, is_converged(res, pg), str(res.message),

@@ -23,10 +23,10 @@ import numpy as np
 from scipy.linalg import cholesky
 
 from ..design import Design
+from .backends import choose_backend
 from .blockdiag import BlockDiagBackend
 from .glmfamily import GlmFamily, Working
 from .layout import Layout, group_template, make_layout, reweighted
-from .schur import SchurBackend
 from .theta import ThetaLayout
 
 TOL = 1e-10  # largest change of η or u that counts as converged
@@ -134,7 +134,8 @@ class Pirls:
         self.single = len(self.base.groups) == 1
         self.ZtT = self.base.Zt.T.tocsr()  # Z in internal column order
         # The unweighted backend: every PIRLS step's re-weighted one reuses its pattern work.
-        self._template = None if self.single else SchurBackend(self.base, thetas)
+        self._kind = choose_backend(self.base)
+        self._template = None if self.single else self._kind(self.base, thetas)
         self.u = np.zeros(self.base.q)
         self.n_solves = 0
 
@@ -228,7 +229,7 @@ class Pirls:
     def _backend_for(self, layout: Layout):
         if self.single:
             return BlockDiagBackend(layout, self.thetas)
-        return SchurBackend(layout, self.thetas, like=self._template)
+        return self._kind(layout, self.thetas, like=self._template)
 
     def _halve(self, theta, point: _Point, new: _Point) -> _Point | None:
         """The full step if it lowers the penalized deviance, else the first halving that does."""

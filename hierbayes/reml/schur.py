@@ -32,6 +32,12 @@ from .theta import ThetaLayout
 MAX_DENSE_SCHUR = 8_000
 
 
+def dense_schur_fits(layout: Layout) -> bool:
+    """Whether the columns outside the largest grouping factor are few enough for the dense
+    Schur complement (else sparse.py's sparse Cholesky)."""
+    return layout.q - layout.groups[0].q <= MAX_DENSE_SCHUR
+
+
 @dataclass(frozen=True, eq=False)
 class SchurFactor:
     logdet: float
@@ -167,7 +173,7 @@ class SchurBackend:
         else:
             self.rest_group_of_column = np.repeat(np.arange(len(rest)),
                                                   [g.q for g in rest]).astype(np.int64)
-            self._lam2 = {"pattern": _block_pattern([(g.n_levels, g.K) for g in rest])}
+            self._lam2 = {"pattern": block_pattern([(g.n_levels, g.K) for g in rest])}
         # The analytic gradient covers 1×1 blocks, one block per group (crossed/nested intercepts).
         self.has_gradient = (all(g.K == 1 for g in layout.groups)
                              and self.gram.pairs is not None)
@@ -261,7 +267,7 @@ class SchurBackend:
         return np.ascontiguousarray((Lam2.T @ np.ascontiguousarray(X.T)).T)
 
 
-def _block_pattern(sizes: list[tuple[int, int]]):
+def block_pattern(sizes: list[tuple[int, int]]):
     """(indptr, indices, shape) of a block diagonal of L K×K blocks per (L, K), zeros kept."""
     indices, offset = [], 0
     for L, K in sizes:
