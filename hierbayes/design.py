@@ -22,7 +22,7 @@ from .expressions import checked_columns, model_matrix, plain
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of
-from .response import build_response
+from .response import build_response, evaluate_expression
 from .validation import (
     check_finite,
     check_matrix_finite,
@@ -88,6 +88,7 @@ class NewData:
     Z: tuple[np.ndarray, ...]  # per block
     unseen_levels: dict[str, list[str]]  # group -> labels not seen in training
     row_labels: pd.Index
+    offset: np.ndarray | None = None  # (n,) the formula's offset(...) terms, summed
 
     @property
     def n_obs(self) -> int:
@@ -113,6 +114,7 @@ class Design:
     fixed_keep: tuple[int, ...] = field(repr=False)
     known_sigma: np.ndarray | None = None  # (n,) known residual SDs, if given
     known_sigma_column: str | None = None
+    offset: np.ndarray | None = None  # (n,) sum of the formula's offset(...) terms, added to η
 
     @property
     def n_obs(self) -> int:
@@ -168,7 +170,8 @@ class Design:
             indices.append(index)
             if (index < 0).any():
                 unseen.setdefault(block.group, sorted(set(labels[index < 0])))
-        return NewData(X, tuple(indices), tuple(Zs), unseen, frame.index)
+        offset = offsets(self.parsed, frame)
+        return NewData(X, tuple(indices), tuple(Zs), unseen, frame.index, offset)
 
     def __repr__(self) -> str:
         lines = [
@@ -225,6 +228,7 @@ def make_design(
         fixed_keep=tuple(keep),
         known_sigma=None if known_sigma is None else _known_sigma(frame[known_sigma], known_sigma),
         known_sigma_column=known_sigma,
+        offset=offsets(parsed, frame),
     )
 
 
@@ -365,3 +369,23 @@ def _check_levels(
             f"{n_obs} observations: its variance cannot be told apart from the residual variance. "
             "Remove the term, or group by a coarser factor."
         )
+
+
+def offsets(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray | None:
+    """The sum of the formula's offset(...) expressions per row (None without any); each must
+    be finite, and the message names the expression and the first bad row."""
+    if not parsed.offsets:
+        return None
+    total = np.zeros(len(frame))
+    for expr in parsed.offsets:
+        values = pd.to_numeric(evaluate_expression(expr, frame, parsed.text), errors="coerce")
+        values = np.asarray(values, dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DesignError(
+                f"offset({expr}) is not a finite number in {int(bad.sum())} row(s), the first "
+                f"at {frame.index[np.flatnonzero(bad)[0]]!r}: an offset needs a finite value on "
+                "every row (e.g. np.log of a positive exposure)."
+            )
+        total += values
+    return total

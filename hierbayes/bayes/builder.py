@@ -61,6 +61,8 @@ def build_model(design: Design, priors: Priors, link: str | None = None) -> pm.M
     link = check_link(design.family, link)
     with pm.Model(coords=model_coords(design)) as model:
         eta = _fixed_part(design, priors)  # (n,)
+        if design.offset is not None:  # offset(...) terms: known, no coefficient
+            eta = eta + design.offset  # (n,)
         for block in design.blocks:
             r = _block_effects(block, priors)  # (levels, terms)
             # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.

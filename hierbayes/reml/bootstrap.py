@@ -98,7 +98,7 @@ def bootstrap(fit, n: int = 200, seed: int | None = None) -> Bootstrap:
 def simulate(fit, rng: np.random.Generator) -> np.ndarray:
     """One response drawn from the fitted model (new group effects, new noise)."""
     design = fit.design
-    eta = design.X @ fit.beta
+    eta = design.X @ fit.beta + (0.0 if design.offset is None else design.offset)
     for block, T in zip(design.blocks, fit.deviance.thetas.templates(fit.theta), strict=True):
         b = fit.sd_scale * rng.standard_normal((block.n_levels, T.shape[0])) @ T.T
         eta = eta + np.einsum("ik,ik->i", block.Z, b[block.index])

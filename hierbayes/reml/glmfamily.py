@@ -167,9 +167,10 @@ class GlmFamily:
             return -2.0 * score * self.prior, w * self.prior, wprime * self.prior
         return -2.0 * score, w, wprime
 
-    def start(self, X: np.ndarray) -> np.ndarray:
+    def start(self, X: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
         """A start for β: the intercept (a column of ones, if any) at the link of the overall
-        mean, the rest 0, so that PIRLS does not begin far off (e.g. counts in the thousands)."""
+        mean less the mean offset, the rest 0, so that PIRLS does not begin far off (e.g.
+        counts in the thousands, or rates per a large exposure)."""
         beta = np.zeros(X.shape[1])
         ones = np.flatnonzero(np.all(X == 1.0, axis=0))
         if ones.size == 0:
@@ -178,7 +179,8 @@ class GlmFamily:
             mean = max(float(np.mean(self.y)), 1e-8)
         else:
             mean = float(np.clip(self.y.sum() / max(self.trials.sum(), 1.0), 1e-8, 1 - 1e-8))
-        beta[ones[0]] = float(self._link.link(mean))
+        beta[ones[0]] = float(self._link.link(mean)) - (0.0 if offset is None
+                                                         else float(np.mean(offset)))
         return beta
 
     def _poisson(self, eta: np.ndarray) -> Working:

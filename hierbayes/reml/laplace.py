@@ -63,7 +63,7 @@ class LaplaceDeviance:
         self.crossed_rows = RowPattern(self.layout) if crossed else None
         self.has_gradient = self.family.canonical and (self.pirls.single
                                                        or self.crossed_rows is not None)
-        self.beta_start = self.family.start(design.X)
+        self.beta_start = self.family.start(design.X, design.offset)
         self._last: PirlsState | None = None
         self.n_evaluations = 0
 

@@ -71,7 +71,9 @@ def make_layout(design: Design, weights: np.ndarray | None = None) -> Layout:
     groups = _groups(design, sw)
     Zt = _zt(groups, design.X.shape[0])
     X = design.X if sw is None else design.X * sw[:, None]
-    y = design.y if sw is None else design.y * sw
+    # An offset is a known part of the mean: the model is fitted to y minus it.
+    y = design.y if design.offset is None else design.y - design.offset
+    y = y if sw is None else y * sw
     log_weights = 0.0 if sw is None else 2.0 * float(np.log(sw).sum())
     out = _cross_products(groups, Zt, X, y, log_weights, center=True)
     return out if weights is None else replace(out, row_weights=np.asarray(weights, float))

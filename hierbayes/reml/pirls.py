@@ -130,6 +130,7 @@ class Pirls:
     def __init__(self, design: Design, thetas: ThetaLayout, family: GlmFamily):
         self.design, self.thetas, self.family = design, thetas, family
         self.X = design.X
+        self.offset = 0.0 if design.offset is None else design.offset  # part of every η
         self.base = make_layout(design)  # unweighted: patterns and level indices
         self.single = len(self.base.groups) == 1
         self.ZtT = self.base.Zt.T.tocsr()  # Z in internal column order
@@ -217,7 +218,8 @@ class Pirls:
     def _newton(self, theta: np.ndarray, point: _Point, fixed: bool):
         """One scoring step from `point`: the PLS solution for its working response."""
         self.n_solves += 1
-        layout = reweighted(self.base, self.X, point.work.response, point.work.weights)
+        layout = reweighted(self.base, self.X, point.work.response - self.offset,
+                            point.work.weights)
         factor = self._backend_for(layout).evaluate(theta)
         if fixed:
             u = factor.backward(factor.cu - factor.RZX @ (point.beta - layout.beta_ols))
@@ -243,7 +245,7 @@ class Pirls:
         return None
 
     def _point(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> _Point:
-        eta = self.X @ beta + self.ZtT @ self.lambda_times(theta, u)
+        eta = self.X @ beta + self.ZtT @ self.lambda_times(theta, u) + self.offset
         return _Point(beta, u, eta, self.family.working(eta))
 
     def lambda_times(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 Nakagawa & Schielzeth (2013), with Johnson's (2014) extension to random slopes, as the R package
 performance and mixedlm compute them (the reference in the tests):
 
-- fixed: the sample variance (n − 1) of the fixed part of the linear predictor, Xβ;
+- fixed: the sample variance (n − 1) of the fixed part of the linear predictor, Xβ (plus the
+  offset, as mixedlm counts it);
 - random: per grouping factor, the mean over the observations of z_iᵀΣz_i, Σ its blocks'
   covariance (random slopes count at the covariates' values, correlations included);
 - residual: for Gaussian fits σ² times the mean of 1/w (prior weights), or the mean known
@@ -71,7 +72,7 @@ def variance_explained(fit, approximation: str = "lognormal") -> VarianceExplain
             f"{approximation!r}."
         )
     design = fit.design
-    eta_fixed = design.X @ fit.beta
+    eta_fixed = design.X @ fit.beta + (0.0 if design.offset is None else design.offset)
     fixed = float(np.var(eta_fixed - eta_fixed[0], ddof=1)) if eta_fixed.size > 1 else 0.0
     by_group: dict[str, float] = {}
     for block in design.blocks:
