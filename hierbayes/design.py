@@ -207,6 +207,12 @@ def make_design(
     frame, n_dropped = drop_missing(frame.loc[:, columns].copy(), missing)
     check_finite(frame)
     response = build_response(parsed.response, frame, family, formula)
+    if family.response == "positive" and np.any(response.y <= 0):
+        bad = int(np.sum(response.y <= 0))
+        raise DesignError(
+            f"The {family.name} family needs a positive response; {response.name!r} has {bad} "
+            f"value(s) <= 0 (e.g. {response.y[response.y <= 0][0]!r}). Drop or shift them."
+        )
     X_full, spec = _fixed_matrix(parsed, frame)
     full_names = list(spec.column_names)
     check_matrix_finite(X_full, full_names, "fixed-effect")

@@ -162,7 +162,7 @@ def test_bad_laplace_values_are_rejected():
             hb.fit_reml(ref["formula"], data, family="binomial", laplace=bad)
     # Gaussian fits have no Laplace step (REML/ML are exact, already lmer's): rejected, not
     # silently ignored; glmer.nb-style fits use the exact value only.
-    with pytest.raises(HierbayesError, match="Gaussian fit has no Laplace"):
+    with pytest.raises(HierbayesError, match="Gaussian identity-link fit has no Laplace"):
         hb.fit_reml("y ~ x + (1 | g)", _small_sd_data(1), laplace="lme4")
     with pytest.raises(HierbayesError, match="negative binomial"):
         hb.fit_reml("y ~ x + (1 | g)", _negative_binomial(), family="negative_binomial",

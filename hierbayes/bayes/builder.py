@@ -161,6 +161,10 @@ def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
         alpha = scalar_parameter(priors, naming.ALPHA)
         mu = link.inverse_tensor(eta, pt)
         pm.NegativeBinomial("y", mu=mu, alpha=alpha, observed=y, dims=OBS_DIM)
+    elif family == "gamma":  # shape α, mean μ: rate α/μ, variance μ²/α
+        alpha = scalar_parameter(priors, naming.ALPHA)
+        mu = link.inverse_tensor(eta, pt)
+        pm.Gamma("y", alpha=alpha, beta=alpha / mu, observed=y, dims=OBS_DIM)
     else:
         raise FamilyError(f"The Bayesian engine has no likelihood for family {family!r}.")
 

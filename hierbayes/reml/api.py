@@ -56,7 +56,7 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
             "or an ordinary least-squares / GLM routine."
         )
     check_laplace(laplace, design.family.name)
-    if design.family.name != "gaussian":
+    if design.family.name != "gaussian" or link not in (None, "identity"):
         return fit_glmm(design, method, link=link, weights=weights, start=start,
                         maxiter=maxiter, laplace=laplace, nagq=nagq)
     return _fit_lmm(design, method, link, weights, start, maxiter, nagq)

@@ -102,7 +102,10 @@ def simulate(fit, rng: np.random.Generator) -> np.ndarray:
     for block, T in zip(design.blocks, fit.deviance.thetas.templates(fit.theta), strict=True):
         b = fit.sd_scale * rng.standard_normal((block.n_levels, T.shape[0])) @ T.T
         eta = eta + np.einsum("ik,ik->i", block.Z, b[block.index])
-    if fit.method != "Laplace":
+    if fit.method != "Laplace" or design.family.name == "gaussian":
+        if fit.method == "Laplace":  # a Gaussian GLMM (non-identity link): σ is its dispersion
+            mu = design.family.link(fit.link).terms(eta).mu
+            return mu + fit.dispersion * rng.standard_normal(eta.size)
         if design.known_sigma is not None:
             scale = design.known_sigma
         else:

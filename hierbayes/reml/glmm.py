@@ -34,6 +34,8 @@ from .negbin import optimize_negative_binomial
 from .results import RemlFit, warn_status
 
 GLMM_METHODS = (None, "Laplace", "ML")
+# Families with an extra parameter estimated with (θ, β): α, the Gamma's shape, σ.
+DISPERSION_FAMILIES = ("negative_binomial", "gamma", "gaussian")
 
 # The GLMM fit is a `RemlFit` (method "Laplace"); the name stays for code that used it.
 GlmmFit = RemlFit
@@ -66,7 +68,7 @@ def fit_glmm(design: Design, method: str | None = None, *, link: str | None = No
     with one_blas_thread():
         dev = (AGQDeviance(design, link, nagq, weights) if nagq > 1
                else laplace_deviance(design, link, laplace, weights))
-        if design.family.name == "negative_binomial":
+        if design.family.name in DISPERSION_FAMILIES:
             opt = optimize_negative_binomial(dev, start, maxiter)
         else:
             opt = optimize_laplace(dev, start=start, maxiter=maxiter)

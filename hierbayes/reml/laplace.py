@@ -176,10 +176,12 @@ def check_laplace(laplace, family: str) -> None:
             f"glmmTMB's value) or 'lme4' (glmer's own evaluation, to reproduce lme4's published "
             f"numbers); got laplace={laplace!r}."
         )
-    if laplace == "lme4" and family in ("gaussian", "negative_binomial"):
-        why = ("a Gaussian fit has no Laplace approximation: its REML/ML criterion is exact and "
-               "already lmer's" if family == "gaussian" else
-               "the negative binomial (glmer.nb) is fitted with the exact Laplace value only")
+    if laplace == "lme4" and family in ("gaussian", "negative_binomial", "gamma"):
+        why = ("a Gaussian identity-link fit has no Laplace approximation: its REML/ML "
+               "criterion is exact and already lmer's; and families with a dispersion are "
+               "fitted with the exact Laplace value only" if family == "gaussian" else
+               f"the {family.replace('_', ' ')} family is fitted with the exact Laplace value "
+               "only")
         raise HierbayesError(f"laplace='lme4' does not apply here: {why}. Leave laplace out.")
 
 

@@ -32,8 +32,9 @@ def format_fit(fit) -> str:
 
 def _title(fit) -> str:
     if fit.method == "Laplace":
+        symbol = "σ" if fit.family == "gaussian" else "α"
         family = fit.family if fit.dispersion is None else (
-            f"{fit.family}(α = {fit.dispersion:.4g})")
+            f"{fit.family}({symbol} = {fit.dispersion:.4g})")
         how = ("Laplace approximation" if fit.nagq == 1 else
                f"adaptive Gauss-Hermite quadrature, nAGQ = {fit.nagq}")
         return (f"Generalized linear mixed model fit by maximum likelihood ({how}; "

@@ -105,9 +105,15 @@ def _residual(fit, eta_fixed: np.ndarray, approximation: str) -> tuple[float, st
             f"R² and ICC for a {design.family.name} model with the {fit.link} link are not "
             "implemented (log links and binomial links are)."
         )
-    relative = 1.0 / mu  # V(μ)/μ² for the Poisson
-    if fit.dispersion is not None:
-        relative = relative + 1.0 / fit.dispersion
+    family = design.family.name
+    if family == "gamma":  # var/μ² = 1/α
+        relative = np.full(mu.size, 1.0 / fit.dispersion)
+    elif family == "gaussian":  # σ²/μ²
+        relative = (fit.dispersion / mu) ** 2
+    else:
+        relative = 1.0 / mu  # V(μ)/μ² for the Poisson
+        if fit.dispersion is not None:  # + 1/α for the negative binomial
+            relative = relative + 1.0 / fit.dispersion
     values = np.log1p(relative) if approximation == "lognormal" else relative
     return float(np.mean(values)), approximation
 
