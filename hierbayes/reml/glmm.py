@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from ..blas import one_blas_thread
 from ..design import Design
 from ..errors import HierbayesError, SeparationWarning
@@ -72,6 +74,13 @@ def fit_glmm(design: Design, method: str | None = None, *, link: str | None = No
             opt = optimize_negative_binomial(dev, start, maxiter)
         else:
             opt = optimize_laplace(dev, start=start, maxiter=maxiter)
+        if not np.isfinite(opt.criterion):
+            raise HierbayesError(
+                f"The Laplace deviance of {design.formula!r} could not be evaluated anywhere the "
+                "optimiser looked (PIRLS failed at every point: the working weights overflow). "
+                "Check the response's scale and the covariates (centre or rescale large ones), "
+                "or give start= values near the optimum."
+            )
         fit = RemlFit(dev, opt)
     if fit.separated:
         warnings.warn(separation_message(design, list(fit.separated)), SeparationWarning,
