@@ -41,6 +41,7 @@ _LAZY = {
     "parse_formula": "formula",
     # the REML / Laplace engine
     "RemlFit": "reml",
+    "anova": "reml",
     "fit_reml": "reml",
     "make_deviance": "reml",
     # the Bayesian engine

@@ -24,7 +24,7 @@ from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of, near_misses
 from .identifiability import NLEVELS_CHOICES, check_exact_fit, check_fixed_count, check_levels
-from .response import build_response
+from .response import build_response, evaluate_expression
 from .validation import (
     check_column_types,
     check_finite,
@@ -95,6 +95,7 @@ class NewData:
     Z: tuple[np.ndarray, ...]  # per block
     unseen_levels: dict[str, list[str]]  # group -> labels not seen in training
     row_labels: pd.Index
+    offset: np.ndarray | None = None  # (n,) the formula's offset(...) terms, summed
 
     @property
     def n_obs(self) -> int:
@@ -120,6 +121,7 @@ class Design:
     fixed_keep: tuple[int, ...] = field(repr=False)
     known_sigma: np.ndarray | None = None  # (n,) known residual SDs, if given
     known_sigma_column: str | None = None
+    offset: np.ndarray | None = None  # (n,) sum of the formula's offset(...) terms, added to η
 
     @property
     def n_obs(self) -> int:
@@ -178,7 +180,8 @@ class Design:
             if (index < 0).any() and block.group not in unseen:
                 unseen[block.group] = sorted(set(labels[index < 0]))
                 _warn_near_misses(block, unseen[block.group])
-        return NewData(X, tuple(indices), tuple(Zs), unseen, frame.index)
+        offset = offsets(self.parsed, frame)
+        return NewData(X, tuple(indices), tuple(Zs), unseen, frame.index, offset)
 
     def __repr__(self) -> str:
         lines = [
@@ -221,6 +224,12 @@ def make_design(
     check_finite(frame)
     check_column_types(frame, predictor_names(parsed))
     response = build_response(parsed.response, frame, family, formula)
+    if family.response == "positive" and np.any(response.y <= 0):
+        bad = int(np.sum(response.y <= 0))
+        raise DesignError(
+            f"The {family.name} family needs a positive response; {response.name!r} has {bad} "
+            f"value(s) <= 0 (e.g. {response.y[response.y <= 0][0]!r}). Drop or shift them."
+        )
     X_full, spec = _fixed_matrix(parsed, frame)
     full_names = list(spec.column_names)
     check_matrix_finite(X_full, full_names, "fixed-effect")
@@ -246,6 +255,7 @@ def make_design(
         fixed_keep=tuple(keep),
         known_sigma=None if known_sigma is None else _known_sigma(frame[known_sigma], known_sigma),
         known_sigma_column=known_sigma,
+        offset=offsets(parsed, frame),
     )
 
 
@@ -382,3 +392,23 @@ def _warn_near_misses(block: Block, unseen: list[str]) -> None:
             "letter case or zeros, and is predicted as a new group. Write it as the fitted "
             "label to use that group's effect."
         )
+
+
+def offsets(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray | None:
+    """The sum of the formula's offset(...) expressions per row (None without any); each must
+    be finite, and the message names the expression and the first bad row."""
+    if not parsed.offsets:
+        return None
+    total = np.zeros(len(frame))
+    for expr in parsed.offsets:
+        values = pd.to_numeric(evaluate_expression(expr, frame, parsed.text), errors="coerce")
+        values = np.asarray(values, dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DesignError(
+                f"offset({expr}) is not a finite number in {int(bad.sum())} row(s), the first "
+                f"at {frame.index[np.flatnonzero(bad)[0]]!r}: an offset needs a finite value on "
+                "every row (e.g. np.log of a positive exposure)."
+            )
+        total += values
+    return total

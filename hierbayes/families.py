@@ -9,9 +9,9 @@ variance function or a working weight.
 
 Conventions. η is the linear predictor, μ = g⁻¹(η) the mean (per trial for the binomial), μ' =
 dμ/dη. Binomial responses count successes y of m trials (Bernoulli: m = 1). The variance of one
-observation is m·V(μ)·φ, with φ = σ² for the Gaussian and 1 otherwise, and the negative binomial's
-V(μ) = μ + μ²/α (lme4's θ, PyMC's alpha). The GLM working (Fisher) weight is
-w = m·μ'²/(V(μ)·φ) and the score is dℓ/dη = (y − m·μ)·μ'/(V(μ)·φ).
+observation is m·V(μ)·φ, with φ = σ² for the Gaussian, 1/α for the Gamma (shape α, V(μ) = μ²)
+and 1 otherwise, and the negative binomial's V(μ) = μ + μ²/α (lme4's θ, PyMC's alpha). The GLM
+working (Fisher) weight is w = m·μ'²/(V(μ)·φ) and the score is dℓ/dη = (y − m·μ)·μ'/(V(μ)·φ).
 
 Spec layer: numpy and scipy only; never imports PyMC or PyTensor.
 """
@@ -60,6 +60,8 @@ class Family:
             return mu * (1.0 - mu if mu_c is None else mu_c)
         if self.name == "poisson":
             return mu
+        if self.name == "gamma":
+            return mu * mu
         if self.name == "negative_binomial":
             return mu + mu * mu / _needs(alpha, "alpha", self)
         return np.ones_like(mu)
@@ -71,6 +73,8 @@ class Family:
             return 1.0 - 2.0 * mu
         if self.name == "poisson":
             return np.ones_like(mu)
+        if self.name == "gamma":
+            return 2.0 * mu
         if self.name == "negative_binomial":
             return 1.0 + 2.0 * mu / _needs(alpha, "alpha", self)
         return np.zeros_like(mu)
@@ -131,6 +135,9 @@ class Family:
             return rng.binomial(n, mu).astype(float)
         if self.name == "poisson":
             return rng.poisson(mu).astype(float)
+        if self.name == "gamma":  # shape α, mean μ: var = μ²/α
+            a = _needs(alpha, "alpha", self)
+            return rng.gamma(a, mu / a)
         # numpy's (n, p) form: n = α, p = α/(α + μ) gives mean μ and variance μ + μ²/α.
         a = _needs(alpha, "alpha", self)
         return rng.negative_binomial(a, a / (a + mu)).astype(float)
@@ -169,6 +176,8 @@ FAMILIES: dict[str, Family] = {
         Family("poisson", "count", ("log",), "log"),
         # The log link is not canonical for the negative binomial.
         Family("negative_binomial", "count", ("log",)),
+        # Positive continuous: shape α (PyMC's alpha), var = μ²/α; the inverse link is canonical.
+        Family("gamma", "positive", ("log",)),
     )
 }
 

@@ -91,13 +91,15 @@ def check_new_types(training: pd.DataFrame, new: pd.DataFrame) -> None:
 
 
 def formula_names(parsed: ParsedFormula, need_response: bool = True) -> set[str]:
-    """The names every piece of the formula reads (response, fixed part, bars, grouping
-    factors), each piece checked against the allow-list of `hierbayes.expressions`."""
+    """The names every piece of the formula reads (response, fixed part, offsets, bars,
+    grouping factors), each piece checked against the allow-list of `hierbayes.expressions`."""
     names: set[str] = set()
     if need_response:
         for expr in parsed.response.exprs:
             names |= checked_columns(response_piece(expr), parsed.text)
     names |= checked_columns(parsed.fixed, parsed.text)
+    for expr in parsed.offsets:
+        names |= checked_columns(response_piece(expr), parsed.text)
     for term in parsed.random:
         names |= checked_columns(term.expr, parsed.text)
         names |= set(term.factors)

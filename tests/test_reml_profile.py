@@ -343,9 +343,24 @@ def slopes(seed):
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
 
 
+def underdispersed_slopes(seed):
+    """Varying slopes only, x centred and the noise demeaned within each group: the groups'
+    means vary less than noise alone would make them, so the intercept SD's REML estimate is 0
+    (mixedlm's lmer agrees: same criterion, intercept SD 0). In `slopes` the optimum is instead
+    a correlation of ±1 with a small intercept SD; θ11 = 0 there is only a local optimum."""
+    rng = np.random.default_rng(seed)
+    g, x = np.repeat(np.arange(10), 6), np.tile(np.arange(6.0) - 2.5, 10)
+    e = rng.normal(size=g.size)
+    e -= np.repeat(e.reshape(10, 6).mean(axis=1), 6)
+    y = 1 + x + rng.normal(0, 0.8, 10)[g] * x + e
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
+
+
 def test_correlation_with_a_zero_sd_is_undefined():
-    fit = quiet_fit("y ~ x + (x | g)", slopes(7))
-    assert fit.theta[0] == 0.0 and fit.theta[2] > 0.1  # intercept SD exactly 0, slope SD not
+    fit = quiet_fit("y ~ x + (x | g)", underdispersed_slopes(3))
+    assert fit.criterion == pytest.approx(203.638176, abs=1e-6)  # mixedlm's REMLcrit
+    assert fit.theta[0] == 0.0  # intercept SD exactly 0, slope SD not:
+    assert np.hypot(fit.theta[1], fit.theta[2]) > 0.1
     vc = fit.varcorr()
     intercept, slope, corr = vc.iloc[0], vc.iloc[1], vc.iloc[2]
     assert intercept["estimate"] == 0.0 and intercept["lower"] == 0.0
@@ -386,7 +401,7 @@ def test_cbpp_laplace_profile_against_beta_refits():
 def test_a_fit_short_of_its_optimum_is_told_so():
     data, _ = load_reference("sleepstudy")
     with pytest.warns(hb.ConvergenceWarning, match="did not converge"):
-        short = hb.fit_reml(SLEEP, data, maxiter=3)
+        short = hb.fit_reml(SLEEP, data, maxiter=1)
     with pytest.warns(hb.ConvergenceWarning, match=r"Profiling found a REML criterion [\d.]+ "
                       "below the fit's own") as record:
         short.varcorr()
@@ -408,3 +423,37 @@ def test_a_limit_not_reached_is_nan_and_said(monkeypatch):
     assert vc[["lower", "upper"]].isna().all().all()
     monkeypatch.setattr(profile, "MAX_STEPS", 60)
     assert vc["estimate"].notna().all() and fit.varcorr(0.7)[["lower", "upper"]].notna().all().all()
+
+
+# --- lme4's confint(method = "profile") of a REML fit: the ML refit's profile ------------------
+
+# lme4's confint(fm1) for fm1 <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy) (a REML
+# fit; confint refits by ML): .sig01, .sig02 (the correlation), .sig03, .sigma.
+LME4_CONFINT = {"sd_intercept": (14.3814761, 37.7159917), "corr": (-0.4815007, 0.6849863),
+                "sd_days": (3.8011641, 8.7533766), "sigma": (22.8982669, 28.8579965)}
+
+
+def test_ml_criterion_reproduces_lme4s_confint_of_a_reml_fit():
+    data, _ = load_reference("sleepstudy")
+    fit = hb.fit_reml(SLEEP, data)
+    lme4 = fit.varcorr(criterion="ML")
+    ours = fit.varcorr()
+    expected = [LME4_CONFINT[k] for k in ("sd_intercept", "sd_days", "corr", "sigma")]
+    for (_, row), (lower, upper) in zip(lme4.iterrows(), expected, strict=True):
+        assert row["lower"] == pytest.approx(lower, abs=1e-3)
+        assert row["upper"] == pytest.approx(upper, abs=1e-3)
+    # Estimates and SEs stay the REML fit's; only the intervals are lme4's.
+    assert lme4["estimate"].tolist() == ours["estimate"].tolist()
+    assert lme4["std_error"].tolist() == ours["std_error"].tolist()
+    assert "lme4's confint" in lme4.attrs["interval"]
+    assert "lme4's confint" not in ours.attrs["interval"]
+    # The default surrounds the REML estimates: the intercept SD's limits are visibly higher.
+    assert ours["lower"].iloc[0] > lme4["lower"].iloc[0] + 0.5
+
+
+def test_ml_criterion_changes_nothing_for_ml_and_glmm_fits_and_is_checked():
+    data, _ = load_reference("sleepstudy")
+    fit = hb.fit_reml(SLEEP, data, method="ML")
+    assert fit.varcorr(criterion="ML").equals(fit.varcorr())
+    with pytest.raises(hb.HierbayesError, match="criterion must be 'fit'"):
+        fit.varcorr(criterion="REML")

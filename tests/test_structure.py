@@ -36,10 +36,7 @@ HEAVY = ("pymc", "pytensor")
 # The user-facing contract (the team's API.md, "the names below are what analysts call"): the
 # calls and the types they return.
 CONTRACT = ("fit_reml", "fit_bayes", "compare", "RemlFit", "BayesFit", "Comparison",
-            "HierbayesError", "within_between", "agreement", "sbc")
-# API.md's "additions asked for in the current issues", not written yet. Strict xfail: when one
-# lands, its test passes, the suite fails, and the name moves to CONTRACT.
-PENDING = ("anova",)
+            "HierbayesError", "within_between", "agreement", "sbc", "anova")
 
 
 # --- the import graph -----------------------------------------------------------------------
@@ -263,13 +260,6 @@ def test_the_readme_names_were_read():
 @pytest.mark.parametrize("name", sorted(set(CONTRACT) | _readme_names()))
 def test_promised_names_resolve_and_are_exported(name):
     assert getattr(hb, name) is not None
-    assert name in hb.__all__, f"hb.{name} works but is missing from hierbayes.__all__"
-
-
-@pytest.mark.parametrize("name", PENDING)
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="API.md addition not written yet")
-def test_pending_contract_names(name):
-    getattr(hb, name)
     assert name in hb.__all__, f"hb.{name} works but is missing from hierbayes.__all__"
 
 

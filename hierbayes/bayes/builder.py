@@ -61,6 +61,8 @@ def build_model(design: Design, priors: Priors, link: str | None = None) -> pm.M
     link = check_link(design.family, link)
     with pm.Model(coords=model_coords(design)) as model:
         eta = _fixed_part(design, priors)  # (n,)
+        if design.offset is not None:  # offset(...) terms: known, no coefficient
+            eta = eta + design.offset  # (n,)
         for block in design.blocks:
             r = _block_effects(block, priors)  # (levels, terms)
             # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.
@@ -159,6 +161,10 @@ def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
         alpha = scalar_parameter(priors, naming.ALPHA)
         mu = link.inverse_tensor(eta, pt)
         pm.NegativeBinomial("y", mu=mu, alpha=alpha, observed=y, dims=OBS_DIM)
+    elif family == "gamma":  # shape α, mean μ: rate α/μ, variance μ²/α
+        alpha = scalar_parameter(priors, naming.ALPHA)
+        mu = link.inverse_tensor(eta, pt)
+        pm.Gamma("y", alpha=alpha, beta=alpha / mu, observed=y, dims=OBS_DIM)
     else:
         raise FamilyError(f"The Bayesian engine has no likelihood for family {family!r}.")
 

@@ -299,6 +299,16 @@ def _family_defaults(design: Design, s_y: float) -> list[PriorEntry]:
                 "default",
             )
         )
+    if name == "gamma":
+        entries.append(
+            PriorEntry(
+                "alpha",
+                Prior("Gamma", alpha=0.01, beta=0.01),  # brms's default for the Gamma shape
+                "alpha",
+                "Gamma shape (variance mu^2/alpha)",
+                "default",
+            )
+        )
     return entries
 
 

@@ -42,21 +42,38 @@ class WithDispersion:
         return self.dev(par[:-1])
 
 
+def dispersion_start(dev: LaplaceDeviance) -> tuple[float, tuple[float, float]]:
+    """The family's extra parameter at the start, and the bounds of its log: the negative
+    binomial's α (moment estimate, fixed bounds), the Gamma's shape α = mean²/var and the
+    Gaussian's σ = SD of y (both searched within a factor 10⁶ either way)."""
+    y, name = dev.design.y, dev.family.name
+    if name == "negative_binomial":
+        return moment_alpha(y), LOG_ALPHA_BOUNDS
+    if name == "gamma":
+        start = float(np.mean(y) ** 2 / max(np.var(y), 1e-300))
+    else:
+        start = float(max(np.std(y), 1e-300))
+    return start, (np.log(start) - np.log(1e6), np.log(start) + np.log(1e6))
+
+
 def optimize_negative_binomial(dev: LaplaceDeviance, start=None,
                                maxiter: int = 1000) -> OptimResult:
-    """The optimum over (θ, β) at α̂, with α̂ in `dispersion` (the deviance is left at α̂)."""
-    dev.set_dispersion(moment_alpha(dev.design.y))
+    """The optimum over (θ, β) at α̂, with α̂ in `dispersion` (the deviance is left at α̂).
+    Serves every family with an extra parameter (see `dispersion_start`)."""
+    alpha0, bounds = dispersion_start(dev)
+    dev.set_dispersion(alpha0)
     par1 = stage_one(dev, start, maxiter)
     f = WithDispersion(dev)
     x0 = np.concatenate([par1, [np.log(dev.family.alpha)]])
-    lower = np.concatenate([dev.lower_bounds, [LOG_ALPHA_BOUNDS[0]]])
-    upper = np.concatenate([np.full(par1.size, np.inf), [LOG_ALPHA_BOUNDS[1]]])
+    lower = np.concatenate([dev.lower_bounds, [bounds[0]]])
+    upper = np.concatenate([np.full(par1.size, np.inf), [bounds[1]]])
     diagonal = np.concatenate([par_diagonal(dev), [False]])
     obj = Objective(f, lower, diagonal, ftol=STAGE2_FTOL, gtol=1e-7, upper=upper)
     x, fx, res = minimize_bounded(obj, x0, maxiter)
     gradient = projected(fd_gradient(f, x, lower), x, lower, upper)
     f(x)  # leave the deviance at the optimum's α
-    _warn_poisson_limit(dev, float(np.exp(x[-1])))
+    if dev.family.name == "negative_binomial":
+        _warn_poisson_limit(dev, float(np.exp(x[-1])))
     return OptimResult(x[:-1], dev.n_theta, fx, is_converged(res, gradient), str(res.message),
                        dev.n_evaluations, int(res.nit), gradient[:-1], stage1=par1,
                        dispersion=float(np.exp(x[-1])))

@@ -9,10 +9,10 @@ of profile intervals (profile). Every one of them reports an `OptimResult`.
 Convergence is judged honestly: scipy's own criterion, or failing that a small projected
 gradient at the returned point; never when the iteration limit was hit.
 
-LMMs: L-BFGS-B from lme4's start (1 on diagonals, 0 off). With an analytic gradient (one grouping
-factor, or scalar blocks only) it converges in a few dozen evaluations; otherwise scipy's forward
-differences supply it. Diagonals of θ are bounded at exactly 0, and L-BFGS-B projects onto the
-bound, so a variance at 0 comes back as exactly 0.
+LMMs: Newton steps on log θ with the average-information Hessian (newton.py, ai.py) from lme4's
+start (1 on diagonals, 0 off), with the analytic gradient (one grouping factor, or scalar blocks
+only) or else central differences; L-BFGS-B takes over near a bound. Diagonals of θ are bounded at
+exactly 0, and a variance estimated at 0 comes back as exactly 0.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import approx_fprime, minimize
 
+from .newton import applies as newton_applies
+from .newton import log_newton
+
 # A projected gradient below this (criterion units per unit of the parameter) counts as
 # converged when L-BFGS-B stops on its line search (lme4 uses 2e-3 on its scaled gradient).
 GRADIENT_TOL = 1e-3
 EDGE_STEPS = (1e-2, 1e-1)  # relative SDs tried when one ends at its 0 bound
 MAX_RESTARTS = 3
+SNAP = 1e-8  # a relative SD below this is tried at exactly 0 (onto_the_edge)
 FD_STEP = 1e-5  # relative step of central differences (smooth criteria: ~1e-10 accurate)
 FORWARD_STEP = 1e-7  # relative step of forward differences (a stage that only gives a start)
 DIFFERENCES = ("scipy", "central", "forward")
@@ -65,7 +69,9 @@ class Objective:
     `f` is the criterion; `value_and_gradient` its analytic gradient, else `differences` says how
     to get one: "scipy" (scipy's own forward differences), "central" or "forward" (`fd_gradient`).
     `diagonal` marks the coordinates that are relative SDs (restarted off their 0 bound).
-    `ftol` and `gtol` are scipy's L-BFGS-B tolerances.
+    `ftol` and `gtol` are scipy's L-BFGS-B tolerances. With `hessian` (an approximate Hessian,
+    next to `value_and_gradient`, for θ alone) Newton steps on log θ run first (newton.py), and
+    L-BFGS-B only takes over where they stop short.
     """
 
     f: Callable[[np.ndarray], float]
@@ -76,17 +82,44 @@ class Objective:
     value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
     differences: str = "central"
     upper: np.ndarray | None = None
+    hessian: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def minimize_bounded(obj: Objective, x0, maxiter: int):
     """(best x, its value, scipy's result of the last run): L-BFGS-B from x0, restarted off the
     0 bound of a relative SD while that lowers the criterion."""
-    x, fx, res = _lbfgsb(obj, np.asarray(x0, float), maxiter)
+    x, fx, res = _run(obj, np.asarray(x0, float), maxiter)
     for _ in range(MAX_RESTARTS):
         inside = off_the_edge(obj.f, x, fx, obj.diagonal)
         if inside is None:
             break
-        x, fx, res = _lbfgsb(obj, inside, maxiter)
+        x, fx, res = _run(obj, inside, maxiter)
+    return (*onto_the_edge(obj, x, fx), res)
+
+
+def onto_the_edge(obj: Objective, x: np.ndarray, fx: float) -> tuple[np.ndarray, float]:
+    """x with its relative SDs below SNAP set to exactly 0 when that does not raise f beyond
+    rounding. L-BFGS-B (and Newton steps on log θ) can stop a hair above the bound, the
+    criterion's slope vanishing there (it is even in a scalar block's θ): a variance estimated
+    at 0 should read 0, as lme4 reports it."""
+    tiny = obj.diagonal & (x > 0) & (x < SNAP)
+    if not tiny.any():
+        return x, fx
+    zeroed = np.where(tiny, 0.0, x)
+    f0 = obj.f(zeroed)
+    return (zeroed, f0) if f0 <= fx + 1e-12 * (1.0 + abs(fx)) else (x, fx)
+
+
+def _run(obj: Objective, x0: np.ndarray, maxiter: int):
+    """Newton steps when there is a Hessian (handing over to L-BFGS-B where they give up),
+    else L-BFGS-B."""
+    if not newton_applies(obj):
+        return _lbfgsb(obj, x0, maxiter)
+    x, fx, res = log_newton(obj, x0, maxiter)
+    if res.status == 2:
+        y, fy, res = _lbfgsb(obj, x, maxiter)
+        if fy <= fx:
+            x, fx = y, fy
     return x, fx, res
 
 
@@ -129,6 +162,8 @@ def _lbfgsb(obj: Objective, x0: np.ndarray, maxiter: int):
         def fun(x):
             x = np.asarray(x, float)
             value = tracked(x)
+            if not np.isfinite(value):  # a failed evaluation: L-BFGS-B backs off on the value
+                return value, np.zeros(x.size)
             if forward:
                 return value, fd_gradient(tracked, x, obj.lower, FORWARD_STEP, value)
             return value, fd_gradient(tracked, x, obj.lower)
@@ -188,10 +223,15 @@ def optimize_theta(dev, start=None, maxiter: int = 1000) -> OptimResult:
     """Minimise an LMM's profiled criterion (deviance.Deviance) over θ from lme4's start."""
     start = dev.thetas.start if start is None else np.asarray(start, float)
     exact = dev.has_gradient
-    obj = Objective(dev, dev.thetas.lower_bounds, dev.thetas.is_diagonal,
+    lower = dev.thetas.lower_bounds
+
+    def differenced(theta):  # central differences, for Newton steps without an analytic one
+        return dev(theta), fd_gradient(dev, np.asarray(theta, float), lower)
+
+    obj = Objective(dev, lower, dev.thetas.is_diagonal,
                     ftol=1e-14 if exact else 1e-13, gtol=1e-7 if exact else 1e-6,
-                    value_and_gradient=dev.value_and_gradient if exact else None,
-                    differences="scipy")
+                    value_and_gradient=dev.value_and_gradient if exact else differenced,
+                    hessian=dev.ai_hessian)
     theta, f, res = minimize_bounded(obj, start, maxiter)
     pg = projected(_theta_gradient(dev, theta), theta, dev.thetas.lower_bounds)
     return OptimResult(theta, theta.size, f, is_converged(res, pg), str(res.message),

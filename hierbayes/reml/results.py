@@ -13,11 +13,13 @@ from ..design import Design
 from ..errors import ConvergenceWarning, SingularFitWarning
 from ..tidy import CI_PROB, check_ci_prob
 from . import tables
+from .bootstrap import Bootstrap, bootstrap
 from .estimates import Optimum, lmm_optimum
 from .glmm_estimates import glmm_optimum
 from .optimize import OptimResult
 from .predict import predict_reml
 from .printing import format_fit
+from .r2 import VarianceExplained, variance_explained
 
 
 def warn_status(fit, message: str, gradient: np.ndarray, thetas, theta: np.ndarray,
@@ -51,7 +53,8 @@ class RemlFit:
     Attributes:
 
     - `method`: "REML", "ML" or "Laplace"; `family` ("gaussian" for LMMs), `link` ("identity" for
-      LMMs); `laplace`: "exact" or "lme4" for GLMMs (fit_reml's `laplace`), None for LMMs.
+      LMMs); `laplace`: "exact" or "lme4" for GLMMs (fit_reml's `laplace`), None for LMMs;
+      `nagq`: quadrature nodes for GLMMs (1: Laplace; more: adaptive Gauss-Hermite), else None.
     - `criterion`: the REML criterion, the ML deviance, or for GLMMs −2 log-likelihood (Laplace
       approximation, constants included: lme4's −2·logLik); `loglik` = −criterion/2, `aic`,
       `bic`, `n_params` (lme4's logLik degrees of freedom: β, θ, and σ or α when estimated).
@@ -89,6 +92,7 @@ class RemlFit:
         self.family: str = optimum.family
         self.link: str = optimum.link
         self.laplace: str | None = optimum.laplace
+        self.nagq: int | None = getattr(dev, "nagq", 1) if dev.method == "Laplace" else None
         self.dispersion: float | None = optimum.dispersion
         self.vcov_source: str = optimum.vcov_source
         self.vcov_rx: np.ndarray = optimum.vcov_rx
@@ -130,12 +134,17 @@ class RemlFit:
         SE: lme4's t value, or z value for GLMMs and known residual SDs)."""
         return tables.fixef_table(self, check_ci_prob(ci_prob))
 
-    def varcorr(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+    def varcorr(self, ci_prob: float = CI_PROB, criterion: str = "fit") -> pd.DataFrame:
         """SDs and correlations of the group effects, then the residual SD, with profile
-        likelihood intervals (lme4's confint(method = "profile")): see hierbayes.reml.profile
-        and hierbayes.reml.tables.varcorr_table for the columns. Profiles are computed once per
-        `ci_prob` and kept."""
-        return tables.varcorr_table(self, check_ci_prob(ci_prob))
+        likelihood intervals: see hierbayes.reml.profile and hierbayes.reml.tables.varcorr_table
+        for the columns. Profiles are computed once per `ci_prob` and kept.
+
+        `criterion`: "fit" (default) profiles the criterion this fit minimised, so a REML
+        fit's intervals surround its REML estimates; "ML" reproduces lme4's
+        confint(method = "profile"), which refits a REML model by ML and profiles the ML
+        deviance (its intervals surround the ML estimates). For ML and GLMM fits the two
+        are the same. Estimates and SEs are this fit's either way."""
+        return tables.varcorr_table(self, check_ci_prob(ci_prob), criterion)
 
     def ranef(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """Conditional modes and conditional SDs per level × term, Wald (conditional) intervals."""
@@ -145,6 +154,32 @@ class RemlFit:
     def predict(self, new_data=None, group_effects="conditional", kind="link") -> pd.Series:
         """Predictions per row of `new_data` (default: the fitted rows): see reml.predict."""
         return predict_reml(self, new_data, group_effects, kind)
+
+    def variance_explained(self, approximation: str = "lognormal") -> VarianceExplained:
+        """Nakagawa's variance decomposition (fixed, random per grouping factor, residual on the
+        link scale): see hierbayes.reml.r2 for the definitions and `approximation`."""
+        return variance_explained(self, approximation)
+
+    def r2(self, approximation: str = "lognormal") -> dict[str, float]:
+        """Nakagawa's marginal (fixed effects) and conditional (fixed and random) R²."""
+        ve = self.variance_explained(approximation)
+        return {"marginal": ve.r2_marginal, "conditional": ve.r2_conditional}
+
+    def icc(self, approximation: str = "lognormal") -> dict:
+        """Intraclass correlation: `adjusted` (random / (random + residual)), `unadjusted`
+        (random / total, fixed effects' variance included), and `by_group` (each grouping
+        factor's adjusted share)."""
+        ve = self.variance_explained(approximation)
+        return {"adjusted": ve.icc_adjusted, "unadjusted": ve.icc_unadjusted,
+                "by_group": ve.icc_by_group()}
+
+    def bootstrap(self, n: int = 200, seed: int | None = None) -> Bootstrap:
+        """Parametric bootstrap (lme4's bootMer): `n` responses simulated from this fit, each
+        refitted by the same criterion; `.fixef(ci_prob)` and `.varcorr(ci_prob)` give
+        bootstrap SEs and percentile intervals, `.replicates` every replicate. Seeded with
+        `seed` (numpy's default_rng): the same seed gives the same replicates. See
+        hierbayes.reml.bootstrap."""
+        return bootstrap(self, n, seed)
 
     @cached_property
     def _text(self) -> str:

@@ -74,8 +74,9 @@ class Scales:
     z: tuple[np.ndarray, ...]  # per block, (k,)
 
     @classmethod
-    def of(cls, design: Design) -> Scales:
-        gaussian = design.family.response == "real"
+    def of(cls, design: Design, link: str | None = None) -> Scales:
+        # Only a linear model's response rescales linearly (counts and a log link do not).
+        gaussian = design.family.response == "real" and link in (None, "identity")
         y = _factor(design.y) if gaussian else 1.0
         # A GLMM's β is optimised with θ (Laplace), not profiled out: it needs the narrow band.
         band = BAND if gaussian else Z_BAND
@@ -94,8 +95,9 @@ class Scales:
             return design
         blocks = tuple(replace(b, Z=b.Z / e) for b, e in zip(design.blocks, self.z, strict=True))
         known = None if design.known_sigma is None else design.known_sigma / self.y
+        offset = None if design.offset is None else design.offset / self.y
         return replace(design, y=design.y / self.y, X=design.X / self.x, blocks=blocks,
-                       known_sigma=known)
+                       known_sigma=known, offset=offset)
 
     def theta_factors(self, design: Design) -> np.ndarray:
         """e_i of each θ_ij (row i of its block's template)."""

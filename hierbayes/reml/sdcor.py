@@ -43,6 +43,16 @@ class Component:
     l: int = -1
 
 
+def sds_and_correlations(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A block covariance's SDs and correlation matrix; a correlation involving an SD of
+    exactly 0 is undefined: NaN (the one rule for every table, printout and bootstrap)."""
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    denom = np.outer(sd, sd)
+    corr = np.full(cov.shape, np.nan)
+    np.divide(cov, denom, out=corr, where=denom > 0)
+    return sd, corr
+
+
 def components(design, has_sigma: bool) -> list[Component]:
     """The rows of `varcorr()` in order: per block its SDs, then its correlations (i < l,
     correlated blocks only), then the residual SD when σ is estimated."""

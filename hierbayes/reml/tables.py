@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from ..errors import HierbayesError
 from ..tidy import check_ci_prob, fixef_frame, ranef_frame, varcorr_frame
-from .profile import profile_intervals
-from .sdcor import components
+from .profile import profile_intervals, std_errors
+from .refit import ml_refit
+from .sdcor import components, sds_and_correlations
 
 
 def _z(ci_prob: float) -> float:
@@ -34,7 +36,7 @@ def fixef_table(fit, ci_prob: float) -> pd.DataFrame:
     return frame
 
 
-def varcorr_table(fit, ci_prob: float) -> pd.DataFrame:
+def varcorr_table(fit, ci_prob: float, criterion: str = "fit") -> pd.DataFrame:
     """SD rows (term2 None), correlation rows (term1 before term2 in block order; correlated
     blocks only), then Residual (Gaussian fits with an estimated σ only: not with known residual
     SDs, not for GLMMs).
@@ -47,16 +49,34 @@ def varcorr_table(fit, ci_prob: float) -> pd.DataFrame:
     halves of `(x || g)`). A correlation that involves an SD of exactly 0 is undefined: NaN.
     """
     comps = components(fit.design, fit.sigma is not None)
-    prof = profile_intervals(fit, ci_prob)
+    prof = profile_intervals(_profiled_fit(fit, criterion), ci_prob)
+    se = std_errors(fit)
     rows = []
     for k, c in enumerate(comps):
         row = _component_row(fit, c)
-        row.update(std_error=prof.std_error[k], lower=prof.lower[k], upper=prof.upper[k])
+        row.update(std_error=se[k], lower=prof.lower[k], upper=prof.upper[k])
         rows.append(row)
-    frame = varcorr_frame(rows, prof.label)
+    label = prof.label
+    if criterion == "ML" and fit.method == "REML":
+        label += " (lme4's confint: the ML refit's profile, around the ML estimates)"
+    frame = varcorr_frame(rows, label)
     frame.attrs["std_error"] = ("Hessian (delta-method) SE of the SD / correlation on its own "
                                 "scale; NaN at a bound")
     return frame
+
+
+CRITERIA = ("fit", "ML")
+
+
+def _profiled_fit(fit, criterion: str):
+    """The fit whose criterion is profiled: the fit itself, or with "ML" its ML refit (lme4's
+    confint(method = "profile") profiles the ML deviance even for REML fits)."""
+    if criterion not in CRITERIA:
+        raise HierbayesError(
+            f"criterion must be 'fit' (profile the criterion this fit minimised) or 'ML' "
+            f"(lme4's confint: profile the ML deviance of the ML refit); got {criterion!r}."
+        )
+    return ml_refit(fit) if criterion == "ML" else fit
 
 
 def _component_row(fit, c) -> dict:
@@ -65,14 +85,14 @@ def _component_row(fit, c) -> dict:
                     variance=fit.sigma ** 2, covariance=np.nan, block="Residual")
     block = fit.design.blocks[c.block]
     cov = fit.covariance[block.name]
+    sd, corr = sds_and_correlations(cov)
     if c.kind == "sd":
         return dict(group=block.group, term1=block.terms[c.i], term2=None,
-                    estimate=np.sqrt(cov[c.i, c.i]), variance=cov[c.i, c.i],
-                    covariance=np.nan, block=block.name)
-    denom = np.sqrt(cov[c.i, c.i] * cov[c.l, c.l])
+                    estimate=sd[c.i], variance=cov[c.i, c.i], covariance=np.nan,
+                    block=block.name)
     return dict(group=block.group, term1=block.terms[c.i], term2=block.terms[c.l],
-                estimate=cov[c.i, c.l] / denom if denom > 0 else np.nan, variance=np.nan,
-                covariance=cov[c.i, c.l], block=block.name)
+                estimate=corr[c.i, c.l], variance=np.nan, covariance=cov[c.i, c.l],
+                block=block.name)
 
 
 def ranef_table(fit, ci_prob: float) -> pd.DataFrame:

@@ -132,6 +132,8 @@ def _which_path(spec) -> tuple[str, str]:
         )
     if not design.blocks:
         return "standard", "the model has no group effects to integrate out"
+    if design.offset is not None:
+        return "standard", "an offset(...) term is not folded into the integrated model"
     if design.known_sigma is not None:
         return "standard", "the residual SDs are known per observation (the marginal has one σ)"
     if tuple(spec.model.named_vars) != spec.built_vars:
