@@ -24,7 +24,7 @@ from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .grouping import group_codes, labels_of, near_misses
 from .identifiability import NLEVELS_CHOICES, check_exact_fit, check_fixed_count, check_levels
-from .response import build_response, evaluate_expression
+from .response import build_response, offsets
 from .validation import (
     check_column_types,
     check_finite,
@@ -224,12 +224,6 @@ def make_design(
     check_finite(frame)
     check_column_types(frame, predictor_names(parsed))
     response = build_response(parsed.response, frame, family, formula)
-    if family.response == "positive" and np.any(response.y <= 0):
-        bad = int(np.sum(response.y <= 0))
-        raise DesignError(
-            f"The {family.name} family needs a positive response; {response.name!r} has {bad} "
-            f"value(s) <= 0 (e.g. {response.y[response.y <= 0][0]!r}). Drop or shift them."
-        )
     X_full, spec = _fixed_matrix(parsed, frame)
     full_names = list(spec.column_names)
     check_matrix_finite(X_full, full_names, "fixed-effect")
@@ -393,22 +387,3 @@ def _warn_near_misses(block: Block, unseen: list[str]) -> None:
             "label to use that group's effect."
         )
 
-
-def offsets(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray | None:
-    """The sum of the formula's offset(...) expressions per row (None without any); each must
-    be finite, and the message names the expression and the first bad row."""
-    if not parsed.offsets:
-        return None
-    total = np.zeros(len(frame))
-    for expr in parsed.offsets:
-        values = pd.to_numeric(evaluate_expression(expr, frame, parsed.text), errors="coerce")
-        values = np.asarray(values, dtype=float)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            raise DesignError(
-                f"offset({expr}) is not a finite number in {int(bad.sum())} row(s), the first "
-                f"at {frame.index[np.flatnonzero(bad)[0]]!r}: an offset needs a finite value on "
-                "every row (e.g. np.log of a positive exposure)."
-            )
-        total += values
-    return total

@@ -11,7 +11,7 @@ from formulaic.errors import FormulaicError
 from .errors import DesignError, FamilyError, FormulaError
 from .expressions import model_matrix, plain
 from .families import Family
-from .formula import Response
+from .formula import ParsedFormula, Response
 from .validation import response_piece
 
 
@@ -59,7 +59,13 @@ def build_response(
         return ResponseData(expr, _binary(column, expr), None)
     if family.response == "count":
         return ResponseData(expr, _counts(column, expr, "counts"), None)
-    return ResponseData(expr, _real(column, expr, family), None)
+    y = _real(column, expr, family)
+    if family.response == "positive" and np.any(y <= 0):
+        raise DesignError(
+            f"The {family.name} family needs a positive response; {expr!r} has "
+            f"{int(np.sum(y <= 0))} value(s) <= 0 (e.g. {y[y <= 0][0]!r}). Drop or shift them."
+        )
+    return ResponseData(expr, y, None)
 
 
 def _numeric(column: pd.Series, expr: str, family_hint: str) -> np.ndarray:
@@ -115,3 +121,23 @@ def _counts(column: pd.Series, expr: str, what: str) -> np.ndarray:
             f"({int(bad.sum())} such values)."
         )
     return values
+
+
+def offsets(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray | None:
+    """The sum of the formula's offset(...) expressions per row (None without any); each must
+    be finite, and the message names the expression and the first bad row."""
+    if not parsed.offsets:
+        return None
+    total = np.zeros(len(frame))
+    for expr in parsed.offsets:
+        values = pd.to_numeric(evaluate_expression(expr, frame, parsed.text), errors="coerce")
+        values = np.asarray(values, dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DesignError(
+                f"offset({expr}) is not a finite number in {int(bad.sum())} row(s), the first "
+                f"at {frame.index[np.flatnonzero(bad)[0]]!r}: an offset needs a finite value on "
+                "every row (e.g. np.log of a positive exposure)."
+            )
+        total += values
+    return total
