@@ -169,7 +169,8 @@ class SparseBackend:
         Lam = self._lambda(self.templates(theta), sh["lam"])
         product = (Lam.T @ self.A @ Lam).tocoo()
         pos = np.searchsorted(sh["keys"], product.col.astype(np.int64) * q + product.row)
-        data = np.bincount(pos, weights=product.data, minlength=sh["keys"].size)
+        # float even when Λ is 0 (θ = 0: no products; bincount then counts in integers)
+        data = np.bincount(pos, weights=product.data, minlength=sh["keys"].size).astype(float)
         data[sh["diag"]] += 1.0
         M = sp.csc_matrix((data, sh["indices"], sh["indptr"]), shape=(q, q))
         if sh["solver"] is None:
