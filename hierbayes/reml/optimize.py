@@ -2,9 +2,14 @@
 
 `minimize_bounded` is L-BFGS-B with bounds, restarted off the 0 bound of a relative SD when
 stepping inside lowers the criterion (lme4's restart_edge, see `off_the_edge`), and it returns
-the best point it evaluated. It serves the LMM θ optimisation (`optimize_theta`), both stages of
-the GLMM fit (glmm_optimize), the negative binomial's joint search (negbin) and the nuisance fits
-of profile intervals (profile). Every one of them reports an `OptimResult`.
+the best point it evaluated. Where the objective knows its θ layout (`Objective.thetas`: the LMM
+θ optimisation, both GLMM stages, the negative binomial's joint search) the steps inside are
+built on the block covariance, not on one θ at a time (boundary.py): at a correlated block's
+zero diagonal the Cholesky parameterisation hides the ways down, and L-BFGS-B stopped there
+"converged", up to 3 units of criterion above lme4's optimum. A point with no SD at its bound
+costs nothing more. It serves the LMM θ optimisation (`optimize_theta`), both stages of the
+GLMM fit (glmm_optimize), the negative binomial's joint search (negbin) and the nuisance fits of
+profile intervals (profile). Every one of them reports an `OptimResult`.
 
 Convergence is judged honestly: scipy's own criterion, or failing that a small projected
 gradient at the returned point; never when the iteration limit was hit.
@@ -31,7 +36,7 @@ from .theta import ThetaLayout
 # A projected gradient below this (criterion units per unit of the parameter) counts as
 # converged when L-BFGS-B stops on its line search (lme4 uses 2e-3 on its scaled gradient).
 GRADIENT_TOL = 1e-3
-EDGE_STEPS = (1e-2, 1e-1)  # relative SDs tried when one ends at its 0 bound
+EDGE_STEPS = (1e-2, 1e-1)  # relative SDs tried at a 0 bound without a θ layout (profiles)
 MAX_RESTARTS = 3
 SNAP = 1e-8  # a relative SD below this is tried at exactly 0 (onto_the_edge)
 FD_STEP = 1e-5  # relative step of central differences (smooth criteria: ~1e-10 accurate)
@@ -92,7 +97,9 @@ class Objective:
 
 def minimize_bounded(obj: Objective, x0, maxiter: int):
     """(best x, its value, scipy's result of the last run): L-BFGS-B from x0, restarted off the
-    0 bound of a relative SD while that lowers the criterion."""
+    0 bound of a relative SD while that lowers the criterion (at most MAX_RESTARTS times).
+    Relative SDs a hair above 0 are put on it first (`onto_the_edge`), so that the steps inside
+    start from the bound itself."""
     x, fx, res = _run(obj, np.asarray(x0, float), maxiter)
     for _ in range(MAX_RESTARTS):
         x, fx = onto_the_edge(obj, x, fx)
