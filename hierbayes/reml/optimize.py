@@ -76,8 +76,8 @@ class Objective:
     `f` is the criterion; `value_and_gradient` its analytic gradient, else `differences` says how
     to get one: "scipy" (scipy's own forward differences), "central" or "forward" (`fd_gradient`).
     `diagonal` marks the coordinates that are relative SDs (restarted off their 0 bound). With
-    `thetas`, the first `thetas.n_theta` coordinates are θ in that layout, and the restarts also
-    try the factors equivalent at the bound (boundary.py); without, each SD alone.
+    `thetas`, the first `thetas.n_theta` coordinates are θ in that layout, and the steps inside
+    move each block's covariance (boundary.py); without, each SD alone.
     `ftol` and `gtol` are scipy's L-BFGS-B tolerances. With `hessian` (an approximate Hessian,
     next to `value_and_gradient`, for θ alone) Newton steps on log θ run first (newton.py), and
     L-BFGS-B only takes over where they stop short.
