@@ -32,7 +32,8 @@ def optimize_laplace(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> O
     par1 = stage_one(dev, start, maxiter)
     white = Whitened(dev, par1)
     obj = Objective(white, dev.lower_bounds, par_diagonal(dev), ftol=STAGE2_FTOL, gtol=1e-7,
-                    value_and_gradient=white.value_and_gradient if dev.has_gradient else None)
+                    value_and_gradient=white.value_and_gradient if dev.has_gradient else None,
+                    thetas=dev.thetas)
     x, f, res = minimize_bounded(obj, white.start, maxiter)
     par = white.par(x)
     pg = projected(dev.gradient(par), par, dev.lower_bounds)
@@ -81,7 +82,7 @@ def stage_one(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> np.ndarr
     obj = Objective(dev.profiled, dev.thetas.lower_bounds, dev.thetas.is_diagonal,
                     ftol=STAGE1_FTOL, gtol=1e-7, differences="forward",
                     value_and_gradient=dev.profiled_value_and_gradient if dev.has_gradient
-                    else None)
+                    else None, thetas=dev.thetas)
     theta1, _, _ = minimize_bounded(obj, theta0, maxiter)
     return np.concatenate([theta1, dev.profiled_state(theta1).beta])
 

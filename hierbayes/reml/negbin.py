@@ -68,7 +68,8 @@ def optimize_negative_binomial(dev: LaplaceDeviance, start=None,
     lower = np.concatenate([dev.lower_bounds, [bounds[0]]])
     upper = np.concatenate([np.full(par1.size, np.inf), [bounds[1]]])
     diagonal = np.concatenate([par_diagonal(dev), [False]])
-    obj = Objective(f, lower, diagonal, ftol=STAGE2_FTOL, gtol=1e-7, upper=upper)
+    obj = Objective(f, lower, diagonal, ftol=STAGE2_FTOL, gtol=1e-7, upper=upper,
+                    thetas=dev.thetas)
     x, fx, res = minimize_bounded(obj, x0, maxiter)
     gradient = projected(fd_gradient(f, x, lower), x, lower, upper)
     f(x)  # leave the deviance at the optimum's α

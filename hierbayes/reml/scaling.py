@@ -2,11 +2,12 @@
 
 The engine squares the data (XᵀX, Zᵀy, r²): a response of 1e200 overflows, one of 1e-200
 underflows to zero variances, a predictor of 1e155 overflows XᵀX. And θ is relative to the units
-of the group-level columns: lme4's start θ = 1 is far from the optimum of a slope in odd units,
-and from there the optimiser can stop, "converged", at a wrong boundary point (sleepstudy with
-Days × 20: the intercept SD at 0 and a criterion 23 too high); a GLMM's β is optimised together
-with θ and has the same trouble (PIRLS failed outright on a Poisson predictor × 1e6). So before
-the fit, a column is divided by the power of two nearest its RMS when that RMS lies outside
+of the group-level columns: lme4's start θ = 1 is far from the optimum of a slope in odd units.
+The LMM optimiser reaches it from there all the same (sleepstudy with Days × 1e5 unscaled:
+tests/test_reml_optimum.py), but in ~100 evaluations instead of 6; a GLMM's β is optimised
+together with θ and is less forgiving (a Poisson (x | g) with x × 1e6 fitted unscaled stops 2.6
+above the optimum, and PIRLS once failed outright there). So before the fit, a column is divided
+by the power of two nearest its RMS when that RMS lies outside
 
 - [2⁻²⁰, 2²⁰] (≈ 1e-6 to 1e6) for the response c (gaussian only: counts are not rescaled) and an
   LMM's fixed-effect columns d_j, which only squares can harm (θ does not depend on their units);
