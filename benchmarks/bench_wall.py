@@ -14,7 +14,8 @@ Modes of a measurement (one process each):
 - ``fresh``: import and first fit in a new process (hierbayes' disk cache of compiled models as
   the previous runs left it; ``cold``: with an empty one).
 
-Columns: ``import``, ``design`` (formula → model: ``hb.build_model`` / ``bmb.Model``),
+Columns: ``import``, ``design`` (formula → model: ``hb.fit_bayes`` up to sampling, its
+within/between check included / ``bmb.Model``),
 ``compile`` (building the sampler: 0 when hierbayes reuses a compiled model), ``sampling`` (NUTS,
 4 chains × 1000 draws after 1000 tuning steps on 2 cores), ``post`` (everything after NUTS: the
 marginal path's exact draws of the group effects, diagnostics; bambi's conversion), ``fit`` (the
@@ -143,9 +144,7 @@ def worker_hierbayes(case: str, mode: str) -> dict:
     if mode == "second":
         hb.fit_bayes(formula, data, family=family, **settings)
     start = time.perf_counter()
-    spec = hb.build_model(formula, data, family=family)
-    design = time.perf_counter() - start
-    fit = hb.sample(spec, **settings)
+    fit = hb.fit_bayes(formula, data, family=family, **settings)
     saved = np.nan
     if case == "memory":  # the fit as a user keeps it: in memory and in posterior.nc
         path = Path(tempfile.mkdtemp()) / "posterior.nc"
@@ -153,6 +152,11 @@ def worker_hierbayes(case: str, mode: str) -> dict:
         saved = path.stat().st_size / 1e6
     wall = time.perf_counter() - start
     t = getattr(fit, "timings", {})
+    # Before `sample` starts: the formula, the design, the priors, the model and fit_bayes'
+    # within/between check (a REML fit).
+    design = wall - t.get("total_s", wall) if t else np.nan
+    compile_s = t.get("compile_s", np.nan)
+    sampling = t.get("sampling_s", np.nan)
     ess, where = _min_ess(reported_quantities(fit.design, fit.posterior))
     compile_s = t.get("compile_s", np.nan)
     sampling = t.get("sampling_s", np.nan)
@@ -221,7 +225,7 @@ def measure(tool: str, case: str, mode: str, code: Path, timeout: float | None) 
     command = [sys.executable, __file__, "--worker", tool, case, "second" if mode == "second"
                else "fresh"]  # fmt: skip
     label = tool if code == ROOT else f"{tool} ({code.name})"
-    row = {"case": case, "tool": label, "mode": mode}
+    row = {"case": case, "tool": label, "mode": mode, "load": os.getloadavg()[0]}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -233,19 +237,25 @@ def measure(tool: str, case: str, mode: str, code: Path, timeout: float | None) 
 
 
 def report(rows: list[dict]) -> str:
+    """The table: per case, mode and tool the median of the repeats (``n``), ratios to bambi's."""
     frame = pd.DataFrame(rows)
     frame["ESS/s"] = frame["min ESS"] / frame["fit"]
+    keys = ["case", "mode", "tool"]
+    numeric = [c for c in frame.columns if c not in keys and frame[c].dtype.kind in "fi"]
+    grouped = frame.groupby(keys, sort=False)
+    table = grouped[numeric].median().join(grouped.size().rename("n"))
+    table = table.join(grouped[["where", "path", "compiled"]].last()).reset_index()
     out = []
-    for _, group in frame.groupby(["case", "mode"], sort=False):
+    for _, group in table.groupby(["case", "mode"], sort=False):
         bambi = group[group["tool"] == "bambi"]
         if len(bambi):
             group = group.assign(**{"fit × bambi": group["fit"] / bambi["fit"].iloc[0],
                                     "ESS/s × bambi": group["ESS/s"] / bambi["ESS/s"].iloc[0]})
         out.append(group)
     table = pd.concat(out)
-    columns = ["case", "mode", "tool", "import", "design", "compile", "sampling", "post", "fit",
-               "peak MB", "file MB", "min ESS", "ESS/s", "div", "fit × bambi", "ESS/s × bambi",
-               "where"]
+    columns = ["case", "mode", "tool", "n", "load", "import", "design", "compile", "sampling",
+               "post", "fit", "peak MB", "file MB", "min ESS", "ESS/s", "div", "fit × bambi",
+               "ESS/s × bambi", "path", "where"]
     table = table[[c for c in columns if c in table]]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in table.itertuples(index=False):
@@ -265,6 +275,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tools", nargs="+", default=["hierbayes", "bambi"])
     parser.add_argument("--before", type=Path, help="another checkout to time beside this one")
     parser.add_argument("--bambi-timeout", type=float, default=None)
+    parser.add_argument("--repeat", type=int, default=1, help="measurements per row (medians)")
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker)
@@ -272,7 +283,7 @@ def main(argv=None) -> None:
     print(f"load average before: {os.getloadavg()}", flush=True)
     rows = []
     for case in args.cases:
-        for mode in args.modes:
+        for mode in args.modes * args.repeat:  # the tools alternate within each repeat
             for tool in args.tools:
                 if tool == "bambi" and CASES[case][1] is None:
                     continue

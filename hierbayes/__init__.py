@@ -11,6 +11,7 @@ import sys
 import types
 
 from .errors import (
+    CardError,
     ConvergenceWarning,
     DataWarning,
     DesignError,
@@ -18,11 +19,14 @@ from .errors import (
     FormulaError,
     HierbayesError,
     HierbayesWarning,
+    LoadError,
     ModelMismatchError,
+    OutputError,
     PriorError,
     SamplingWarning,
     SeparationWarning,
     SingularFitWarning,
+    WithinBetweenWarning,
 )
 
 __version__ = "0.1.0"
@@ -37,6 +41,7 @@ _LAZY = {
     "parse_formula": "formula",
     # the REML / Laplace engine
     "RemlFit": "reml",
+    "anova": "reml",
     "fit_reml": "reml",
     "make_deviance": "reml",
     # the Bayesian engine
@@ -49,6 +54,11 @@ _LAZY = {
     "fit_bayes": "bayes",
     "load": "bayes",
     "sample": "bayes",
+    "SamplingInterrupted": "bayes",
+    # the note's questions: pooling, agreement, calibration
+    "within_between": "within",
+    "agreement": "study",
+    "sbc": "study",
     # comparison and reports
     "Comparison": "compare",
     "compare": "compare",
@@ -57,14 +67,14 @@ _LAZY = {
     "comparison_report": "report",
     "fit_report": "report",
     # model cards
-    "CardError": "cards",
     "ModelCard": "cards",
     "list_cards": "cards",
     "load_card": "cards",
 }
-_SUBMODULES = ("bayes", "cards", "compare", "datasets", "reml", "report", "simulate", "testing")
+_SUBMODULES = ("bayes", "cards", "datasets", "reml", "report", "simulate", "study", "testing")
 
 __all__ = [
+    "CardError",
     "ConvergenceWarning",
     "DataWarning",
     "DesignError",
@@ -72,11 +82,14 @@ __all__ = [
     "FormulaError",
     "HierbayesError",
     "HierbayesWarning",
+    "LoadError",
     "ModelMismatchError",
+    "OutputError",
     "PriorError",
     "SamplingWarning",
     "SeparationWarning",
     "SingularFitWarning",
+    "WithinBetweenWarning",
     *_LAZY,
     *_SUBMODULES,
 ]

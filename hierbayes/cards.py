@@ -11,7 +11,7 @@ Layout (every key but the marked ones is required)::
     known_sigma = "se"            # optional: column of known per-observation SDs (meta-analysis)
 
     [data]
-    path = "data/sleepstudy.csv"  # relative to the card
+    path = "data/sleepstudy.csv"  # relative to the card, inside its folder (see below)
     factors = ["Subject"]         # optional: columns read as strings, however numeric they look
 
     [sampler]                     # optional, every key optional
@@ -26,6 +26,12 @@ Layout (every key but the marked ones is required)::
     sigma = 50.0
 
 Unknown keys are errors (a typo would otherwise be silently ignored), listed with the valid keys.
+
+A card is text someone else may have written: its formula passes the allow-list of
+`hierbayes.expressions` when it is loaded, and its data must lie inside the card's folder (after
+resolving ``..`` and symbolic links) unless the caller opts in with ``allow_outside=True``
+(``hierbayes fit --allow-outside-data``). A data file that is not a CSV table is refused without
+quoting any of it.
 """
 
 from __future__ import annotations
@@ -39,21 +45,19 @@ import pandas as pd
 
 from .bayes.priors import Prior, make_priors
 from .design import make_design
-from .errors import HierbayesError
+from .errors import CardError, HierbayesError
 from .families import check_link, get_family
 from .formula import parse_formula
+from .validation import formula_names
 
-__all__ = ["CardError", "ModelCard", "SamplerSettings", "card_paths", "list_cards", "load_card"]
+__all__ = ["CardError", "ModelCard", "SamplerSettings", "card_paths", "default_models_folder",
+           "list_cards", "load_card", "resolve_card"]
 
 TOP_KEYS = ("name", "description", "formula", "family", "link", "known_sigma", "data", "sampler",
             "priors")
 REQUIRED_KEYS = ("name", "description", "formula", "family", "data")
 DATA_KEYS = ("path", "factors")
 SAMPLER_KEYS = ("draws", "tune", "chains", "seed", "target_accept")
-
-
-class CardError(HierbayesError):
-    """A model card that cannot be read: bad TOML, unknown or missing keys, missing data file."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class ModelCard:
 
     def load_data(self) -> pd.DataFrame:
         """The card's data, factor columns as strings; checks the columns the card names."""
-        frame = pd.read_csv(self.data_path, dtype={c: str for c in self.factors})
+        frame = _read_table(self.data_path, self.factors, self.path)
         named = [*self.factors, *([self.known_sigma] if self.known_sigma else [])]
         missing = [c for c in named if c not in frame.columns]
         if missing:
@@ -111,8 +115,11 @@ class ModelCard:
         return f"{self.name}: {self.formula} ({self.family})"
 
 
-def load_card(path) -> ModelCard:
-    """Read and validate one card. Raises `CardError` naming the file and what is wrong."""
+def load_card(path, allow_outside: bool = False) -> ModelCard:
+    """Read and validate one card. Raises `CardError` naming the file and what is wrong.
+
+    The data path must lie inside the card's folder unless `allow_outside`.
+    """
     path = Path(path)
     if not path.is_file():
         raise CardError(f"Model card {str(path)!r} not found.")
@@ -131,7 +138,7 @@ def load_card(path) -> ModelCard:
     # The card's own content first, then the file system: a typo is reported before a path.
     sampler = _sampler(raw.get("sampler", {}), path)
     priors = _priors(raw.get("priors", {}), path)
-    data_path, factors = _data(raw["data"], path)
+    data_path, factors = _data(raw["data"], path, allow_outside)
     return ModelCard(
         path=path,
         name=raw["name"],
@@ -155,9 +162,29 @@ def card_paths(folder) -> list[Path]:
     return sorted(folder.glob("*.toml"))
 
 
-def list_cards(folder) -> list[ModelCard]:
+def list_cards(folder, allow_outside: bool = False) -> list[ModelCard]:
     """Every card in `folder`, validated (the first invalid one raises `CardError`)."""
-    return [load_card(p) for p in card_paths(folder)]
+    return [load_card(p, allow_outside) for p in card_paths(folder)]
+
+
+def default_models_folder() -> Path:
+    """``./models`` when there is one, else the cards shipped inside the package."""
+    here = Path.cwd() / "models"
+    return here if here.is_dir() else Path(__file__).resolve().parent / "models"
+
+
+def resolve_card(spec: str) -> Path:
+    """A card file, or a card name looked up in the default folder (``sleepstudy``)."""
+    path = Path(spec)
+    if path.is_file() or path.suffix or "/" in spec:
+        return path
+    folder = default_models_folder()
+    candidate = folder / f"{spec}.toml"
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(p.stem for p in card_paths(folder)) if folder.is_dir() else "none"
+    raise CardError(f"No model card {spec!r}: not a file, and not a card in {folder} "
+                    f"(available: {names}).")
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -177,13 +204,13 @@ def _check_keys(table: dict, valid: tuple[str, ...], path: Path, where: str) -> 
 def _check_model(raw: dict, path: Path) -> None:
     """Formula, family and link are checked now so that a bad card fails before any fitting."""
     try:
-        parse_formula(raw["formula"])
+        formula_names(parse_formula(raw["formula"]))  # the allow-list, before any data is read
         check_link(get_family(raw["family"]), raw.get("link"))
     except HierbayesError as err:
         raise type(err)(f"{path}: {err}") from None
 
 
-def _data(table, path: Path) -> tuple[Path, tuple[str, ...]]:
+def _data(table, path: Path, allow_outside: bool) -> tuple[Path, tuple[str, ...]]:
     if isinstance(table, str):  # shorthand: data = "data/x.csv"
         table = {"path": table}
     _check_keys(table, DATA_KEYS, path, "[data]")
@@ -192,7 +219,15 @@ def _data(table, path: Path) -> tuple[Path, tuple[str, ...]]:
     factors = table.get("factors", [])
     if not (isinstance(factors, list) and all(isinstance(f, str) for f in factors)):
         raise CardError(f"{path}: [data] factors must be a list of column names, got {factors!r}.")
-    data_path = (path.parent / table["path"]).resolve()
+    folder = path.parent.resolve()
+    data_path = (folder / table["path"]).resolve()
+    if not (allow_outside or data_path.is_relative_to(folder)):
+        # Said before looking: whether a file exists out there is none of the card's business.
+        raise CardError(
+            f"{path}: data path {table['path']!r} lies outside the card's folder {folder}. Put "
+            "the data beside the card, or opt in to reading it (load_card(..., "
+            "allow_outside=True); hierbayes fit/compare --allow-outside-data)."
+        )
     if not data_path.is_file():
         raise CardError(f"{path}: data file {table['path']!r} not found (looked for {data_path}).")
     return data_path, tuple(factors)
@@ -230,6 +265,25 @@ def _priors(table, path: Path) -> dict[str, Prior]:
         params = {k: v for k, v in spec.items() if k != "distribution"}
         out[name] = Prior(spec["distribution"], **params)
     return out
+
+
+def _read_table(data_path: Path, factors: tuple[str, ...], card: Path) -> pd.DataFrame:
+    """The CSV file as a frame; a file that is not a table (no header and data rows, one column,
+    not text) is refused without quoting it: it may be anything the card pointed at."""
+    try:
+        frame = pd.read_csv(data_path, dtype={c: str for c in factors})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        raise CardError(
+            f"{card}: data file {data_path.name} cannot be read as a CSV table "
+            f"({type(err).__name__}); the data must be comma-separated text with a header row."
+        ) from None
+    if len(frame) == 0 or frame.shape[1] < 2:
+        raise CardError(
+            f"{card}: data file {data_path.name} is not a CSV table (it has {len(frame)} data "
+            f"row(s) and {frame.shape[1]} column(s)); the data must be comma-separated text with "
+            "a header row and at least two columns."
+        )
+    return frame
 
 
 def _check_known_sigma(column: pd.Series, card: ModelCard) -> None:

@@ -4,10 +4,15 @@
     hierbayes compare models/pastes.toml --out out/pastes
     hierbayes report out/sleepstudy
     hierbayes models
+    hierbayes agreement sleepstudy --out out/agree      (hierbayes.study.commands)
+    hierbayes sbc radon_intercepts --out out/sbc
 
 Results go to stdout, progress and warnings to stderr. Exit codes: 0 success; 2 bad input (a
-card, file, formula or option: one line on stderr, no traceback); 1 anything else (``--debug``
-shows its traceback).
+card, file, formula, option or output folder: one line on stderr, no traceback); 130 interrupted
+(Ctrl-C: nothing partial is written); 1 anything else (``--debug`` shows its traceback).
+
+The output folder is checked before any fitting and every file is written atomically
+(`hierbayes.outdir`); a card's data must lie beside the card unless ``--allow-outside-data``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 import sys
 import textwrap
 import time
@@ -27,16 +31,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import write_bytes, write_via
 from .bayes import fit_bayes, load
-from .cards import CardError, card_paths, load_card
+from .cards import CardError, card_paths, default_models_folder, load_card, resolve_card
 from .compare import compare
 from .errors import HierbayesError
+from .outdir import OutputFolder
 from .reml import fit_reml
 from .report import comparison_report, fit_report
+from .study.commands import add_commands as add_study_commands
 
 PROG = "hierbayes"
 POSTERIOR_FILE = "posterior.nc"
 CARD_COPY = "card.toml"
+FIT_TABLES = ("fixef.csv", "varcorr.csv", "ranef.csv")
+COMPARISON_TABLES = tuple(f"comparison_{n}.csv" for n in ("fixed", "variance", "groups", "reasons"))
+REPORT_FILES = ("report.html", "report.md", "report_files")
 
 
 class Progress:
@@ -67,19 +77,20 @@ class Progress:
 def cmd_fit(args) -> int:
     """Fit the card by NUTS and by REML/Laplace; write the report, posterior and tables."""
     progress = Progress(args.quiet)
-    card, data = _card_and_data(args, progress)
-    bayes = _fit_bayes(card, data, args, progress)
-    out = _out_dir(args.out)
-    with progress.step(f"saving the posterior to {out / POSTERIOR_FILE}"):
-        _save_fit(bayes, out / POSTERIOR_FILE)
-    shutil.copyfile(card.path, out / CARD_COPY)
-    _predictive(bayes, card.sampler.seed, progress)
-    reml = _fit_reml(card.formula, data, card.family, progress, card.known_sigma)
-    cmp, failed = _compare(bayes, reml, progress)
-    _write_tables(out, bayes=bayes, cmp=cmp)
-    with progress.step("writing the report"):
-        report = fit_report(bayes, out, comparison=cmp, title=card.name,
-                            description=card.description)
+    names = (POSTERIOR_FILE, CARD_COPY, *FIT_TABLES, *COMPARISON_TABLES, *REPORT_FILES)
+    with OutputFolder(args.out, names) as out:  # checked before anything is fitted
+        card, data = _card_and_data(args, progress)
+        bayes = _fit_bayes(card, data, args, progress)
+        with progress.step(f"saving the posterior to {out.path / POSTERIOR_FILE}"):
+            _save_fit(bayes, out.file(POSTERIOR_FILE))
+        write_bytes(out.file(CARD_COPY), card.path.read_bytes())
+        _predictive(bayes, card.sampler.seed, progress)
+        reml = _fit_reml(card.formula, data, card.family, progress, card.known_sigma)
+        cmp, failed = _compare(bayes, reml, progress)
+        _write_tables(out, bayes=bayes, cmp=cmp)
+        with progress.step("writing the report"):
+            report = fit_report(bayes, out.path, comparison=cmp, title=card.name,
+                                description=card.description)
     _print_summary(card, bayes, cmp, report)
     return 1 if failed else 0
 
@@ -87,22 +98,24 @@ def cmd_fit(args) -> int:
 def cmd_compare(args) -> int:
     """Fit both ways (or load a saved posterior) and write the comparison report and tables."""
     progress = Progress(args.quiet)
-    card, data = _card_and_data(args, progress)
-    reml = _fit_reml(card.formula, data, card.family, progress, card.known_sigma)
-    if reml is None:
-        raise HierbayesError(f"No REML/Laplace fit of {card.name!r} to compare with (see above).")
-    if args.posterior:
-        with progress.step(f"loading the posterior {args.posterior}"):
-            bayes = _load_fit(Path(args.posterior))
-    else:
-        bayes = _fit_bayes(card, data, args, progress)
-    with progress.step("comparing the two fits"):
-        cmp = compare(bayes, reml)
-    out = _out_dir(args.out)
-    _write_tables(out, cmp=cmp)
-    with progress.step("writing the comparison report"):
-        report = comparison_report(cmp, out / "comparison.html", title=f"{card.name}: Bayes vs "
-                                   f"{cmp.method}", description=card.description)
+    names = (*COMPARISON_TABLES, "comparison.html", "comparison.md", "comparison_files")
+    with OutputFolder(args.out, names) as out:  # checked before anything is fitted
+        card, data = _card_and_data(args, progress)
+        reml = _fit_reml(card.formula, data, card.family, progress, card.known_sigma)
+        if reml is None:
+            raise HierbayesError(f"No REML/Laplace fit of {card.name!r} to compare with (see "
+                                 "above).")
+        if args.posterior:
+            with progress.step(f"loading the posterior {args.posterior}"):
+                bayes = _load_fit(Path(args.posterior))
+        else:
+            bayes = _fit_bayes(card, data, args, progress)
+        with progress.step("comparing the two fits"):
+            cmp = compare(bayes, reml)
+        _write_tables(out, cmp=cmp)
+        with progress.step("writing the comparison report"):
+            report = comparison_report(cmp, out.path / "comparison.html", title=f"{card.name}: "
+                                       f"Bayes vs {cmp.method}", description=card.description)
     print("\n".join(cmp.verdict()))
     print(f"\nwrote {report.html_path} and {report.markdown_path}")
     return 0
@@ -113,19 +126,20 @@ def cmd_report(args) -> int:
     progress = Progress(args.quiet)
     path = Path(args.path)
     file = path / POSTERIOR_FILE if path.is_dir() else path
-    with progress.step(f"loading {file}"):
-        bayes = _load_fit(file)
-    title, description = _card_header(file.parent / CARD_COPY)
-    _predictive(bayes, getattr(bayes, "settings", {}).get("random_seed"), progress)
-    cmp, failed = None, False
-    if not args.no_compare:
-        design = bayes.design
-        reml = _fit_reml(design.formula, design.data, design.family.name, progress,
-                         design.known_sigma_column)
-        cmp, failed = _compare(bayes, reml, progress)
-    out = _out_dir(args.out) if args.out else file.parent
-    with progress.step("writing the report"):
-        report = fit_report(bayes, out, comparison=cmp, title=title, description=description)
+    with OutputFolder(args.out or file.parent, REPORT_FILES) as out:
+        with progress.step(f"loading {file}"):
+            bayes = _load_fit(file)
+        title, description = _card_header(file.parent / CARD_COPY)
+        _predictive(bayes, getattr(bayes, "settings", {}).get("random_seed"), progress)
+        cmp, failed = None, False
+        if not args.no_compare:
+            design = bayes.design
+            reml = _fit_reml(design.formula, design.data, design.family.name, progress,
+                             design.known_sigma_column)
+            cmp, failed = _compare(bayes, reml, progress)
+        with progress.step("writing the report"):
+            report = fit_report(bayes, out.path, comparison=cmp, title=title,
+                                description=description)
     print(f"wrote {report.html_path} and {report.markdown_path}")
     return 1 if failed else 0
 
@@ -136,7 +150,7 @@ def cmd_models(args) -> int:
     cards, broken = [], 0
     for path in card_paths(folder):
         try:
-            cards.append(load_card(path))
+            cards.append(load_card(path, args.allow_outside_data))
         except HierbayesError as err:
             broken += 1
             print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
@@ -155,26 +169,6 @@ def cmd_models(args) -> int:
 # --- steps ----------------------------------------------------------------------------------
 
 
-def default_models_folder() -> Path:
-    """``./models`` when there is one, else the cards shipped inside the package."""
-    here = Path.cwd() / "models"
-    return here if here.is_dir() else Path(__file__).resolve().parent / "models"
-
-
-def resolve_card(spec: str) -> Path:
-    """A card file, or a card name looked up in the default folder (``sleepstudy``)."""
-    path = Path(spec)
-    if path.is_file() or path.suffix or "/" in spec:
-        return path
-    folder = default_models_folder()
-    candidate = folder / f"{spec}.toml"
-    if candidate.is_file():
-        return candidate
-    names = ", ".join(p.stem for p in card_paths(folder)) if folder.is_dir() else "none"
-    raise CardError(f"No model card {spec!r}: not a file, and not a card in {folder} "
-                    f"(available: {names}).")
-
-
 def _card_header(path: Path) -> tuple[str | None, str]:
     """Name and description of the card copy beside a saved fit (its data path, relative to
     the original card, no longer resolves there, so it is not validated as a card)."""
@@ -188,7 +182,7 @@ def _card_header(path: Path) -> tuple[str | None, str]:
 
 
 def _card_and_data(args, progress: Progress):
-    card = load_card(resolve_card(args.card))
+    card = load_card(resolve_card(args.card), args.allow_outside_data)
     overrides = {k: getattr(args, k, None) for k in ("draws", "tune", "chains", "seed")}
     card = dataclasses.replace(card, sampler=card.sampler.replace(**overrides))
     progress.say(f"model {card.summary()}")
@@ -215,7 +209,9 @@ def _fit_reml(formula, data, family, progress: Progress, known_sigma=None):
     model: the Bayesian fit and its report are still worth having."""
     try:
         with progress.step("fitting by REML/Laplace"):
-            return fit_reml(formula, data, family=family, known_sigma=known_sigma)
+            # No within/between warning here: the comparison's reasons carry it.
+            return fit_reml(formula, data, family=family, known_sigma=known_sigma,
+                            check_within=False)
     except HierbayesError as err:
         progress.warn(f"no REML/Laplace counterpart: {one_line(err)}")
         return None
@@ -245,7 +241,7 @@ def _predictive(bayes, seed, progress: Progress) -> None:
 
 
 def _save_fit(bayes, path: Path) -> None:
-    bayes.save(path) if hasattr(bayes, "save") else bayes.idata.to_netcdf(path)
+    bayes.save(path) if hasattr(bayes, "save") else write_via(path, bayes.idata.to_netcdf)
 
 
 def _load_fit(path: Path):
@@ -255,20 +251,15 @@ def _load_fit(path: Path):
     return load(path)
 
 
-def _out_dir(out) -> Path:
-    Path(out).mkdir(parents=True, exist_ok=True)
-    return Path(out)
-
-
-def _write_tables(out: Path, bayes=None, cmp=None) -> None:
+def _write_tables(out: OutputFolder, bayes=None, cmp=None) -> None:
     """The tables behind the report as CSV: the fit's tidy tables and the comparison's."""
     if bayes is not None:
-        bayes.fixef().to_csv(out / "fixef.csv")
-        bayes.varcorr().to_csv(out / "varcorr.csv", index=False)
-        bayes.ranef().to_csv(out / "ranef.csv", index=False)
+        out.write_csv("fixef.csv", bayes.fixef(), index=True)
+        out.write_csv("varcorr.csv", bayes.varcorr())
+        out.write_csv("ranef.csv", bayes.ranef())
     if cmp is not None:
         for name in ("fixed", "variance", "groups", "reasons"):
-            getattr(cmp, name).to_csv(out / f"comparison_{name}.csv", index=False)
+            out.write_csv(f"comparison_{name}.csv", getattr(cmp, name))
 
 
 def _print_summary(card, bayes, cmp, report) -> None:
@@ -327,9 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         "FOLDER (default: ./models, else the shipped cards) with name, family and formula.")
     models.add_argument("folder", nargs="?", metavar="FOLDER")
     models.add_argument("--long", action="store_true", help="also show file and description")
+    _outside_argument(models)
     for name, func in (("fit", cmd_fit), ("compare", cmd_compare), ("report", cmd_report),
                        ("models", cmd_models)):
         commands.choices[name].set_defaults(func=func)
+    add_study_commands(commands, _card_arguments, _whole)  # agreement, sbc
     return parser
 
 
@@ -344,6 +337,13 @@ def _card_arguments(parser: argparse.ArgumentParser, sampler: bool) -> None:
             parser.add_argument(f"--{name}", type=_whole(least), metavar="N",
                                 help=f"{what} (default: the card's)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    _outside_argument(parser)
+
+
+def _outside_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-outside-data", action="store_true",
+                        help="read a card's data even when its path leads out of the card's "
+                        "folder (refused by default)")
 
 
 def _whole(least: int):

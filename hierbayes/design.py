@@ -13,21 +13,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import ModelSpec, model_matrix
+from formulaic import ModelSpec
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import naming
+from .arguments import check_choice, keywords_checked
 from .errors import DesignError, FamilyError, FormulaError
+from .expressions import checked_columns, context, model_matrix, plain
 from .families import Family, get_family
 from .formula import ParsedFormula, RandomTerm, parse_formula
-from .grouping import group_codes, labels_of
-from .response import build_response
+from .grouping import group_codes, labels_of, near_misses
+from .identifiability import NLEVELS_CHOICES, check_exact_fit, check_fixed_count, check_levels
+from .response import build_response, offsets
 from .validation import (
+    check_column_types,
     check_finite,
     check_matrix_finite,
+    check_new_types,
+    data_warning,
     drop_missing,
     independent_columns,
-    plain,
+    predictor_names,
+    string_columns,
     used_columns,
 )
 
@@ -88,6 +95,7 @@ class NewData:
     Z: tuple[np.ndarray, ...]  # per block
     unseen_levels: dict[str, list[str]]  # group -> labels not seen in training
     row_labels: pd.Index
+    offset: np.ndarray | None = None  # (n,) the formula's offset(...) terms, summed
 
     @property
     def n_obs(self) -> int:
@@ -113,6 +121,7 @@ class Design:
     fixed_keep: tuple[int, ...] = field(repr=False)
     known_sigma: np.ndarray | None = None  # (n,) known residual SDs, if given
     known_sigma_column: str | None = None
+    offset: np.ndarray | None = None  # (n,) sum of the formula's offset(...) terms, added to η
 
     @property
     def n_obs(self) -> int:
@@ -157,6 +166,8 @@ class Design:
                 f"New data have missing values in column(s) {where}; cannot predict them."
             )
         check_finite(frame)
+        check_column_types(frame, predictor_names(self.parsed))
+        check_new_types(self.data, frame)
         X = _encode(self.fixed_spec, frame, "fixed-effect")[:, list(self.fixed_keep)]
         check_matrix_finite(X, list(self.fixed_names), "fixed-effect")
         indices, Zs, unseen = [], [], {}
@@ -166,9 +177,11 @@ class Design:
             position = {label: i for i, label in enumerate(block.levels)}
             index = np.array([position.get(label, -1) for label in labels], dtype=np.int64)
             indices.append(index)
-            if (index < 0).any():
-                unseen.setdefault(block.group, sorted(set(labels[index < 0])))
-        return NewData(X, tuple(indices), tuple(Zs), unseen, frame.index)
+            if (index < 0).any() and block.group not in unseen:
+                unseen[block.group] = sorted(set(labels[index < 0]))
+                _warn_near_misses(block, unseen[block.group])
+        offset = offsets(self.parsed, frame)
+        return NewData(X, tuple(indices), tuple(Zs), unseen, frame.index, offset)
 
     def __repr__(self) -> str:
         lines = [
@@ -181,34 +194,45 @@ class Design:
         return "\n".join(lines)
 
 
+@keywords_checked
 def make_design(
     formula: str,
     data: pd.DataFrame,
     family: str | Family = "gaussian",
     missing: str = "drop",
     known_sigma: str | None = None,
+    check_nlevels: str = "error",
 ) -> Design:
     """Build the design of `formula` on `data`. The caller's data frame is never modified.
 
     `missing="drop"` drops rows with a missing value in a used column (with a warning that says how
     many); `missing="raise"` makes that an error. `known_sigma` names a column of known
     per-observation residual SDs (Gaussian only: meta-analysis, e.g. eight schools), which then
-    replace the estimated residual SD.
+    replace the estimated residual SD. `check_nlevels` ("error", "warning" or "ignore") is what
+    happens to a grouping factor with too many levels for the data (lme4's checkNlevels; see
+    `hierbayes.identifiability`). Models the data cannot identify (a response the fixed effects
+    or the group intercepts reproduce exactly) are refused there too.
     """
     parsed = parse_formula(formula)
     family = get_family(family)
+    check_choice(check_nlevels, "check_nlevels", NLEVELS_CHOICES)
     frame = _check_frame(data)
     columns = used_columns(parsed, frame)
     if known_sigma is not None:
         columns = _with_known_sigma(columns, known_sigma, frame, family)
     frame, n_dropped = drop_missing(frame.loc[:, columns].copy(), missing)
     check_finite(frame)
+    check_column_types(frame, predictor_names(parsed))
     response = build_response(parsed.response, frame, family, formula)
     X_full, spec = _fixed_matrix(parsed, frame)
     full_names = list(spec.column_names)
     check_matrix_finite(X_full, full_names, "fixed-effect")
     keep = independent_columns(X_full, full_names)
-    blocks = _blocks(parsed, frame, family, residual_known=known_sigma is not None)
+    residual = family.response == "real" and known_sigma is None  # a residual SD is estimated
+    blocks = _blocks(parsed, frame, residual, check_nlevels)
+    if residual:
+        check_fixed_count(len(keep), len(frame), [full_names[j] for j in keep])
+        check_exact_fit(response.name, response.y, X_full[:, keep], blocks)
     return Design(
         formula=formula,
         parsed=parsed,
@@ -225,6 +249,7 @@ def make_design(
         fixed_keep=tuple(keep),
         known_sigma=None if known_sigma is None else _known_sigma(frame[known_sigma], known_sigma),
         known_sigma_column=known_sigma,
+        offset=offsets(parsed, frame),
     )
 
 
@@ -234,7 +259,11 @@ def _with_known_sigma(columns: list[str], name: str, frame: pd.DataFrame, family
             f"known_sigma applies to the gaussian family only (got {family.name!r}): the other "
             "families have no residual SD."
         )
+    if not isinstance(name, str):
+        raise DesignError(f"known_sigma must name a column of the data, got {name!r}.")
     if name not in frame.columns:
+        # Never evaluated, but code where a column name belongs is refused as code.
+        checked_columns(name, f"known_sigma={name!r}")
         raise DesignError(
             f"known_sigma names column {name!r}, which is not in the data; available columns: "
             f"{', '.join(map(repr, map(str, frame.columns)))}."
@@ -261,7 +290,7 @@ def _check_frame(data) -> pd.DataFrame:
     if not data.columns.is_unique:
         dup = data.columns[data.columns.duplicated()].tolist()
         raise DesignError(f"The data frame has duplicated column names {dup}; rename them.")
-    return data
+    return string_columns(data)
 
 
 def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[np.ndarray, ModelSpec]:
@@ -273,7 +302,7 @@ def _model_matrix(expr: str, frame: pd.DataFrame, formula: str):
     try:
         # Non-finite values from transforms (log of 0) are reported by name after this.
         with np.errstate(all="ignore"):
-            return model_matrix(expr, frame, na_action="ignore", output="pandas")
+            return model_matrix(expr, frame, formula)
     except FormulaicError as err:
         raise FormulaError(
             f"In {formula!r}, the terms {expr!r} cannot be evaluated: {plain(err)}"
@@ -284,7 +313,8 @@ def _encode(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DataMismatchWarning)
-            return spec.get_model_matrix(frame, output="pandas").to_numpy(dtype=float)
+            return spec.get_model_matrix(frame, context=context(), output="pandas").to_numpy(
+                dtype=float)
     except DataMismatchWarning as err:
         raise DesignError(
             f"New data for the {what} have category levels not seen in training: {err} "
@@ -295,8 +325,10 @@ def _encode(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
 
 
 def _blocks(
-    parsed: ParsedFormula, frame: pd.DataFrame, family: Family, residual_known: bool = False
+    parsed: ParsedFormula, frame: pd.DataFrame, residual: bool, check_nlevels: str = "error"
 ) -> tuple[Block, ...]:
+    """One `Block` per bar; `residual`: the model estimates a residual SD (see
+    `hierbayes.identifiability.check_levels`)."""
     blocks: list[Block] = []
     seen: dict[str, int] = {}
     for term in parsed.random:
@@ -304,7 +336,8 @@ def _blocks(
         mm = _model_matrix(term.expr, frame, parsed.text)
         Z = mm.to_numpy(dtype=float)
         check_matrix_finite(Z, list(mm.columns), f"group-level term {term.source}")
-        _check_levels(term, levels, len(frame), family, residual_known)
+        column = frame[term.factors[0]] if len(term.factors) == 1 else None
+        check_levels(term, levels, column, len(frame), Z.shape[1], residual, check_nlevels)
         if Z.shape[1] == 0:
             raise FormulaError(
                 f"In {parsed.text!r}, {term.source!r} has no columns left of the bar."
@@ -343,21 +376,14 @@ def _check_overlap(
             )
 
 
-def _check_levels(
-    term: RandomTerm, levels: list[str], n_obs: int, family: Family, residual_known: bool
-) -> None:
-    if len(levels) < 2:
-        raise DesignError(
-            f"The grouping factor {term.group!r} of {term.source!r} has {len(levels)} level "
-            f"({', '.join(map(repr, levels))}); a group-level term needs at least 2 levels. "
-            "Remove the term or check the column."
+def _warn_near_misses(block: Block, unseen: list[str]) -> None:
+    """New labels that differ from a fitted one only by whitespace, case or zeros are predicted
+    as new groups, as asked; but they are most likely typos of the fitted group."""
+    for label, fitted in near_misses(unseen, block.levels).items():
+        data_warning(
+            f"New data: level {label!r} of {block.group!r} was not seen in training; it "
+            f"differs from the fitted level(s) {', '.join(map(repr, fitted))} only by whitespace, "
+            "letter case or zeros, and is predicted as a new group. Write it as the fitted "
+            "label to use that group's effect."
         )
-    # Observation-level effects are a standard overdispersion device in GLMMs (lme4 allows them
-    # there too); in a Gaussian model they are confounded with the residual.
-    # With known residual SDs (meta-analysis) one level per observation is the usual model.
-    if family.response == "real" and not residual_known and len(levels) >= n_obs:
-        raise DesignError(
-            f"The grouping factor {term.group!r} of {term.source!r} has {len(levels)} levels for "
-            f"{n_obs} observations: its variance cannot be told apart from the residual variance. "
-            "Remove the term, or group by a coarser factor."
-        )
+

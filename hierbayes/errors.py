@@ -29,6 +29,18 @@ class ModelMismatchError(HierbayesError):
     """Two fits that describe different models and so cannot be compared."""
 
 
+class CardError(HierbayesError):
+    """A model card that cannot be read: bad TOML, unknown or missing keys, missing data file."""
+
+
+class LoadError(HierbayesError):
+    """A file `hb.load` cannot read as a saved fit."""
+
+
+class OutputError(HierbayesError):
+    """An output folder or file hierbayes cannot or will not write."""
+
+
 class HierbayesWarning(UserWarning):
     """Base class of hierbayes warnings."""
 
@@ -51,3 +63,8 @@ class SamplingWarning(HierbayesWarning):
 
 class DataWarning(HierbayesWarning):
     """The data were altered on the way into the design (rows dropped, columns dropped)."""
+
+
+class WithinBetweenWarning(HierbayesWarning):
+    """A predictor's within- and between-group slopes differ: the random-effects assumption
+    fails for it (`hierbayes.within`)."""

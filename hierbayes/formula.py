@@ -49,6 +49,7 @@ class ParsedFormula:
     response: Response
     fixed: str  # formulaic right-hand side, e.g. "1 + Days"
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()  # the expressions inside offset(...) terms, added to η
 
     @property
     def has_random(self) -> bool:
@@ -75,9 +76,37 @@ def parse_formula(text: str) -> ParsedFormula:
         )
     response = _parse_response(lhs, text)
     fixed_terms, random = _split_rhs(rhs, text)
+    fixed_terms, offsets = _split_offsets(fixed_terms, text)
     fixed = _fixed_formula(fixed_terms)
     _check_duplicates(random, text)
-    return ParsedFormula(text=text, response=response, fixed=fixed, random=tuple(random))
+    return ParsedFormula(text=text, response=response, fixed=fixed, random=tuple(random),
+                         offsets=tuple(offsets))
+
+
+_OFFSET = re.compile(r"^offset\s*\((.*)\)$", re.DOTALL)
+
+
+def _split_offsets(terms: list[tuple[str, str]], text: str):
+    """lme4's offset(expr) terms: known parts of the linear predictor, with no coefficient.
+    They leave the fixed part (formulaic never sees them); the expression inside is evaluated
+    like a response expression, through the allow-list."""
+    kept, offsets = [], []
+    for sign, term in terms:
+        match = _OFFSET.match(term.strip())
+        if match is None:
+            kept.append((sign, term))
+            continue
+        inner = match.group(1).strip()
+        if sign == "-" or not inner:
+            raise FormulaError(
+                f"In {text!r}, {term!r}: an offset is added as written, 'offset(expr)' with an "
+                "expression inside (e.g. '+ offset(np.log(exposure))'); it cannot be "
+                "subtracted or empty."
+            )
+        offsets.append(inner)
+    if offsets and not kept:
+        kept = [("", "1")]  # y ~ offset(z) + (1 | g) keeps its intercept, as in lme4
+    return kept, offsets
 
 
 def split_top_level(text: str, seps: str) -> list[tuple[str, str]]:

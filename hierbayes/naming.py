@@ -10,7 +10,7 @@ from __future__ import annotations
 BETA = "beta"  # fixed effects, dim FIXED_DIM
 SIGMA = "sigma"  # residual SD (gaussian) or scale (student_t)
 NU = "nu"  # student_t degrees of freedom
-ALPHA = "alpha"  # negative binomial shape (var = mu + mu^2 / alpha)
+ALPHA = "alpha"  # negative binomial shape (var = mu + mu^2 / alpha); Gamma shape (mu^2 / alpha)
 FAMILY_PARAMETERS = (SIGMA, NU, ALPHA)
 RESPONSE = "y"
 

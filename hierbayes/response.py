@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from .errors import DesignError, FamilyError, FormulaError
+from .expressions import model_matrix, plain
 from .families import Family
-from .formula import Response
-from .validation import plain
+from .formula import ParsedFormula, Response
+from .validation import response_piece
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,11 +23,12 @@ class ResponseData:
 
 
 def evaluate_expression(expr: str, frame: pd.DataFrame, formula: str) -> pd.Series:
+    """One response expression on `frame` (a column by name, else through the allow-list)."""
     if expr in frame.columns:
         return frame[expr]
     try:
         with np.errstate(all="ignore"):
-            mm = model_matrix(f"0 + I({expr})", frame, na_action="ignore", output="pandas")
+            mm = model_matrix(response_piece(expr), frame, formula)
     except FormulaicError as err:
         raise FormulaError(
             f"In {formula!r}, the response {expr!r} cannot be evaluated: {plain(err)}"
@@ -58,12 +59,23 @@ def build_response(
         return ResponseData(expr, _binary(column, expr), None)
     if family.response == "count":
         return ResponseData(expr, _counts(column, expr, "counts"), None)
-    return ResponseData(expr, _real(column, expr, family), None)
+    y = _real(column, expr, family)
+    if family.response == "positive" and np.any(y <= 0):
+        raise DesignError(
+            f"The {family.name} family needs a positive response; {expr!r} has "
+            f"{int(np.sum(y <= 0))} value(s) <= 0 (e.g. {y[y <= 0][0]!r}). Drop or shift them."
+        )
+    return ResponseData(expr, y, None)
 
 
 def _numeric(column: pd.Series, expr: str, family_hint: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(column):
         return column.to_numpy(dtype=float)
+    if pd.api.types.is_complex_dtype(column):
+        raise DesignError(
+            f"The response {expr!r} holds complex numbers; a response must be real. Model its "
+            "real part, modulus or angle (np.real, np.abs, np.angle) as a column of its own."
+        )
     if not pd.api.types.is_numeric_dtype(column):
         example = column.iloc[0] if len(column) else None
         raise DesignError(
@@ -109,3 +121,23 @@ def _counts(column: pd.Series, expr: str, what: str) -> np.ndarray:
             f"({int(bad.sum())} such values)."
         )
     return values
+
+
+def offsets(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray | None:
+    """The sum of the formula's offset(...) expressions per row (None without any); each must
+    be finite, and the message names the expression and the first bad row."""
+    if not parsed.offsets:
+        return None
+    total = np.zeros(len(frame))
+    for expr in parsed.offsets:
+        values = pd.to_numeric(evaluate_expression(expr, frame, parsed.text), errors="coerce")
+        values = np.asarray(values, dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DesignError(
+                f"offset({expr}) is not a finite number in {int(bad.sum())} row(s), the first "
+                f"at {frame.index[np.flatnonzero(bad)[0]]!r}: an offset needs a finite value on "
+                "every row (e.g. np.log of a positive exposure)."
+            )
+        total += values
+    return total

@@ -59,3 +59,40 @@ def eight_schools() -> pd.DataFrame:
             "se": [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0],
         }
     )
+
+
+def contextual(
+    n_groups: int = 60,
+    per_group: int = 10,
+    slope: float = 1.0,
+    correlation: float = 0.0,
+    intercept: float = 0.0,
+    between_sd: float = 1.0,
+    within_sd: float = 1.0,
+    x_between_sd: float = 1.0,
+    x_within_sd: float = 1.0,
+    seed: int = 0,
+) -> Simulated:
+    """A predictor that varies within and between groups, for the random-effects assumption.
+
+    Group j has a mean m_j ~ Normal(0, x_between_sd) of x and an effect
+    u_j = between_sd·(correlation·m_j/x_between_sd + √(1 − correlation²)·e_j), so that
+    corr(u_j, m_j) = `correlation`; rows have x = m_j + Normal(0, x_within_sd) and
+    y = intercept + slope·x + u_j + Normal(0, within_sd). The within-group slope is `slope`
+    whatever the correlation; the between-group slope (of group means of y on m_j) is
+    slope + correlation·between_sd/x_between_sd. With correlation 0 the random-intercept model
+    ``y ~ x + (1 | g)`` is right; otherwise its slope mixes the two. `truth` holds both slopes.
+    """
+    if not -1 <= correlation <= 1:
+        raise ValueError(f"correlation must lie in [-1, 1], got {correlation!r}.")
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0.0, x_between_sd, n_groups)
+    u = between_sd * (correlation * m / x_between_sd
+                      + np.sqrt(1 - correlation**2) * rng.normal(size=n_groups))
+    g = np.repeat(np.arange(n_groups), per_group)
+    x = m[g] + rng.normal(0.0, x_within_sd, g.size)
+    y = intercept + slope * x + u[g] + rng.normal(0.0, within_sd, g.size)
+    data = pd.DataFrame({"y": y, "x": x, "g": [f"g{k:03d}" for k in g]})
+    truth = {"within": slope, "between": slope + correlation * between_sd / x_between_sd,
+             "sd_g": between_sd, "sigma": within_sd, "Intercept": intercept}
+    return Simulated(data, truth)

@@ -1,4 +1,27 @@
-"""The tidy result shapes both fits share (see the API contract), so comparison is a join.
+"""The tidy result shapes both fits share (the API contract), so comparison is a join.
+
+`BayesFit` and `RemlFit` both satisfy the `Fit` protocol: `fixef(ci_prob)`, `varcorr(ci_prob)`
+and `ranef(ci_prob)` take the same argument and return frames whose **core columns** have the
+same names, order and dtypes on both sides (the frame builders below put them first):
+
+| table | core columns (then each side's extras) |
+|---|---|
+| `fixef` | index `term`; `estimate`, `std_error`, `lower`, `upper` |
+| `varcorr` | `group`, `term1`, `term2`, `estimate`, `std_error`, `lower`, `upper` |
+| `ranef` | `group`, `level`, `term`, `estimate`, `std_error`, `lower`, `upper` |
+
+`group`, `term1`, `term2`, `level` and `term` are strings (`term2` and, on the Residual row,
+`term1` missing: NaN); the rest are floats. What they hold:
+
+- Bayes (`hierbayes.bayes.posterior`): `estimate` the posterior mean, `std_error` the posterior
+  SD, `lower`/`upper` the equal-tailed credible interval. Extras: `median` (all three tables),
+  `block` (varcorr, ranef: the design block, `Block.name`).
+- REML (`hierbayes.reml.tables`): `fixef` estimate, SE and Wald interval, extra `statistic`
+  (estimate / SE: lme4's t or z value); `varcorr` the SD or correlation, its Hessian
+  (delta-method) SE on that scale and the profile likelihood interval (lme4's
+  confint(method = "profile")), extras `variance` (SD rows only), `covariance` (correlation rows
+  only) and `block`; `ranef` the conditional mode, conditional SD and Wald interval, extra
+  `block`.
 
 Every table says which interval it shows in ``frame.attrs["interval"]``, e.g. "95% Wald" or
 "95% equal-tailed credible interval". hierbayes shows 95 % intervals on both sides by default so
@@ -16,6 +39,11 @@ import pandas as pd
 from .errors import HierbayesError
 
 CI_PROB = 0.95
+
+FIXEF_COLUMNS = ["estimate", "std_error", "lower", "upper"]
+VARCORR_COLUMNS = ["group", "term1", "term2", "estimate", "std_error", "lower", "upper"]
+RANEF_COLUMNS = ["group", "level", "term", "estimate", "std_error", "lower", "upper"]
+_LABELS = ["group", "term1", "term2", "level", "term"]
 
 
 def check_ci_prob(ci_prob) -> float:
@@ -35,7 +63,7 @@ class Fit(Protocol):
 
     `method` names how the fit was made: "NUTS" for the posterior, else "REML", "ML" or
     "Laplace"; `link` is the link function. The three tables take the same `ci_prob` and share
-    the core columns of the API contract (see the module docstring).
+    the core columns (see the module docstring).
     """
 
     design: object
@@ -50,29 +78,30 @@ class Fit(Protocol):
 
     def summary(self): ...
 
-FIXEF_COLUMNS = ["estimate", "std_error", "lower", "upper"]
-VARCORR_COLUMNS = ["group", "term1", "term2", "estimate"]
-RANEF_COLUMNS = ["group", "level", "term", "estimate", "std_error", "lower", "upper"]
+
+def _core_first(frame: pd.DataFrame, core: list[str], interval: str) -> pd.DataFrame:
+    """The core columns first with their shared dtypes (labels str, numbers float)."""
+    for column in core:
+        if column not in frame:
+            frame[column] = np.nan
+    frame = frame[core + [c for c in frame.columns if c not in core]]
+    for column in core:
+        frame[column] = frame[column].astype("str" if column in _LABELS else float)
+    frame.attrs["interval"] = interval
+    return frame
 
 
 def fixef_frame(names, estimate, std_error, lower, upper, interval: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {"estimate": estimate, "std_error": std_error, "lower": lower, "upper": upper},
-        index=pd.Index(list(names), name="term"),
-    ).astype(float)
-    frame.attrs["interval"] = interval
-    return frame
+        index=pd.Index(list(names), name="term", dtype="str"),
+    )
+    return _core_first(frame, FIXEF_COLUMNS, interval)
 
 
-def varcorr_frame(rows: list[dict], interval: str | None = None) -> pd.DataFrame:
-    """`rows`: dicts with group, term1, term2 (None for an SD), estimate, and any extra columns."""
-    frame = pd.DataFrame(rows)
-    extra = [c for c in frame.columns if c not in VARCORR_COLUMNS]
-    frame = frame[VARCORR_COLUMNS + extra]
-    frame["estimate"] = frame["estimate"].astype(float)
-    if interval:
-        frame.attrs["interval"] = interval
-    return frame
+def varcorr_frame(rows: list[dict], interval: str) -> pd.DataFrame:
+    """`rows`: dicts with the core columns (term2 None on SD rows) and any extra columns."""
+    return _core_first(pd.DataFrame(rows), VARCORR_COLUMNS, interval)
 
 
 def ranef_frame(
@@ -80,14 +109,13 @@ def ranef_frame(
 ) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            "group": group,
-            "level": level,
-            "term": term,
+            "group": np.asarray(group, object),
+            "level": np.asarray(level, object),
+            "term": np.asarray(term, object),
             "estimate": np.asarray(estimate, float),
             "std_error": np.asarray(std_error, float),
             "lower": np.asarray(lower, float),
             "upper": np.asarray(upper, float),
         }
     )
-    frame.attrs["interval"] = interval
-    return frame
+    return _core_first(frame, RANEF_COLUMNS, interval)

@@ -3,54 +3,122 @@
 from __future__ import annotations
 
 import difflib
-import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula
-from formulaic.errors import FormulaicError
 
 from .errors import DataWarning, DesignError, FormulaError
+from .expressions import checked_columns
 from .formula import ParsedFormula
 
-
-def expression_variables(expr: str, formula: str) -> set[str]:
-    """Names an expression (a formula piece or a response expression) reads."""
-    try:
-        return set(Formula(expr).required_variables)
-    except (FormulaicError, SyntaxError, ValueError) as err:
-        raise FormulaError(
-            f"In {formula!r}, the piece {expr!r} cannot be parsed: {plain(err)}"
-        ) from None
+_PACKAGE = str(Path(__file__).resolve().parent)
 
 
-def plain(err: Exception) -> str:
-    """An error message of formulaic without its terminal colour codes."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+def data_warning(message: str) -> None:
+    """A `DataWarning` attributed to the caller's own line (the first frame outside hierbayes),
+    however deep in the package it is raised."""
+    warnings.warn(message, DataWarning, skip_file_prefixes=(_PACKAGE,))
+
+
+def response_piece(expr: str) -> str:
+    """The formulaic formula that evaluates one response expression (``cbind`` argument)."""
+    return f"0 + I({expr})"
+
+
+def string_columns(data: pd.DataFrame) -> pd.DataFrame:
+    """`data` with every column name as a string (formulas name columns by strings: an int
+    column 0 is `0` in a formula). A new frame object; the caller's frame is untouched."""
+    if all(isinstance(c, str) for c in data.columns):
+        return data
+    names = [str(c) for c in data.columns]
+    seen: dict[str, object] = {}
+    for original, name in zip(data.columns, names, strict=True):
+        if name in seen:
+            raise DesignError(
+                f"The data frame has columns {seen[name]!r} and {original!r}, which formulas "
+                f"both name {name!r}; rename one of them."
+            )
+        seen[name] = original
+    return data.set_axis(names, axis=1)
+
+
+def predictor_names(parsed: ParsedFormula) -> set[str]:
+    """The columns read as numbers or categories right of '~' (not the grouping factors)."""
+    names = set(checked_columns(parsed.fixed, parsed.text))
+    for term in parsed.random:
+        names |= checked_columns(term.expr, parsed.text)
+    return names
+
+
+def check_column_types(frame: pd.DataFrame, names) -> None:
+    """Predictors must be numbers, booleans or categories: dates, durations and complex numbers
+    have no place in a model matrix (numpy would fail deep inside, or drop the imaginary part)."""
+    for name in frame.columns:
+        if name not in names:
+            continue
+        dtype = frame[name].dtype
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DesignError(
+                f"Column {name!r} holds complex numbers; a predictor must be real. Use its real "
+                "part, modulus or angle as a column of its own (np.real, np.abs, np.angle)."
+            )
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(
+                dtype) or isinstance(dtype, pd.PeriodDtype | pd.IntervalDtype):
+            raise DesignError(
+                f"Column {name!r} holds dates or times ({dtype}), which a formula cannot use as "
+                f"a number. Convert it first, e.g. days since the start: "
+                f"(data[{name!r}] - data[{name!r}].min()).dt.days, or a category: "
+                f"data[{name!r}].astype(str)."
+            )
+
+
+def check_new_types(training: pd.DataFrame, new: pd.DataFrame) -> None:
+    """New data must hold a column of the kind it was fitted with: True/False where numbers were
+    fitted would silently be read as 0/1."""
+    for name in new.columns:
+        if name not in training.columns:
+            continue
+        was, now = training[name], new[name]
+        numeric = pd.api.types.is_numeric_dtype(was) and not pd.api.types.is_bool_dtype(was)
+        if numeric and pd.api.types.is_bool_dtype(now):
+            raise DesignError(
+                f"New data: column {name!r} is True/False, but the model was fitted with numbers "
+                f"there ({was.dtype}, e.g. {was.iloc[0]!r}). Pass the numbers; if 0/1 is meant, "
+                f"convert explicitly: new_data[{name!r}].astype(int)."
+            )
+
+
+def formula_names(parsed: ParsedFormula, need_response: bool = True) -> set[str]:
+    """The names every piece of the formula reads (response, fixed part, offsets, bars,
+    grouping factors), each piece checked against the allow-list of `hierbayes.expressions`."""
+    names: set[str] = set()
+    if need_response:
+        for expr in parsed.response.exprs:
+            names |= checked_columns(response_piece(expr), parsed.text)
+    names |= checked_columns(parsed.fixed, parsed.text)
+    for expr in parsed.offsets:
+        names |= checked_columns(response_piece(expr), parsed.text)
+    for term in parsed.random:
+        names |= checked_columns(term.expr, parsed.text)
+        names |= set(term.factors)
+    return names
 
 
 def used_columns(
     parsed: ParsedFormula, data: pd.DataFrame, need_response: bool = True
 ) -> list[str]:
-    """The data columns the formula uses, in the data's column order; unknown names rejected."""
-    names: set[str] = set()
-    if need_response:
-        for expr in parsed.response.exprs:
-            names |= expression_variables(f"I({expr})", parsed.text)
-    names |= expression_variables(parsed.fixed, parsed.text)
-    for term in parsed.random:
-        names |= expression_variables(term.expr, parsed.text)
-        names |= set(term.factors)
+    """The data columns the formula uses, in the data's column order; unknown names rejected.
+
+    Every piece of the formula is checked against the allow-list of `hierbayes.expressions`
+    here, before anything evaluates it: make_design, Design.evaluate and hb.load all start here.
+    """
+    names = formula_names(parsed, need_response)
     _check_response_not_predictor(parsed, names if need_response else set())
     present = {str(c) for c in data.columns}
     missing = sorted(names - present)
     for name in missing:
-        if re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", parsed.text):
-            raise FormulaError(
-                f"In {parsed.text!r}, {name}() is not a known function. Use numpy functions as "
-                f"'np.log(x)', formulaic's 'C(f)', 'I(a - b)', or a column of the data."
-            )
         close = difflib.get_close_matches(name, list(present), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise DesignError(
@@ -65,11 +133,18 @@ def _check_response_not_predictor(parsed: ParsedFormula, names: set[str]) -> Non
         return
     response = parsed.response.exprs[0]
     pieces = [parsed.fixed] + [term.expr for term in parsed.random]
-    if any(response in expression_variables(piece, parsed.text) for piece in pieces):
+    if any(response in checked_columns(piece, parsed.text) for piece in pieces):
         raise FormulaError(
             f"In {parsed.text!r}, the response {response!r} also appears as a predictor; "
             "remove it from the right of '~'."
         )
+    for term in parsed.random:
+        if response in term.factors:
+            raise FormulaError(
+                f"In {parsed.text!r}, the response {response!r} is also the grouping factor of "
+                f"{term.source!r}: each group's effect would equal its response exactly. Group "
+                "by another column."
+            )
 
 
 def drop_missing(frame: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, int]:
@@ -91,11 +166,9 @@ def drop_missing(frame: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, int]:
         raise DesignError(
             f"Every row has a missing value in column(s) {where}; nothing is left to fit."
         )
-    warnings.warn(
+    data_warning(
         f"Dropped {int(bad.sum())} of {len(frame)} rows with missing values in column(s) {where}. "
-        "Pass missing='raise' to make this an error.",
-        DataWarning,
-        stacklevel=4,
+        "Pass missing='raise' to make this an error."
     )
     return frame.loc[~bad], int(bad.sum())
 
@@ -131,6 +204,10 @@ def independent_columns(X: np.ndarray, names: list[str]) -> list[int]:
     """
     if X.shape[1] == 0:
         return []
+    # Each column at unit peak first: the decision is scale-free, and a column of 1e155 would
+    # otherwise overflow the norms and be dropped as if it were 0.
+    peak = np.max(np.abs(X), axis=0) if X.shape[0] else np.zeros(X.shape[1])
+    X = X / np.where(peak > 0, peak, 1.0)
     r = np.linalg.qr(X, mode="r")
     norms = np.linalg.norm(X, axis=0)
     diag = np.zeros(X.shape[1])
@@ -138,11 +215,40 @@ def independent_columns(X: np.ndarray, names: list[str]) -> list[int]:
     keep = [j for j in range(X.shape[1]) if norms[j] > 0 and diag[j] > 1e-7 * norms[j]]
     dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
     if dropped:
-        warnings.warn(
+        data_warning(
             f"The fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
             f"{', '.join(map(repr, dropped))} that are linear combinations of earlier columns "
-            "(as lme4 does). Remove them from the formula to silence this.",
-            DataWarning,
-            stacklevel=4,
+            "(as lme4 does). Remove them from the formula to silence this."
         )
     return keep
+
+
+BAYES_MAGNITUDE = 1e150  # squares of larger (or 1/squares of smaller) values leave float64
+
+
+def check_magnitudes(design, limit: float = BAYES_MAGNITUDE, engine: str = "The Bayesian model"
+                     ) -> None:
+    """Refuse columns whose RMS lies outside [1/limit, limit]: the default priors (SDs of the
+    data) and the log densities square them, and a square beyond float64 turns a prior scale
+    into inf or 0 without a word. `fit_reml` rescales such columns itself."""
+    columns = [(f"the response {design.response!r}", design.y)] if (
+        design.family.response == "real") else []
+    columns += [(f"the fixed-effect column {name!r}", design.X[:, j])
+                for j, name in enumerate(design.fixed_names)]
+    columns += [(f"the column {term!r} of {block.source!r}", block.Z[:, j])
+                for block in design.blocks for j, term in enumerate(block.terms)]
+    if design.known_sigma is not None:
+        columns.append((f"the known SDs {design.known_sigma_column!r}", design.known_sigma))
+    for what, values in columns:
+        peak = float(np.max(np.abs(values))) if len(values) else 0.0
+        if peak == 0:
+            continue
+        rms = peak * float(np.sqrt(np.mean((values / peak) ** 2)))
+        if not 1 / limit <= rms <= limit:
+            raise DesignError(
+                f"{engine} cannot use {what}: its values are of magnitude {rms:.1e}, and the "
+                f"priors and log densities square them, which float64 cannot hold beyond "
+                f"{limit:.0e} (or below {1 / limit:.0e}). Rescale it (divide or multiply by a "
+                "power of ten) and scale the estimates back; fit_reml rescales such columns "
+                "itself."
+            )

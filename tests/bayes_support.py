@@ -1,4 +1,5 @@
-"""Helpers for the Bayesian tests: simulated data, mocked sampling, and NUTS fits shared by workers.
+"""Helpers for the Bayesian tests: simulated data and NUTS fits shared by workers (the mocked
+sampler is the `mocked_sample` fixture of conftest.py).
 
 Real NUTS fits are shared between the pytest-xdist workers through a file in the run's temporary
 folder: the first worker to need a fit samples it and saves it (`BayesFit.save`), the others wait
@@ -15,11 +16,17 @@ import pandas as pd
 
 import hierbayes as hb
 from hierbayes.bayes.fit import BayesFit
-from hierbayes.testing.fakes import fake_fit, fake_posterior  # noqa: F401 (re-exported)
 
 # Settings of the real NUTS fits: sampling is well under a second for these models, the cost is
 # compilation (a few seconds per model), so 4 × 1000 draws buy stable R-hat and ESS for free.
 NUTS = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 20261126, "progressbar": False}
+
+def nuts_fit(formula: str, data: pd.DataFrame, **options) -> BayesFit:
+    """`hb.fit_bayes` with the `NUTS` settings (`options` override them), without sampling
+    warnings: each test asserts the diagnostics it relies on, by name, rather than turning every
+    `SamplingWarning` of the fit into an error."""
+    return hb.fit_bayes(formula, data, **{**NUTS, "warn": False, **options})
+
 
 TRUE_COUNTS = {"Intercept": 0.5, "x": 0.3, "sd_g": 0.6, "alpha": 2.0}
 
@@ -61,25 +68,3 @@ def shared_fit(key: str, make_fit, tmp_path_factory) -> BayesFit:
         fit = make_fit()
         fit.save(path)
         return fit
-
-
-def mock_pm_sample(monkeypatch) -> list[dict]:
-    """Replace `pm.sample` and nutpie's cached path (`run_nutpie`, same keywords), as
-    `hierbayes.bayes.sampling` sees them, by prior draws of the model they are given; returns the
-    list of keyword arguments of each call."""
-    import warnings
-
-    from hierbayes.bayes import sampling
-
-    calls: list[dict] = []
-
-    def fake_sample(**kwargs):
-        calls.append(kwargs)
-        spec = type("Spec", (), {"model": kwargs["model"]})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # prior draws ignore a marginal potential
-            return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
-
-    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
-    monkeypatch.setattr(sampling, "run_nutpie", fake_sample)
-    return calls

@@ -1,4 +1,5 @@
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 REFERENCE = Path(__file__).parent / "reference"
 GAUSSIAN_REFERENCES = ["sleepstudy", "radon", "Pastes", "Penicillin"]
 ALL_REFERENCES = [*GAUSSIAN_REFERENCES, "cbpp"]
+SLEEP = "Reaction ~ Days + (Days | Subject)"  # the sleepstudy model of the reference fit
 
 
 def load_reference(name: str) -> tuple[pd.DataFrame, dict]:
@@ -29,6 +31,23 @@ def lme4_name(name: str) -> str:
     return name
 
 
-@pytest.fixture(params=ALL_REFERENCES)
-def reference(request):
-    return load_reference(request.param)
+@pytest.fixture
+def mocked_sample(monkeypatch) -> list[dict]:
+    """`pm.sample` and nutpie's cached path (`run_nutpie`, same keywords), as
+    `hierbayes.bayes.sampling` sees them, replaced by prior draws of the model they are given
+    (`hierbayes.testing.fakes`); the list of keyword arguments of each call."""
+    from hierbayes.bayes import sampling
+    from hierbayes.testing.fakes import fake_posterior
+
+    calls: list[dict] = []
+
+    def fake_sample(**kwargs):
+        calls.append(kwargs)
+        spec = type("Spec", (), {"model": kwargs["model"]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # prior draws ignore a marginal potential
+            return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
+
+    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
+    monkeypatch.setattr(sampling, "run_nutpie", fake_sample)
+    return calls

@@ -9,10 +9,10 @@ import pandas as pd
 import pytensor
 import pytest
 from bayes_support import simulate_counts
+from conftest import SLEEP
 from scipy import stats
 
 import hierbayes as hb
-from hierbayes.bayes.builder import inverse_link
 from hierbayes.datasets import load
 
 
@@ -29,7 +29,7 @@ def _random_point(model, seed=1):
 
 
 def test_variables_dims_and_coords_read_like_the_data():
-    spec = hb.build_model("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    spec = hb.build_model(SLEEP, load("sleepstudy"))
     model = spec.model
     assert [v.name for v in model.free_RVs] == ["beta", "z_Subject", "chol_Subject", "sigma"]
     assert {v.name for v in model.deterministics} == {"sd_Subject", "corr_Subject", "r_Subject"}
@@ -63,6 +63,16 @@ def test_mixed_fixed_effect_priors_get_one_variable_per_term():
     assert model.named_vars_to_dims["beta"] == ("fixed",)
 
 
+# The reference means come from scipy, not from hierbayes.families: the inverse links are the
+# CDFs of these distributions.
+SCIPY_DISTRIBUTIONS = {"logit": stats.logistic, "probit": stats.norm, "cloglog": stats.gumbel_l}
+SCIPY_INVERSE_LINKS = {
+    "identity": lambda eta: eta,
+    "log": np.exp,
+    **{name: dist.cdf for name, dist in SCIPY_DISTRIBUTIONS.items()},
+}
+
+
 def _bernoulli_data():
     rng = np.random.default_rng(3)
     g = np.repeat(np.arange(8), 6)
@@ -73,7 +83,7 @@ def _bernoulli_data():
 
 CASES = {
     "gaussian": (
-        "Reaction ~ Days + (Days | Subject)",
+        SLEEP,
         lambda: load("sleepstudy"),
         "gaussian",
         None,
@@ -98,6 +108,12 @@ CASES = {
         "binomial",
         None,
     ),
+    "binomial_cloglog": (
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        lambda: load("cbpp"),
+        "binomial",
+        "cloglog",
+    ),
     "poisson": ("y ~ x + (1 | g)", lambda: simulate_counts("poisson"), "poisson", None),
     "negative_binomial": (
         "y ~ x + (1 | g)",
@@ -120,7 +136,7 @@ def test_log_likelihood_matches_a_hand_computation(case):
     eta = design.X @ values["beta"]
     for block in design.blocks:
         eta = eta + np.sum(values[f"r_{block.name}"][block.index] * block.Z, axis=1)
-    mu = inverse_link(spec.link, eta, lib=np)
+    mu = SCIPY_INVERSE_LINKS[spec.link](eta)
     expected = _scipy_loglik(family, design, mu, values)
     (actual,) = _compile(model, [model.logp(vars=[model["y"]])])(point)
     assert actual == pytest.approx(expected, rel=1e-9)
@@ -142,8 +158,33 @@ def _scipy_loglik(family, design, mu, v):
     return stats.nbinom.logpmf(y, alpha, alpha / (alpha + mu)).sum()
 
 
+@pytest.mark.parametrize(
+    ("link", "intercept", "y", "finite"),
+    [("probit", -30.0, 1, True), ("cloglog", -40.0, 1, True), ("cloglog", 6.0, 0, True),
+     ("probit", 9.0, 0, False)],
+)
+def test_likelihood_in_the_tails(link, intercept, y, finite):
+    """μ rounds to 0 (or to 1) here. Compiled with PyTensor's rewrites, as NUTS compiles it,
+    the logs of the link's graph stay at scipy's value, except probit's log(1 − μ) where μ
+    rounds to 1 (the builder's comment says so)."""
+    data = pd.DataFrame({"y": [y] * 6, "g": list("aabbcc")})
+    model = hb.build_model("y ~ 1 + (1 | g)", data, family="bernoulli", link=link).model
+    point = model.initial_point()
+    point["beta"] = np.array([intercept])
+    point["z_g"] = np.zeros_like(point["z_g"])
+    outs = model.replace_rvs_by_values([model.logp(vars=[model["y"]])])
+    fn = pytensor.function(model.value_vars, outs, mode="FAST_RUN", on_unused_input="ignore")
+    (actual,) = fn(*[point[v.name] for v in model.value_vars])
+    dist = SCIPY_DISTRIBUTIONS[link]
+    expected = 6 * (dist.logcdf(intercept) if y else dist.logsf(intercept))
+    if finite:
+        assert actual == pytest.approx(expected, rel=1e-9)
+    else:
+        assert actual == -np.inf and np.isfinite(expected)
+
+
 def test_prior_predictive_from_the_staged_path():
-    spec = hb.build_model("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    spec = hb.build_model(SLEEP, load("sleepstudy"))
     prior = spec.sample_prior_predictive(draws=20, random_seed=1)
     assert prior["prior_predictive"]["y"].shape == (1, 20, 180)
     assert prior["prior"]["corr_Subject"].shape == (1, 20, 2, 2)

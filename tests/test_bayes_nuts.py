@@ -12,38 +12,54 @@ References:
 - Poisson and negative binomial: simulated with known parameters (`bayes_support.TRUE_COUNTS`).
 """
 
-import warnings
+import functools
 
 import numpy as np
 import pandas as pd
 import pytest
-from bayes_support import NUTS, TRUE_COUNTS, shared_fit, simulate_counts, simulate_gaussian
-from conftest import lme4_name, load_reference
+from bayes_support import TRUE_COUNTS, nuts_fit, shared_fit, simulate_counts, simulate_gaussian
+from conftest import SLEEP, lme4_name, load_reference
 
 import hierbayes as hb
 from hierbayes.datasets import load
 
 pytestmark = pytest.mark.slow
 
-SLEEP = "Reaction ~ Days + (Days | Subject)"
 RADON = "log_radon ~ floor + (1 | county)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
-def _fit(formula, data, family="gaussian"):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", hb.SamplingWarning)  # the checks below must pass cleanly
-        return hb.fit_bayes(formula, data, family=family, **NUTS)
+COUNTS = "y ~ x + (1 | g)"
+
+# Each model is sampled once per test run (`shared_fit`, by these keys).
+FITS = {
+    "sleep": lambda: nuts_fit(SLEEP, load("sleepstudy")),
+    "radon": lambda: nuts_fit(RADON, load("radon")),
+    "cbpp": lambda: nuts_fit(CBPP, load("cbpp"), family="binomial"),
+    "poisson": lambda: nuts_fit(COUNTS, simulate_counts("poisson"), family="poisson"),
+    "negative_binomial": lambda: nuts_fit(
+        COUNTS, simulate_counts("negative_binomial"), family="negative_binomial"
+    ),
+    "sleep1000": lambda: nuts_fit(
+        SLEEP, load("sleepstudy").assign(Reaction=lambda d: d["Reaction"] * 1000)
+    ),
+}
 
 
 @pytest.fixture(scope="module")
-def sleep_fit(tmp_path_factory):
-    return shared_fit("sleep", lambda: _fit(SLEEP, load("sleepstudy")), tmp_path_factory)
+def fitted(tmp_path_factory):
+    """name -> the NUTS fit of `FITS[name]`."""
+    return functools.cache(lambda name: shared_fit(name, FITS[name], tmp_path_factory))
 
 
 @pytest.fixture(scope="module")
-def radon_fit(tmp_path_factory):
-    return shared_fit("radon", lambda: _fit(RADON, load("radon")), tmp_path_factory)
+def sleep_fit(fitted):
+    return fitted("sleep")
+
+
+@pytest.fixture(scope="module")
+def radon_fit(fitted):
+    return fitted("radon")
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +75,11 @@ def radon_reference():
 # --- agreement with lme4 ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["sleep_fit", "radon_fit"])
-def test_reference_fits_converge(name, request):
-    fit = request.getfixturevalue(name)
-    table = fit.diagnostics().set_index("check")
+@pytest.mark.parametrize("name", list(FITS))
+def test_every_fit_converges(name, fitted):
+    """All six checks pass (no divergence, R-hat ≤ 1.01, ESS ≥ 100 per chain, BFMI, tree depth):
+    the numbers the other tests compare come from a converged posterior."""
+    table = fitted(name).diagnostics().set_index("check")
     assert table.loc["divergences", "value"] == 0
     assert table.loc["max R-hat", "value"] <= 1.01
     assert table["ok"].all(), table.attrs["messages"]
@@ -113,8 +130,8 @@ def _inside(lower, value, upper, what):
     assert lower <= value <= upper, f"{what}: {value} outside [{lower:.4g}, {upper:.4g}]"
 
 
-def test_cbpp_contains_lme4_estimates(tmp_path_factory):
-    fit = shared_fit("cbpp", lambda: _fit(CBPP, load("cbpp"), "binomial"), tmp_path_factory)
+def test_cbpp_contains_lme4_estimates(fitted):
+    fit = fitted("cbpp")
     _, ref = load_reference("cbpp")
     for term, row in fit.fixef(ci_prob=0.9).iterrows():
         _inside(row["lower"], ref["fixed_effects"]["estimate"][lme4_name(term)], row["upper"], term)
@@ -123,10 +140,8 @@ def test_cbpp_contains_lme4_estimates(tmp_path_factory):
 
 
 @pytest.mark.parametrize("family", ["poisson", "negative_binomial"])
-def test_count_models_recover_true_parameters(family, tmp_path_factory):
-    fit = shared_fit(
-        family, lambda: _fit("y ~ x + (1 | g)", simulate_counts(family), family), tmp_path_factory
-    )
+def test_count_models_recover_true_parameters(family, fitted):
+    fit = fitted(family)
     for term, row in fit.fixef(ci_prob=0.9).iterrows():
         _inside(row["lower"], TRUE_COUNTS[term], row["upper"], term)
     sd = fit.varcorr(ci_prob=0.9).iloc[0]
@@ -139,14 +154,8 @@ def test_count_models_recover_true_parameters(family, tmp_path_factory):
 # --- scale equivariance ---------------------------------------------------------------------
 
 
-def test_scaling_y_scales_beta_sds_and_sigma(sleep_fit, tmp_path_factory):
-    data = load("sleepstudy")
-    scaled = shared_fit(
-        "sleep1000",
-        lambda: _fit(SLEEP, data.assign(Reaction=data["Reaction"] * 1000)),
-        tmp_path_factory,
-    )
-    base, big = sleep_fit.summary(), scaled.summary()
+def test_scaling_y_scales_beta_sds_and_sigma(sleep_fit, fitted):
+    base, big = sleep_fit.arviz_summary(), fitted("sleep1000").arviz_summary()
     assert list(base.index) == list(big.index)
     for label in base.index:
         factor = 1.0 if label.startswith("corr_") else 1000.0
@@ -158,8 +167,10 @@ def test_scaling_y_scales_beta_sds_and_sigma(sleep_fit, tmp_path_factory):
 # --- reproducibility ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
-def test_same_seed_same_draws(sampler):
+@pytest.mark.parametrize(
+    ("sampler", "path"), [("nutpie", "standard"), ("pymc", "grouped")]
+)  # nutpie on the marginal (grouped) path, the default: test_marginal_nuts.py, not slow
+def test_same_seed_same_draws(sampler, path):
     spec = hb.build_model("y ~ x + (1 | g)", simulate_gaussian())
     settings = {
         "draws": 100,
@@ -168,11 +179,13 @@ def test_same_seed_same_draws(sampler):
         "sampler": sampler,
         "warn": False,
         "progressbar": False,
+        "marginalize": path != "standard",
     }
     first = hb.sample(spec, random_seed=11, **settings)
     other = hb.sample(spec, random_seed=12, **settings)
     second = hb.sample(spec, random_seed=11, **settings)  # after other runs of the same spec
     assert first.idata["posterior"].attrs["inference_library"] == sampler
+    assert first.settings["marginal_path"] == path
     for name in ("beta", "sd_g", "r_g", "sigma"):
         np.testing.assert_array_equal(first.posterior[name], second.posterior[name])
     assert not np.array_equal(first.posterior["beta"], other.posterior["beta"])
@@ -202,7 +215,7 @@ def test_new_subjects_are_more_uncertain_than_known_ones(sleep_fit):
 def test_real_fit_round_trips_through_a_file(sleep_fit, tmp_path):
     sleep_fit.save(tmp_path / "sleep.nc")
     loaded = hb.load(tmp_path / "sleep.nc")
-    pd.testing.assert_frame_equal(loaded.summary(), sleep_fit.summary())
+    pd.testing.assert_frame_equal(loaded.arviz_summary(), sleep_fit.arviz_summary())
     pd.testing.assert_frame_equal(loaded.varcorr(), sleep_fit.varcorr())
     new = load("sleepstudy").iloc[:5].assign(Subject="someone new")
     np.testing.assert_array_equal(

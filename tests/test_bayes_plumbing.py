@@ -7,18 +7,13 @@ import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
-from bayes_support import (
-    fake_fit,
-    mock_pm_sample,
-    simulate_counts,
-    simulate_gaussian,
-)
+from bayes_support import simulate_counts, simulate_gaussian
+from conftest import SLEEP
 
 import hierbayes as hb
 from hierbayes.bayes import sampling
 from hierbayes.datasets import load
-
-SLEEP = "Reaction ~ Days + (Days | Subject)"
+from hierbayes.testing.fakes import fake_fit
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +99,7 @@ def test_draws_rejects_unknown_kinds(sleep_fit):
 
 
 def test_summary_has_one_row_per_reported_parameter(sleep_fit):
-    summary = sleep_fit.summary()
+    summary = sleep_fit.arviz_summary()
     assert list(summary.index) == [
         "beta[Intercept]",
         "beta[Days]",
@@ -279,11 +274,6 @@ def test_rhat_flags_chains_that_disagree(sleep_fit):
 # --- fit_bayes / sample with mocked pm.sample -------------------------------------------------
 
 
-@pytest.fixture
-def mocked_sample(monkeypatch):
-    return mock_pm_sample(monkeypatch)
-
-
 def test_fit_bayes_passes_settings_to_pm_sample(mocked_sample):
     with pytest.warns(hb.SamplingWarning):  # prior draws are no converged posterior
         fit = hb.fit_bayes(
@@ -349,11 +339,15 @@ def test_sampler_choice_and_bad_arguments():
         hb.sample(spec.model)
 
 
-def test_numpyro_without_jax_is_a_clear_error():
-    if sampling._installed("jax") and sampling._installed("numpyro"):
-        pytest.skip("jax and numpyro are installed here")
-    with pytest.raises(ImportError, match=r"numpyro.*hierbayes\[jax\]"):
+def test_numpyro_without_jax_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(sampling, "_installed", lambda module: module != "jax")
+    with pytest.raises(ImportError, match=r"sampler='numpyro' needs jax, which is not installed"
+                       r".*pip install 'hierbayes\[jax\]'"):
         sampling.resolve_sampler("numpyro")
+    monkeypatch.setattr(sampling, "_installed", lambda module: True)
+    assert sampling.resolve_sampler("numpyro") == "numpyro"
+    monkeypatch.setattr(sampling, "_installed", lambda module: module != "nutpie")
+    assert sampling.resolve_sampler(None) == "pymc"  # the fallback without nutpie
 
 
 # --- save / load ------------------------------------------------------------------------------
@@ -389,10 +383,6 @@ def test_load_rejects_foreign_files(tmp_path):
         hb.load(tmp_path / "other.nc")
     with pytest.raises(hb.HierbayesError, match=r"datasets\.load"):
         hb.load("radon")
-
-
-def test_pymc_sample_is_untouched_outside_the_mock():
-    assert pm.sample.__module__ == "pymc.sampling.mcmc"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ its prior overrides name real priors; malformed cards fail with messages that sa
 
 import importlib.util
 import subprocess
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -117,7 +118,7 @@ def test_simulated_data_are_reproducible(tmp_path, monkeypatch):
 
 
 def write_card(folder: Path, text: str, name: str = "tiny.toml") -> Path:
-    pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [0, 1, 0, 1], "g": ["a", "a", "b", "b"],
+    pd.DataFrame({"y": [1.0, 2, 3, 5], "x": [0, 1, 0, 1], "g": ["a", "a", "b", "b"],
                   "s": [1.0, 1, 1, 0]}).to_csv(folder / "tiny.csv", index=False)
     path = folder / name
     path.write_text(text)
@@ -208,3 +209,12 @@ def test_card_fits(path):
                        random_seed=card.sampler.seed, progressbar=False, warn=False)
     assert list(fit.fixef().index) == list(fit.design.fixed_names)
     assert set(fit.varcorr()["group"]) >= {b.group for b in fit.design.blocks}
+    # Even 2 × 60 draws put the posterior means of the fixed effects near the REML / Laplace
+    # estimates of the same card (measured: within 0.33 posterior SDs, Penicillin the farthest).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hb.SingularFitWarning)  # eight schools: τ̂ = 0
+        reml = hb.fit_reml(card.formula, card.load_data(), family=card.family,
+                           known_sigma=card.known_sigma)
+    bayes = fit.fixef()
+    z = (bayes["estimate"] - reml.fixef()["estimate"]) / bayes["std_error"]
+    assert z.abs().max() < 1.0, z

@@ -11,6 +11,7 @@ from scipy import stats
 import hierbayes as hb
 from hierbayes.compare.guard import check_same_model
 from hierbayes.compare.nopool import no_pooling
+from hierbayes.compare.uncertainty import reml_total_sd
 from hierbayes.simulate import zip_income
 
 SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "random_seed": 11, "progressbar": False}
@@ -140,8 +141,10 @@ def test_singular_fit_is_reported_and_explained(singular_data):
     assert row["bayes_median"] > 0 and row["reml_quantile"] == 0
     text = "\n".join(cmp.verdict())
     assert "singular" in text and "keep the posterior off zero" in text
-    assert "few groups" in set(cmp.reasons["reason"])
-    assert "boundary estimate" in set(cmp.reasons["reason"])
+    found = set(cmp.reasons["reason"])
+    assert {"boundary estimate", "SD poorly determined", "variance-parameter uncertainty",
+            "pooling differs"} <= found
+    assert "fixed-effect uncertainty" not in found  # the total coefficient's SD differs too
     assert np.allclose(cmp.groups["lambda_reml"], 0) and np.allclose(cmp.groups["reml_estimate"], 0)
     assert (cmp.groups["lambda_bayes"] > 0).all()
 
@@ -169,16 +172,28 @@ def test_sleepstudy_correlated_block(sleep_cmp):
     assert sleep_cmp.fixed["agree"].all()
 
 
-def test_plots_return_figures(sleep_cmp):
+def test_plots_show_the_tables(sleep_cmp):
     import matplotlib.pyplot as plt
 
-    for fig in (
-        sleep_cmp.plot_shrinkage(term="Days"),
-        sleep_cmp.plot_forest(),
-        sleep_cmp.plot_variance(),
-    ):
-        assert fig.axes
-        plt.close(fig)
+    fig = sleep_cmp.plot_shrinkage(term="Days")
+    days = sleep_cmp.groups.query("term == 'Days'")
+    population = days["population_bayes"].iloc[0]
+    points = {c.get_label(): c.get_offsets()[:, 1] for c in fig.axes[0].collections}
+    for label, column in [("no pooling", "no_pool"), ("REML", "reml_estimate"),
+                          ("posterior mean", "bayes_estimate")]:
+        np.testing.assert_allclose(np.sort(points[label]), np.sort(population + days[column]))
+    plt.close(fig)
+    fig = sleep_cmp.plot_forest()  # one shared-axis panel per class: fixed, SDs, correlations
+    assert [ax.get_title(loc="left") for ax in fig.axes] == [
+        "fixed effects", "standard deviations", "correlations"]
+    crosses = np.concatenate([next(c.get_offsets()[:, 0] for c in ax.collections
+                               if c.get_label() == "REML") for ax in fig.axes])
+    expected = np.r_[sleep_cmp.fixed["reml_estimate"], sleep_cmp.variance["reml_estimate"]]
+    np.testing.assert_allclose(np.sort(crosses), np.sort(expected))
+    plt.close(fig)
+    fig = sleep_cmp.plot_variance()  # one panel per SD: Intercept, Days, Residual
+    assert len(fig.axes) == int(sleep_cmp.variance["term2"].isna().sum()) == 3
+    plt.close(fig)
 
 
 def test_no_pooling_glm_matches_group_logit():
@@ -231,3 +246,144 @@ def test_no_pooling_follows_the_link():
     p = (sums["incidence"] / sums["size"]).to_numpy()
     finite = p > 0
     assert np.allclose(own[finite], stats.norm.ppf(p[finite]) + 1.0, atol=1e-8)
+
+
+# --- why they differ, measured on real fits ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grunfeld_cmp():
+    import statsmodels.api as sm
+
+    data = sm.datasets.grunfeld.load_pandas().data.assign(firm=lambda d: d["firm"].astype(str))
+    return hb.compare_formula("invest ~ value + capital + (1 | firm)", data, **SAMPLING)
+
+
+def test_grunfeld_gap_is_the_intercepts_uncertainty(grunfeld_cmp):
+    # 11 firms with a large between-firm SD: β0 is uncertain, and every b_j moves against it.
+    groups = grunfeld_cmp.groups
+    assert groups["se_ratio"].median() > 2.5  # b_j alone: the posterior SD is ~2.9× condSD
+    assert groups["total_sd_ratio"].median() == pytest.approx(1.0, abs=0.08)  # β0 + b_j agree
+    assert groups["beta_corr"].median() < -0.85
+    found = dict(zip(grunfeld_cmp.reasons["reason"], grunfeld_cmp.reasons["detail"],
+                     strict=True))
+    assert "fixed-effect uncertainty" in found and "not a disagreement" in found[
+        "fixed-effect uncertainty"]
+    for absent in ("variance-parameter uncertainty", "boundary estimate", "pooling differs",
+                   "SD poorly determined", "prior still informative"):
+        assert absent not in found, absent
+
+
+def test_many_groups_leave_nothing_to_explain(zip_cmp):
+    groups = zip_cmp.groups
+    assert groups["se_ratio"].median() < 1.1 and groups["total_sd_ratio"].median() < 1.1
+    assert zip_cmp.reasons.empty, zip_cmp.reasons
+
+
+def test_reml_total_sd_is_the_mixed_model_equations_inverse():
+    """Against a dense inverse of Henderson's coefficient matrix, crossed factors included."""
+    for name, formula in (("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+                          ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)")):
+        data, _ = load_reference(name)
+        reml = hb.fit_reml(formula, data)
+        design = reml.design
+        sigma2 = reml.sigma**2
+        Z = np.hstack([_dense_z(block) for block in design.blocks])
+        G = np.zeros((Z.shape[1], Z.shape[1]))
+        start = 0
+        for block in design.blocks:
+            size = block.n_levels * block.n_terms
+            G[start:start + size, start:start + size] = np.kron(
+                np.eye(block.n_levels), reml.covariance[block.name])
+            start += size
+        X = design.X
+        C = np.block([[X.T @ X, X.T @ Z], [Z.T @ X, Z.T @ Z + sigma2 * np.linalg.inv(G)]])
+        V = sigma2 * np.linalg.inv(C)  # error covariance of (β̂, b̂)
+        assert np.allclose(V[:X.shape[1], :X.shape[1]], reml.vcov, rtol=1e-6)
+        got = reml_total_sd(reml, design)
+        start = X.shape[1]
+        for block, sd in zip(design.blocks, got, strict=True):
+            for j in range(block.n_levels):
+                for t, term in enumerate(block.terms):
+                    c = np.zeros(len(V))
+                    c[start + j * block.n_terms + t] = 1
+                    c[list(design.fixed_names).index(term)] = 1
+                    assert sd[j, t] == pytest.approx(np.sqrt(c @ V @ c), rel=1e-6)
+            start += block.n_levels * block.n_terms
+
+
+def _dense_z(block) -> np.ndarray:
+    Z = np.zeros((len(block.index), block.n_levels * block.n_terms))
+    for t in range(block.n_terms):
+        Z[np.arange(len(block.index)), block.index * block.n_terms + t] = block.Z[:, t]
+    return Z
+
+
+def test_posterior_total_sd_and_correlation_from_the_draws(zip_cmp):
+    draws = zip_cmp.draws
+    total = draws.beta[:, 0][:, None] + draws.effects[0][:, :, 0]
+    assert np.allclose(zip_cmp.groups["bayes_total_sd"], total.std(axis=0, ddof=1))
+    corr = [np.corrcoef(draws.beta[:, 0], draws.effects[0][:, j, 0])[0, 1] for j in range(3)]
+    assert np.allclose(zip_cmp.groups["beta_corr"].iloc[:3], corr)
+
+
+def test_contraction_is_one_minus_the_variance_ratio(sleep_cmp):
+    var = sleep_cmp.variance
+    expected = 1 - var["bayes_std_error"] ** 2 / var["prior_sd"] ** 2
+    assert np.allclose(var["contraction"], expected)
+    # The correlation is learnt from 18 subjects: well over half the prior's variance is gone,
+    # so "the prior still matters" is not said of it (the old SD-ratio rule said it was).
+    corr = var[var["term2"].notna()].iloc[0]
+    assert corr["contraction"] > 0.5
+    assert "prior still informative" not in set(sleep_cmp.reasons["reason"])
+
+
+def test_plotted_density_of_a_narrow_posterior_holds_its_interval(sleep_cmp):
+    import matplotlib.pyplot as plt
+
+    fig = sleep_cmp.plot_variance()
+    rows = sleep_cmp.variance[sleep_cmp.variance["term2"].isna()].to_dict("records")
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_label() == "posterior"]
+    for line, row in zip(lines, rows, strict=True):
+        x, y = line.get_xdata(), line.get_ydata()
+        fine = np.linspace(row["bayes_lower"], row["bayes_upper"], 2001)
+        inside = np.trapezoid(np.interp(fine, x, y, left=0, right=0), fine)
+        assert inside == pytest.approx(0.95, abs=0.02), row
+    plt.close(fig)
+
+
+def _glmm(family: str, groups: int, per_group: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per_group)
+    x = rng.normal(size=g.size)
+    b = rng.normal(0, 1.0, groups)
+    if family == "bernoulli":  # a survey: a handful of yes/no answers per area
+        y = rng.binomial(1, 1 / (1 + np.exp(-(-1 + 0.5 * x + b[g]))))
+    else:  # large counts: each area's likelihood is close to normal
+        y = rng.poisson(np.exp(3 + 0.2 * x + 0.3 * b[g]))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"a{k:02d}" for k in g]})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("family", "groups", "per_group", "applies"),
+                         [("bernoulli", 40, 4, True), ("poisson", 20, 15, False)])
+def test_laplace_reason_follows_the_skewness_of_the_group_effects(family, groups, per_group,
+                                                                  applies):
+    data = _glmm(family, groups, per_group, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hb.SamplingWarning)  # short chains; the skew is what counts
+        cmp = hb.compare_formula("y ~ x + (1 | g)", data, family=family, **SAMPLING)
+    skew = cmp.groups["bayes_skewness"].abs().median()
+    assert (skew > 0.3) == applies, skew
+    assert ("Laplace approximation" in set(cmp.reasons["reason"])) == applies
+
+
+def test_posterior_tau2_is_not_the_biased_variance_of_the_zip_means(zip_cmp, zip_data):
+    """The naive between-ZIP variance (of the ZIP means) is about twice the truth here; the
+    posterior of τ² is centred near the truth, well below it."""
+    data = zip_data.data
+    naive = data.groupby("zip")["income"].mean().var()
+    tau2 = zip_cmp.component_draws()[("zip", "Intercept", None)] ** 2
+    truth = zip_data.truth["sd_zip"] ** 2
+    assert np.median(tau2) == pytest.approx(truth, rel=0.2)
+    assert np.quantile(tau2, 0.975) < naive

@@ -4,7 +4,8 @@ pointwise log-likelihood on demand, and the status line (`hierbayes.bayes.progre
 - the fingerprint of a model is blind to its data (response, predictors, the numbers of the
   data-scaled priors) and sees its structure (sizes, kinds of priors, blocks);
 - (slow) the compiled callbacks nutpie calls — compiled, reused with other data, loaded from
-  disk — give PyMC's own log-density and gradient (integer data of a binomial model included);
+  disk — give PyMC's own log-density and gradient (integer data of a binomial model included, and
+  a gamma model's offset, which must travel with the data);
 - (slow) the same seed gives the same draws, bit for bit, whether the compiled model was compiled
   for the fit, reused from memory after fits of other data, or loaded from disk — on the standard
   and on the marginal path — and the status says which happened;
@@ -16,17 +17,17 @@ import ctypes
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats as st
 from bayes_support import simulate_counts, simulate_gaussian
 
 import hierbayes as hb
-from hierbayes.bayes import compiled, graphdata, sampling
+from hierbayes.bayes import compiled, graphdata
 from hierbayes.bayes.builder import build_model as build_pymc_model
 from hierbayes.bayes.fingerprint import fingerprint
 from hierbayes.bayes.progress import Progress
 from hierbayes.datasets import load
-from hierbayes.testing.fakes import fake_posterior
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 
@@ -56,10 +57,21 @@ def _nutpie_logp(compiled_model, x: np.ndarray):
     return code, float(logp), out
 
 
+def gamma_rates(seed: int = 5, groups: int = 12, per_group: int = 6):
+    """Gamma responses (shape 2, log link) with an exposure entering as ``offset(np.log(t))``."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per_group)
+    x, t = rng.normal(size=g.size), rng.uniform(0.5, 4.0, g.size)
+    mu = t * np.exp(0.3 + 0.5 * x + rng.normal(0, 0.4, groups)[g])
+    return pd.DataFrame({"y": rng.gamma(2.0, mu / 2.0), "x": x, "t": t,
+                         "g": [f"g{k}" for k in g]})
+
+
 CALLBACK_MODELS = {
-    "cbpp (binomial)": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp",
-                        "binomial"),
-    "sleepstudy": (SLEEP, "sleepstudy", "gaussian"),
+    "cbpp (binomial)": ("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                        lambda: load("cbpp"), "binomial"),
+    "sleepstudy": (SLEEP, lambda: load("sleepstudy"), "gaussian"),
+    "gamma with an offset": ("y ~ x + offset(np.log(t)) + (1 | g)", gamma_rates, "gamma"),
 }
 
 
@@ -67,8 +79,8 @@ CALLBACK_MODELS = {
 @pytest.mark.parametrize("name", list(CALLBACK_MODELS))
 def test_compiled_callbacks_give_pymc_log_density(name, tmp_path, monkeypatch):
     monkeypatch.setenv("HIERBAYES_CACHE", str(tmp_path))
-    formula, data_name, family = CALLBACK_MODELS[name]
-    data = load(data_name)
+    formula, make_data, family = CALLBACK_MODELS[name]
+    data = make_data()
     first, other = (hb.build_model(formula, d, family=family) for d in (data, data.iloc[::-1]))
     # Rows reversed: other data, same structure; its own model is the reference.
     reference = other.model
@@ -85,7 +97,8 @@ def test_compiled_callbacks_give_pymc_log_density(name, tmp_path, monkeypatch):
                 f.unlink()
         model = first.model if source == "compiled" else other.model  # compiled from `first`
         key = compiled.cache_key(model, "nutpie")
-        build = lambda: build_pymc_model(first.design, first.priors, first.link)  # noqa: E731
+        build = lambda: build_pymc_model(  # noqa: E731
+            first.design, first.priors, first.link, first.centred)
         with compiled.nutpie_model(key, build, graphdata.data_values(other.model), labels,
                                    Progress(False)) as (nutpie_model, info):
             assert info["source"] == source
@@ -139,18 +152,7 @@ def test_reused_compiled_models_give_the_same_draws_bit_for_bit(marginalize, tmp
     assert sum(m.startswith("loaded the compiled model from disk") for m in messages) == 1
 
 
-@pytest.fixture
-def prior_draws_for_nuts(monkeypatch):
-    """nutpie's cached path replaced by prior draws of the model it is given."""
-
-    def run(**kwargs):
-        spec = type("Spec", (), {"model": kwargs["model"]})
-        return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
-
-    monkeypatch.setattr(sampling, "run_nutpie", run)
-
-
-def test_the_pointwise_log_likelihood_is_computed_on_demand(prior_draws_for_nuts):
+def test_the_pointwise_log_likelihood_is_computed_on_demand(mocked_sample):
     data = simulate_counts("poisson")
     settings = {"family": "poisson", "draws": 20, "chains": 2, "warn": False, "random_seed": 3}
     fit = hb.fit_bayes("y ~ x + (1 | g)", data, **settings)
@@ -165,6 +167,23 @@ def test_the_pointwise_log_likelihood_is_computed_on_demand(prior_draws_for_nuts
     lazy = hb.fit_bayes("y ~ x + (1 | g)", data, **settings)
     lazy.loo()  # prior draws stand in for a posterior: only that LOO finds its input
     np.testing.assert_array_equal(lazy.idata["log_likelihood"]["y"].values, values.values)
+
+
+def test_a_gaussian_log_likelihood_adds_the_offset(mocked_sample):
+    data = simulate_gaussian().assign(t=lambda d: np.linspace(-3.0, 3.0, len(d)))
+    fit = hb.fit_bayes("y ~ x + offset(t) + (1 | g)", data, draws=10, chains=2, warn=False,
+                       random_seed=4)
+    post = fit.posterior
+    beta = post["beta"].transpose("chain", "draw", "fixed").values  # (c, d, 2)
+    r = post["r_g"].sel(g__term="Intercept").transpose("chain", "draw", "g").values
+    level = data["g"].map({name: i for i, name in enumerate(post["g"].values)}).to_numpy()
+    mean = beta[..., :1] + beta[..., 1:] * data["x"].to_numpy() + data["t"].to_numpy() \
+        + r[..., level]
+    expected = st.norm(mean, post["sigma"].values[..., None]).logpdf(data["y"].to_numpy())
+    np.testing.assert_allclose(fit.log_likelihood().values, expected, rtol=1e-10)
+    # Without the offset the same draws fit other means: the check can fail.
+    assert not np.allclose(expected, st.norm(mean - data["t"].to_numpy(), post["sigma"].values[
+        ..., None]).logpdf(data["y"].to_numpy()))
 
 
 def test_the_status_is_one_line_per_stage_off_a_terminal(capsys):

@@ -16,6 +16,7 @@ tolerances against lme4 itself (test_cbpp_lme4_mode_meets_the_issue_tolerances).
 
 import warnings
 
+import mixedlm  # the test extra installs it: a missing one fails loudly
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,6 +90,19 @@ def test_cbpp_variance_and_modes():
     assert ((ours["std_error"] / condsd) - 1).abs().max() < 1e-3
 
 
+def test_cbpp_sd_standard_error_and_interval():
+    """For one scalar block θ is the SD itself (no σ on the link scale), so the SD's SE is the
+    θ entry of glmer's 2·H⁻¹ over (θ, β); the profile interval is skewed to the right."""
+    fit, _, _ = cbpp()
+    row = fit.varcorr().iloc[0]
+    H = hessian(fit.deviance, fit.optim.par, np.ones(fit.optim.par.size, bool))
+    assert row["std_error"] == pytest.approx(np.sqrt(2 * np.linalg.inv(H)[0, 0]), rel=1e-4)
+    assert row["upper"] - row["estimate"] > 1.5 * (row["estimate"] - row["lower"]) > 0
+    assert "Laplace deviance" in fit.varcorr().attrs["interval"]
+    assert list(fit.varcorr().columns) == ["group", "term1", "term2", "estimate", "std_error",
+                                           "lower", "upper", "variance", "covariance", "block"]
+
+
 def test_lme4_numbers_are_its_stale_log_determinant():
     """lme4's glmer devfun as the module docstring explains it (Lme4LaplaceDeviance), evaluated
     and differentiated at lme4's own estimates, gives lme4's −2 logLik and SEs."""
@@ -148,7 +162,7 @@ def test_bad_laplace_values_are_rejected():
             hb.fit_reml(ref["formula"], data, family="binomial", laplace=bad)
     # Gaussian fits have no Laplace step (REML/ML are exact, already lmer's): rejected, not
     # silently ignored; glmer.nb-style fits use the exact value only.
-    with pytest.raises(HierbayesError, match="Gaussian fit has no Laplace"):
+    with pytest.raises(HierbayesError, match="Gaussian identity-link fit has no Laplace"):
         hb.fit_reml("y ~ x + (1 | g)", _small_sd_data(1), laplace="lme4")
     with pytest.raises(HierbayesError, match="negative binomial"):
         hb.fit_reml("y ~ x + (1 | g)", _negative_binomial(), family="negative_binomial",
@@ -223,7 +237,7 @@ TRUTH = {"Intercept": 0.5, "x": 0.3, "a": 0.5, "b": 0.3}
 
 def test_crossed_poisson_recovers_truth():
     fit = hb.fit_reml("y ~ x + (1 | a) + (1 | b)", crossed_poisson(), family="poisson")
-    assert fit.converged and not fit.deviance.has_gradient  # two factors: finite differences
+    assert fit.converged and fit.deviance.has_gradient  # two scalar factors: analytic
     for term, row in fit.fixef().iterrows():
         assert abs(row["estimate"] - TRUTH[term]) < 4 * row["std_error"], term
     for row in fit.varcorr().itertuples():
@@ -231,7 +245,6 @@ def test_crossed_poisson_recovers_truth():
 
 
 def _mixedlm_glmer(formula, data, family):
-    mixedlm = pytest.importorskip("mixedlm")
     from mixedlm.families import Binomial, Poisson
     fam = {"poisson": Poisson(), "bernoulli": Binomial(), "probit": Binomial(link="probit")}
     return mixedlm.glmer(formula, data, family=fam[family])
@@ -262,6 +275,29 @@ def test_against_mixedlm(case):
                                                           rel=1e-3)
 
 
+def test_cloglog_with_means_near_one_against_mixedlm():
+    """2 % of these rows have η > 3.6, where 1 − μ = exp(−e^η) rounds μ to 1. Until the links
+    moved to hierbayes.links, the cloglog (and, beyond |η| ≈ 8.3, probit) working weight there
+    was m·ε²/max(μ(1 − μ), ε²) = m instead of ~0, and the Laplace criterion came out 3.7 above
+    mixedlm's, with β 0.05 off. mixedlm takes 1 − μ by subtraction in its cloglog weights; the
+    two criteria now agree to 3e-5."""
+    pytest.importorskip("mixedlm")
+    import mixedlm
+    from mixedlm.families import Binomial
+
+    rng = np.random.default_rng(5)
+    g, x = rng.integers(0, 50, 1500), rng.normal(size=1500)
+    eta = 1.0 + x + rng.normal(0, 0.8, 50)[g]
+    y = (rng.random(1500) < -np.expm1(-np.exp(eta))).astype(float)
+    data = pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
+    theirs = mixedlm.glmer("y ~ x + (1 | g)", data, family=Binomial(link="cloglog"))
+    fit = hb.fit_reml("y ~ x + (1 | g)", data, family="bernoulli", link="cloglog")
+    assert fit.criterion == pytest.approx(-2 * theirs.logLik().value, abs=1e-4)
+    se = np.sqrt(np.diag(fit.vcov))
+    assert np.all(np.abs(fit.beta - np.array(list(theirs.fixef().values()))) < 1e-3 * se)
+    assert fit.theta == pytest.approx(np.asarray(theirs.theta), rel=1e-4)
+
+
 # --- negative binomial (glmer.nb) ------------------------------------------------------------
 
 
@@ -274,7 +310,6 @@ def _negative_binomial(seed=4, n=1500, levels=50, alpha=2.5):
 
 
 def test_negative_binomial_dispersion_is_the_profile_optimum():
-    mixedlm = pytest.importorskip("mixedlm")
     from mixedlm.families import NegativeBinomial
     data = _negative_binomial()
     fit = hb.fit_reml("y ~ x + (1 | g)", data, family="negative_binomial")
@@ -326,8 +361,10 @@ def test_bad_options_are_rejected():
     data, ref = load_reference("cbpp")
     with pytest.raises(HierbayesError, match="REML is defined for Gaussian"):
         hb.fit_reml(ref["formula"], data, method="REML", family="binomial")
-    with pytest.raises(HierbayesError, match="weights"):
-        hb.fit_reml(ref["formula"], data, family="binomial", weights=np.ones(len(data)))
+    with pytest.raises(HierbayesError, match="weights has 3 values"):
+        hb.fit_reml(ref["formula"], data, family="binomial", weights=np.ones(3))
+    with pytest.raises(HierbayesError, match="finite and > 0"):
+        hb.fit_reml(ref["formula"], data, family="binomial", weights=-np.ones(len(data)))
     with pytest.raises(FamilyError, match="no link"):
         hb.fit_reml(ref["formula"], data, family="binomial", link="log")
     with pytest.raises(HierbayesError, match="fit_bayes"):
@@ -395,7 +432,6 @@ def test_a_zero_sd_is_checked_from_inside(family):
     """The criterion is even in a scalar θ, so its gradient at θ = 0 is 0 and L-BFGS-B, once its
     first step lands on the bound, stays there; both engines step inside to check (lme4's
     restart_edge). Before that check, REML stopped at θ = 0 on these data, 2.9 units too high."""
-    mixedlm = pytest.importorskip("mixedlm")
     if family == "gaussian":
         data = _small_sd_data(27)
         fit, theirs = hb.fit_reml("y ~ x + (1 | g)", data), mixedlm.lmer("y ~ x + (1 | g)", data)

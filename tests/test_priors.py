@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from conftest import SLEEP
 
 import hierbayes as hb
 from hierbayes.bayes.priors import make_priors
 from hierbayes.datasets import load
 from hierbayes.design import make_design
 
-SLEEP = "Reaction ~ Days + (Days | Subject)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
@@ -140,5 +140,5 @@ def test_prior_value_semantics():
     assert hb.Prior.from_dict(prior.to_dict()) == prior
     assert repr(prior) == "Prior('HalfNormal', sigma=[1.0, 2.0])"
     assert hash(prior) == hash(hb.Prior("HalfNormal", sigma=[1.0, 2.0]))
-    with pytest.raises(hb.PriorError):
+    with pytest.raises(hb.PriorError, match="named by a string, got 3"):
         hb.Prior(3)

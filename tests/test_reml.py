@@ -113,7 +113,28 @@ def test_variance_components(case):
     resid = vc[vc["group"] == "Residual"]
     assert resid["estimate"].item() == pytest.approx(ref["residual_sd"], rel=1e-4)
     assert fit.sigma == pytest.approx(ref["residual_sd"], rel=1e-4)
-    assert list(vc.columns[:4]) == ["group", "term1", "term2", "estimate"]
+    assert list(vc.columns[:7]) == ["group", "term1", "term2", "estimate", "std_error", "lower",
+                                    "upper"]
+
+
+def test_variances_and_covariances_as_lme4_lists_them(case):
+    """as.data.frame(VarCorr(fit)): `vcov` is a variance on SD rows and a covariance on
+    correlation rows; hierbayes keeps the two in their own columns, NaN on the other rows."""
+    fit, ref = case
+    vc, table = fit.varcorr(), ref["varcorr_table"]
+
+    def lme4_key(row):
+        terms = [None if t != t else lme4_name(t) for t in (row["term1"], row["term2"])]
+        return (lme4_group(row["group"]), *terms)
+
+    ours = {lme4_key(row): row for row in vc.to_dict("records")}
+    assert len(ours) == len(vc) == len(table["grp"])
+    for grp, var1, var2, vcov in zip(table["grp"], table["var1"], table["var2"], table["vcov"],
+                                     strict=True):
+        row = ours[(grp, var1, var2)]
+        value, empty = ("variance", "covariance") if var2 is None else ("covariance", "variance")
+        assert row[value] == pytest.approx(vcov, rel=2e-4, abs=1e-6)
+        assert np.isnan(row[empty])
 
 
 def test_conditional_modes_and_sds(case):

@@ -12,13 +12,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import approx_fprime, minimize, minimize_scalar
+from scipy.optimize import approx_fprime, brentq, minimize, minimize_scalar
 
 import hierbayes as hb
 from hierbayes import cli
 from hierbayes.compare.tables import _at_boundary
 from hierbayes.errors import HierbayesError, SingularFitWarning
 from hierbayes.reml import make_deviance
+from hierbayes.testing.dense import dense_Z, per_level
 
 SCHOOLS = "effect ~ 1 + (1 | school)"
 LOG_2PI = np.log(2 * np.pi)
@@ -53,15 +54,8 @@ def dense_criterion(X, y, s, V_random, method):
 
 def dense_random_covariance(design, covariances):
     """ZΣZᵀ from each block's k×k covariance (levels independent)."""
-    n = design.n_obs
-    out = np.zeros((n, n))
-    for block in design.blocks:
-        L, k = block.n_levels, block.n_terms
-        Z = np.zeros((n, L * k))
-        for t in range(k):
-            Z[np.arange(n), block.index * k + t] = block.Z[:, t]
-        out += Z @ np.kron(np.eye(L), covariances[block.name]) @ Z.T
-    return out
+    Z = dense_Z(design)
+    return Z @ per_level(design, covariances) @ Z.T
 
 
 def dense_at_theta(dev, theta):
@@ -149,6 +143,30 @@ def test_eight_schools_with_halved_ses_against_the_closed_forms(method):
     np.testing.assert_allclose(ranef["std_error"] ** 2, t2 * se**2 / (t2 + se**2), rtol=1e-9)
     expected_tau = {"REML": 7.711, "ML": 6.790}[method]  # 0.001 grid of the dense criterion
     assert tau_of(result) == pytest.approx(expected_tau, abs=1e-3)
+
+
+@pytest.mark.parametrize(("scale_se", "method"), [(1.0, "REML"), (0.5, "REML"), (0.5, "ML")])
+def test_tau_profile_interval_is_the_dense_criterion_root(scale_se, method):
+    """With known SDs the profile of τ is the dense criterion itself (μ profiled by GLS): its
+    limits are where it rises by χ²₁(0.95) = 3.841459, or the bound 0 where it stays below (at
+    τ̂ = 0 with the SEs as published, and for ML with the SEs halved)."""
+    data = schools(scale_se)
+    y, se = data["effect"].to_numpy(), data["se"].to_numpy()
+    tau, _, _, crit = dense_tau_fit(y, se, method)
+
+    def rise(t):
+        crit_t = dense_criterion(np.ones((8, 1)), y, se, t**2 * np.eye(8), method)[0]
+        return crit_t - crit - 3.8414588206941236
+
+    vc = fit(SCHOOLS, data, method).varcorr()
+    assert f"{method if method == 'ML' else 'REML'}" in vc.attrs["interval"]
+    row = vc.iloc[0]
+    upper = brentq(rise, max(tau, 1e-3), 200.0, xtol=1e-12)
+    assert row["upper"] == pytest.approx(upper, rel=1e-6)
+    lower = 0.0 if rise(0.0) < 0 else brentq(rise, 0.0, tau, xtol=1e-12)
+    assert row["lower"] == pytest.approx(lower, rel=1e-6, abs=1e-12)
+    assert (lower == 0.0) == (scale_se == 1.0 or method == "ML")  # both kinds are exercised
+    assert np.isnan(row["std_error"]) == (tau == 0.0)
 
 
 def test_the_fit_reports_no_residual_sd():

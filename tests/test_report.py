@@ -7,6 +7,7 @@ deterministic); the command-line tests render reports of real fits."""
 import re
 import shutil
 import subprocess
+import warnings
 from html.parser import HTMLParser
 
 import matplotlib
@@ -35,9 +36,13 @@ def summarize(draws: np.ndarray, ci_prob: float) -> dict:
 
 
 class FakeBayes:
-    """The BayesFit interface the report reads, over hand-made draws of `y ~ x + (1 | g)`."""
+    """The BayesFit interface the report reads, over hand-made draws of `y ~ x + (1 | g)`;
+    its diagnostics fail R-hat unless `clean`."""
 
-    def __init__(self, seed: int = 0, with_ppc: bool = True):
+    method = "NUTS"
+
+    def __init__(self, seed: int = 0, with_ppc: bool = True, clean: bool = False):
+        self.clean = clean
         rng = np.random.default_rng(seed)
         levels = ["a&b", NASTY, *[f"g{i}" for i in range(28)]]  # 30 levels: top/bottom tables
         data = pd.DataFrame({"g": np.repeat(levels, 4), "x": np.tile([0.0, 1, 2, 3], 30)})
@@ -91,14 +96,17 @@ class FakeBayes:
         return frame
 
     def diagnostics(self):
+        rhat = 1.003 if self.clean else 1.05
         return pd.DataFrame({
-            "check": ["divergences", "max R-hat"], "value": [0, 1.05], "threshold": [0, 1.01],
-            "ok": [True, False], "where": ["", "sd_g[Intercept]"],
-            "message": ["", "R-hat of sd_g is 1.05 (> 1.01): run longer & check <priors>."]})
+            "check": ["divergences", "max R-hat"], "value": [0, rhat], "threshold": [0, 1.01],
+            "ok": [True, self.clean], "where": ["", "sd_g[Intercept]"],
+            "message": ["", "" if self.clean else
+                        "R-hat of sd_g is 1.05 (> 1.01): run longer & check <tune>."]})
 
 
 class FakeReml:
     method, criterion, singular, converged, sigma = "REML", 123.456, True, True, 1.0
+    link = "identity"
 
     def __init__(self, bayes: FakeBayes):
         self.design = bayes.design
@@ -109,7 +117,7 @@ class FakeReml:
         frame.attrs["interval"] = f"{ci_prob:.0%} Wald interval"
         return frame
 
-    def varcorr(self):
+    def varcorr(self, ci_prob=0.95):
         return self._bayes.varcorr()[["group", "term1", "term2", "estimate"]]
 
     def ranef(self, ci_prob=0.95):
@@ -121,6 +129,7 @@ class FakeComparison:
 
     def __init__(self, bayes):
         self.bayes, self.reml, self.design = bayes, FakeReml(bayes), bayes.design
+        self.diagnostics = bayes.diagnostics()
         fixef = bayes.fixef()
         self.fixed = pd.DataFrame({
             "term": fixef.index, "reml_estimate": fixef["estimate"].to_numpy(),
@@ -226,13 +235,14 @@ def test_text_is_escaped(written):
     assert "<script" not in text and "<b>ZIP" not in text and "<model>" not in text
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
     assert "Households &amp; &lt;b&gt;ZIP&lt;/b&gt; codes" in text
-    assert "a&amp;b" in text and "run longer &amp; check &lt;priors&gt;" in text
+    assert "a&amp;b" in text and "run longer &amp; check &lt;tune&gt;" in text
 
 
 def test_report_contents(written):
     text = written.html_path.read_text()
     for heading in ("Model", "Sampling diagnostics", "Fixed effects", "Variance components",
-                    "Group effects", "Plots", "Bayes vs REML: verdict"):
+                    "Group effects", "Plots", "Bayes vs REML: verdict",
+                    "Fixed effects: Bayes vs REML", "Plots: Bayes vs REML"):
         assert f">{heading}" in text, heading
     assert "y ~ x + (1 | g)" in text and "Priors" in text and "HalfNormal" in text
     assert "FAIL" in text and "class=\"warn\"" in text  # the failed R-hat check is flagged
@@ -281,13 +291,45 @@ def test_report_names_a_missing_ppc(tmp_path):
 
 
 def test_comparison_report(bayes, tmp_path):
-    with pytest.warns(hb.HierbayesWarning):
+    with pytest.warns(hb.HierbayesWarning, match="variance components could not be drawn"):
         report = comparison_report(FakeComparison(bayes), tmp_path / "cmp.html")
     text = report.html_path.read_text()
     assert "Bayes vs REML: verdict" in text and "small groups" in text
+    assert ">Sampling diagnostics</h2>" in text and "max R-hat" in text  # a comparison, too
     assert "bayes_lower/upper: 95% equal-tailed credible interval" in text
     assert "largest |std_diff|" in text
     assert (tmp_path / "cmp.md").is_file()
+
+
+ALERT = "Sampler checks FAILED (max R-hat 1.05 at sd_g[Intercept])"
+
+
+def test_a_failed_check_leads_the_header(written):
+    html_text = written.html_path.read_text()
+    head = html_text.split("<section", 1)[0]  # title, subtitle, contents: before any section
+    assert ALERT in head and "do not read the estimates or the comparison until" in head
+    assert "tune" in head and "target_accept" in head and "prior" not in head
+    md_head = written.markdown_path.read_text().split("\n## ", 1)[0]
+    assert f"**Warning:** {escape_md(ALERT)}" in md_head
+
+
+@pytest.mark.parametrize("make", [fit_report, lambda b: comparison_report(FakeComparison(b))])
+def test_a_clean_posterior_has_no_alert(make):
+    clean = FakeBayes(clean=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hb.HierbayesWarning)  # the fake's missing plot
+        report = make(clean)
+    assert "Sampler checks FAILED" not in report.html and "role=\"alert\"" not in report.html
+    assert "All sampler checks pass." in report.html and "max R-hat" in report.html
+    assert "**Warning:**" not in report.markdown()
+
+
+def test_comparison_report_leads_with_a_failed_check(bayes):
+    with pytest.warns(hb.HierbayesWarning):
+        report = comparison_report(FakeComparison(bayes))
+    head = report.html.split("<section", 1)[0]
+    assert ALERT in head and "do not read the comparison until" in head
+    assert "**Warning:** " + escape_md(ALERT) in report.markdown()
 
 
 def test_reml_fit_report(bayes):

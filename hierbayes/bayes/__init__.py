@@ -9,6 +9,7 @@ PyMC.
 
 from .api import fit_bayes
 from .fit import BayesFit
+from .interrupt import SamplingInterrupted
 from .model import BayesModel, build_model
 from .priors import Prior, Priors, default_priors
 from .restore import load
@@ -19,6 +20,7 @@ __all__ = [
     "BayesModel",
     "Prior",
     "Priors",
+    "SamplingInterrupted",
     "build_model",
     "default_priors",
     "fit_bayes",

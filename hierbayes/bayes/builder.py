@@ -45,7 +45,7 @@ import pytensor.tensor as pt
 from .. import naming
 from ..design import Block, Design
 from ..errors import FamilyError
-from ..families import check_link
+from ..families import check_link, get_link
 from .graphdata import prior_params, shared
 from .priors import Prior, Priors
 
@@ -77,6 +77,8 @@ def build_model(design: Design, priors: Priors, link: str | None = None,
     located: set[str] = set()  # fixed effects already a centred block's location
     with pm.Model(coords=model_coords(design)) as model:
         eta = _fixed_part(design, priors)  # (n,)
+        if design.offset is not None:  # offset(...) terms: known, no coefficient
+            eta = eta + shared("offset", design.offset)  # (n,)
         for block in design.blocks:
             location = None
             if block.name in centred:
@@ -94,7 +96,7 @@ def _as_graph_data(design: Design) -> Design:
     """`design` with the response, trials and known SDs as shared variables (the likelihood reads
     these three fields)."""
     y = design.y
-    if design.family.name != "gaussian" and design.family.name != "student_t":
+    if design.family.response in ("binary", "binomial", "count"):
         y = np.rint(y).astype(np.int64)  # counts: the observed variable's own dtype
     return dataclasses.replace(
         design,
@@ -205,56 +207,39 @@ def block_scale(block: Block, priors: Priors):
     return sd_prior.pymc_class()(sd_name, **sd_params, dims=terms), None  # (k,)
 
 
-def inverse_link(link: str, eta, lib=pt):
-    """Mean of the response (per trial for binomial) from the linear predictor.
-
-    `lib` is ``pytensor.tensor`` inside the model and ``numpy`` for prediction.
-    """
-    if link == "identity":
-        return eta
-    if link == "log":
-        return lib.exp(eta)
-    if link == "logit":
-        return 1.0 / (1.0 + lib.exp(-eta))
-    if link == "probit":
-        if lib is pt:
-            return pm.math.invprobit(eta)
-        from scipy.special import ndtr
-
-        return ndtr(eta)
-    if link == "cloglog":
-        return 1.0 - lib.exp(-lib.exp(eta))
-    raise FamilyError(f"Unknown link {link!r}.")
-
-
-def _likelihood(design: Design, priors: Priors, link: str, eta) -> None:
+def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
     family, y = design.family.name, design.y
-    mu = inverse_link(link, eta)
+    link = get_link(link_name)
     if family in ("gaussian", "student_t"):
+        mu = link.inverse_tensor(eta, pt)
         # Known residual SDs (meta-analysis) are data, not a parameter.
         known = design.known_sigma
         sigma = known if known is not None else scalar_parameter(priors, naming.SIGMA)
         if family == "gaussian":
             pm.Normal("y", mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
         else:
-            nu = scalar_parameter(priors, "nu")
+            nu = scalar_parameter(priors, naming.NU)
             pm.StudentT("y", nu=nu, mu=mu, sigma=sigma, observed=y, dims=OBS_DIM)
-    elif family == "bernoulli":
-        if link == "logit":  # logit_p is the numerically stable form
-            pm.Bernoulli("y", logit_p=eta, observed=y, dims=OBS_DIM)
+    elif family in ("bernoulli", "binomial"):
+        # PyMC's stable form for the logit. For probit and cloglog PyTensor's rewrites keep
+        # log μ stable, and cloglog's log(1 − μ); probit's log(1 − μ) is −inf beyond η ≈ 8.3,
+        # where μ rounds to 1.
+        prob = {"logit_p": eta} if link.name == "logit" else {"p": link.inverse_tensor(eta, pt)}
+        if family == "bernoulli":
+            pm.Bernoulli("y", **prob, observed=y, dims=OBS_DIM)
         else:
-            pm.Bernoulli("y", p=mu, observed=y, dims=OBS_DIM)
-    elif family == "binomial":
-        n = design.trials.astype("int64")
-        if link == "logit":
-            pm.Binomial("y", n=n, logit_p=eta, observed=y, dims=OBS_DIM)
-        else:
-            pm.Binomial("y", n=n, p=mu, observed=y, dims=OBS_DIM)
+            n = design.trials.astype("int64")
+            pm.Binomial("y", n=n, **prob, observed=y, dims=OBS_DIM)
     elif family == "poisson":
-        pm.Poisson("y", mu=mu, observed=y, dims=OBS_DIM)
+        pm.Poisson("y", mu=link.inverse_tensor(eta, pt), observed=y, dims=OBS_DIM)
     elif family == "negative_binomial":
-        alpha = scalar_parameter(priors, "alpha")
+        alpha = scalar_parameter(priors, naming.ALPHA)
+        mu = link.inverse_tensor(eta, pt)
         pm.NegativeBinomial("y", mu=mu, alpha=alpha, observed=y, dims=OBS_DIM)
+    elif family == "gamma":  # shape α, mean μ: rate α/μ, variance μ²/α
+        alpha = scalar_parameter(priors, naming.ALPHA)
+        mu = link.inverse_tensor(eta, pt)
+        pm.Gamma("y", alpha=alpha, beta=alpha / mu, observed=y, dims=OBS_DIM)
     else:
         raise FamilyError(f"The Bayesian engine has no likelihood for family {family!r}.")
 

@@ -5,20 +5,27 @@ Checks (Vehtari et al. 2021, "Rank-normalization, folding, and localization"; Be
 =============  ====================================  ======================================
 check          passes when                           remedy when it fails
 =============  ====================================  ======================================
-divergences    no divergent transition               raise ``target_accept``; a stronger
-                                                     prior on the SD whose small values the
-                                                     divergent draws favour (a funnel)
-max R-hat      ≤ 1.01                                more ``tune`` and ``draws``; stronger
-                                                     prior on the worst SD
+divergences    no divergent transition               raise ``target_accept``; reparameterise
+                                                     where the divergent draws sit at small
+                                                     values of an SD (a funnel)
+max R-hat      ≤ 1.01                                more ``tune`` and ``draws``;
+                                                     reparameterise around the worst SD
 min bulk ESS   ≥ 100 per chain                       more ``draws`` (and ``tune``)
 min tail ESS   ≥ 100 per chain                       more ``draws`` (and ``tune``)
-min BFMI       ≥ 0.3 in every chain                  more ``tune``; a stronger SD prior
+min BFMI       ≥ 0.3 in every chain                  more ``tune``; reparameterise
 tree depth     no transition hit the maximum depth   ``nuts={"max_treedepth": 12}``; look for
                                                      weakly identified parameters
 =============  ====================================  ======================================
 
+The remedies change how the model is sampled, never the model: a stronger prior would make a
+sampler problem disappear by answering a different question. Reparameterising means sampling the
+Gaussian model with its group effects integrated out (``marginalize=True``), or centring and
+scaling the predictors of varying slopes.
+
 R-hat and ESS are computed on the reported quantities: fixed effects, SDs, correlations (off the
-diagonal), the residual SD, the family parameters and every group effect.
+diagonal), the residual SD, the family parameters and every group effect. A statistic that cannot
+be computed (NaN: non-finite draws, e.g. a chain an interrupted run left empty, or draws that
+never move) fails its check.
 """
 
 from __future__ import annotations
@@ -111,9 +118,9 @@ def _rhat(quantities) -> list:
     ds, labels = _as_dataset(quantities)
     with np.errstate(invalid="ignore", divide="ignore"):
         rhat = azs.rhat(ds)["value"].values
-    if np.all(np.isnan(rhat)):
-        return [name, np.nan, RHAT_MAX, True, "", ""]
-    worst = int(np.nanargmax(rhat))
+    if np.isnan(rhat).any():
+        return _not_computable(name, RHAT_MAX, labels[int(np.argmax(np.isnan(rhat)))], quantities)
+    worst = int(np.argmax(rhat))
     value, where = float(rhat[worst]), labels[worst]
     if value <= RHAT_MAX:
         return [name, value, RHAT_MAX, True, where, ""]
@@ -133,7 +140,9 @@ def _ess(quantities, method: str, chains: int) -> list:
     ds, labels = _as_dataset(quantities)
     with np.errstate(invalid="ignore", divide="ignore"):
         ess = azs.ess(ds, method=method)["value"].values
-    worst = int(np.nanargmin(ess)) if not np.all(np.isnan(ess)) else 0
+    if np.isnan(ess).any():
+        return _not_computable(name, threshold, labels[int(np.argmax(np.isnan(ess)))], quantities)
+    worst = int(np.argmin(ess))
     value, where = float(ess[worst]), labels[worst]
     if value >= threshold:
         return [name, value, threshold, True, where, ""]
@@ -146,10 +155,28 @@ def _ess(quantities, method: str, chains: int) -> list:
     return [name, value, threshold, False, where, message]
 
 
+def _not_computable(name: str, threshold, where: str, quantities) -> list:
+    """A check whose statistic is NaN fails: NaN draws (an interrupted or broken run) or draws
+    that never move cannot show convergence."""
+    draws = quantities[where]
+    if not np.isfinite(draws).all():
+        bad = [c for c in range(draws.shape[0]) if not np.isfinite(draws[c]).all()]
+        why = f"chain(s) {', '.join(map(str, bad))} hold non-finite (NaN) draws of it"
+    else:
+        why = "its draws do not vary"
+    message = (
+        f"The {name.split(' ', 1)[1]} cannot be computed for {where}: {why}, so convergence "
+        "is not shown. Sample again to the end (an interrupted run leaves NaN draws), with more "
+        "tune and draws."
+    )
+    return [name, np.nan, threshold, False, where, message]
+
+
 def _sd_hint(label: str) -> str:
     if label.startswith(("sd_", "r_", "corr_")):
         block = label.split("[", 1)[0].split("_", 1)[1]
-        return f", or give sd_{block} a stronger prior (e.g. a smaller HalfNormal sigma)"
+        return (f", or reparameterise around sd_{block} (marginalize=True for a Gaussian "
+                "model; centre and scale the predictors of its varying slopes)")
     return ""
 
 
@@ -167,9 +194,9 @@ def _divergences(stats, design, posterior, target_accept) -> list:
     )
     if sd_name:
         message += (
-            f", and give {sd_name!r} a stronger prior (e.g. priors={{'{sd_name}': "
-            "hb.Prior('HalfNormal', sigma=<smaller>)}}): the divergent draws sit at its small "
-            "values, the neck of a funnel"
+            f"; the divergent draws sit at small values of {sd_name!r}, the neck of a funnel: "
+            "reparameterise (marginalize=True integrates a Gaussian model's group effects out; "
+            "else centre and scale the predictors of varying slopes)"
         )
     return ["divergences", count, 0, False, sd_name, message + "."]
 
@@ -199,7 +226,7 @@ def _bfmi(idata: xr.DataTree) -> list:
     message = (
         f"BFMI of chain {worst} is {value:.2f} (< {BFMI_MIN}): the sampler explores the energy "
         "distribution poorly, typical of heavy-tailed or funnel-shaped posteriors. Use more "
-        "tune (e.g. tune=2000) and stronger priors on the group SDs."
+        "tune (e.g. tune=2000), or reparameterise (marginalize=True for a Gaussian model)."
     )
     return [name, value, BFMI_MIN, False, f"chain {worst}", message]
 
@@ -215,6 +242,6 @@ def _tree_depth(stats: xr.Dataset) -> list:
     message = (
         f"{hits} transition(s) hit the maximum tree depth: sampling is slow and may be "
         "inefficient. Raise the limit (nuts={'max_treedepth': 12}) or look for weakly "
-        "identified parameters (e.g. a group SD whose prior is too wide, collinear predictors)."
+        "identified parameters (e.g. collinear predictors: centre and scale them)."
     )
     return [name, hits, 0, False, "", message]

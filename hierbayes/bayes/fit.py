@@ -13,6 +13,8 @@ What other modules (compare, report) can rely on:
 - ``fixef()``, ``varcorr()``, ``ranef()``: the tidy tables of the API contract, estimate = posterior
   mean, std_error = posterior SD, plus ``median`` and a 95 % equal-tailed interval (``ci_prob=``);
   ``attrs["interval"]`` says which.
+- ``summary()``: a brms-like text summary (``print(fit)`` shows it; notebooks show a compact
+  HTML view); ``arviz_summary()`` the ArviZ table (MCSE, ESS, R-hat) at full precision.
 - ``draws("fixef" | "varcorr" | "ranef")``: (chain, draw, row) draws whose rows are those of the
   matching table, in order (see `hierbayes.bayes.posterior`).
 - ``design``, ``priors``, ``model``, ``link``, ``settings`` (sampler, seed, draws, tune, chains,
@@ -22,8 +24,9 @@ What other modules (compare, report) can rely on:
 - Gaussian identity-link models are by default sampled with the group effects integrated out
   (`hierbayes.bayes.marginal`): NUTS explores β, the SDs, correlations and σ only, and ``z_<b>``,
   ``r_<b>`` are then drawn exactly from their conditional, so the posterior has the same variables
-  and coords either way; ``sampling_path`` (and ``summary().attrs["sampling"]``) says which path
-  a fit took. ``model`` is then the standard model, for predictive draws from the posterior.
+  and coords either way; ``sampling_path`` (and ``arviz_summary().attrs["sampling"]``) says
+  which path a fit took. ``model`` is then the standard model, for predictive draws from the
+  posterior.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import naming
+from ..arguments import keywords_checked
 from ..errors import HierbayesError
 from ..tidy import CI_PROB, check_ci_prob
 from . import posterior as post
@@ -101,7 +105,16 @@ class BayesFit:
             return post.ranef_draws(self.design, self.posterior)
         raise HierbayesError(f"draws() takes one of {', '.join(DRAW_KINDS)}; got {what!r}.")
 
-    def summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+    def summary(self, ci_prob: float = CI_PROB) -> str:
+        """A brms-like text summary (`hierbayes.report.display`): model, data, sampling, SDs,
+        correlations and fixed effects with intervals, rounded for reading, and the verdict of
+        the sampler checks. The tables themselves (`fixef()`, ...) keep full precision; the
+        ArviZ table with MCSE, ESS and R-hat per parameter is `arviz_summary()`."""
+        from ..report.display import fit_text
+
+        return fit_text(self, check_ci_prob(ci_prob))
+
+    def arviz_summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """ArviZ summary (mean, sd, equal-tailed interval, MCSE, ESS, R-hat) of the parameters.
 
         Rows: ``beta[<term>]``, ``sd_<b>[<term>]``, ``corr_<b>[<term1>, <term2>]`` (each pair
@@ -188,6 +201,7 @@ class BayesFit:
         self.log_likelihood()
         return azs.loo(self.idata)
 
+    @keywords_checked
     def predict(
         self,
         new_data: pd.DataFrame | None = None,
@@ -217,13 +231,11 @@ class BayesFit:
         """Write the fit to one netCDF file; `hierbayes.load` rebuilds it."""
         save_fit(self, path)
 
+    # --- display (hierbayes.report.display) -------------------------------------------------
+    def _repr_html_(self) -> str:
+        from ..report.display import fit_display_html
+
+        return fit_display_html(self)
+
     def __repr__(self) -> str:
-        s = self.settings
-        return (
-            f"BayesFit: {self.formula} (family {self.family}, link {self.link})\n"
-            f"  {s.get('chains')} chains × {s.get('draws')} draws after {s.get('tune')} tuning, "
-            f"sampler {s.get('sampler')}, seed {s.get('random_seed')}\n"
-            f"  {self.sampling_path}\n"
-            f"  {self.design.n_obs} observations; "
-            + ", ".join(f"{b.group}: {b.n_levels} levels" for b in self.design.blocks)
-        )
+        return f"BayesFit\n{self.summary()}"

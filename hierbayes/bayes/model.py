@@ -16,8 +16,10 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from ..arguments import keywords_checked
 from ..design import Design, make_design
 from ..families import check_link
+from ..validation import check_magnitudes
 from .builder import build_model as build_pymc_model
 from .centring import choose
 from .priors import Priors, make_priors
@@ -51,6 +53,7 @@ class BayesModel:
         return f"BayesModel(link={self.link!r})\n{self.design!r}\n{self.priors!r}"
 
 
+@keywords_checked
 def build_model(
     formula: str,
     data: pd.DataFrame,
@@ -59,24 +62,28 @@ def build_model(
     link: str | None = None,
     missing: str = "drop",
     known_sigma: str | None = None,
+    check_nlevels: str = "error",
     centred=None,
 ) -> BayesModel:
     """Design, priors (defaults with `priors` overrides by name) and PyMC model; no sampling.
 
     `known_sigma`: a column of known residual SDs (gaussian; meta-analysis such as eight schools).
+    `check_nlevels`: "error", "warning" or "ignore" (see hierbayes.identifiability).
     `centred`: which blocks' group effects are centred on the standard path (`.centring`):
     None chooses per block from how informative its levels' data are; True, False or block names
     decide. Gaussian identity-link models are sampled marginally by default, where the question
     does not arise: there None keeps every block non-centred (pass the blocks to centre, e.g.
     ``centring.choose(design, "identity")``, for ``marginalize=False``).
     """
-    design = make_design(formula, data, family, missing, known_sigma=known_sigma)
+    design = make_design(formula, data, family, missing, known_sigma=known_sigma,
+                         check_nlevels=check_nlevels)
     return model_from_design(design, priors, link, missing, centred)
 
 
 def model_from_design(design: Design, priors=None, link=None, missing="drop",
                       centred=None) -> BayesModel:
     link = check_link(design.family, link)
+    check_magnitudes(design)
     table = make_priors(design, priors, link)
     marginal_default = (design.family.name == "gaussian" and link == "identity"
                         and design.known_sigma is None)

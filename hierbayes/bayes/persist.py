@@ -5,8 +5,13 @@ The file is the fit's `DataTree` (posterior, sample_stats, log_likelihood, ...) 
 - group ``hierbayes_data``: the design's data (the used columns of the used rows, index as
   coordinate ``row``); categorical columns are stored as their labels with their categories and
   order in attributes, so that level order and reference levels come back unchanged;
-- root attribute ``hierbayes``: JSON with the formula, family, link, missing-value policy, the
-  user's prior overrides, the full prior table and the sampler settings.
+- root attribute ``hierbayes``: JSON with the format version, the formula, family, link,
+  missing-value policy, the user's prior overrides, the full prior table, the sampler settings
+  and a SHA-256 `checksum` of every variable and coordinate of every group (a truncated or
+  bit-flipped file is refused on load instead of read as wrong draws).
+
+The file is written atomically (`hierbayes.atomic`): a save killed halfway leaves the previous
+file intact.
 
 `hierbayes.bayes.restore.load` rebuilds the design, the priors and the PyMC model from these,
 so a loaded fit gives the same tables and, with the same seed, the same predictions. Needs
@@ -15,19 +20,23 @@ h5netcdf (a dependency).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..arguments import check_output_file
+from ..atomic import write_via
+
 DATA_GROUP = "hierbayes_data"
 META_KEY = "hierbayes"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: with checksum; 1 (no checksum) is still read
 
 
 def save_fit(fit, path) -> None:
+    path = check_output_file(path, "BayesFit.save's path")
     tree = _netcdf_safe(fit.idata.copy())
     tree[DATA_GROUP] = xr.DataTree(_frame_to_dataset(fit.design.data))
     meta = {
@@ -40,9 +49,39 @@ def save_fit(fit, path) -> None:
         "priors": {name: p.to_dict() for name, p in fit.priors.overrides.items()},
         "priors_table": {e.name: e.prior.to_dict() for e in fit.priors.entries},
         "settings": fit.settings,
+        "checksum": checksum(tree),
     }
     tree.attrs = {**tree.attrs, META_KEY: json.dumps(meta)}
-    tree.to_netcdf(Path(path))
+    write_via(path, tree.to_netcdf)
+
+
+def checksum(tree: xr.DataTree) -> str:
+    """SHA-256 of the names, shapes and values of every variable and coordinate in every group.
+
+    Values are hashed in a form netCDF gives back unchanged (numbers as float64, text as UTF-8),
+    so the sum of a tree equals the sum of the same tree read back from its file.
+    """
+    digest = hashlib.sha256()
+    for node in sorted(tree.subtree, key=lambda n: n.path):
+        ds = node.to_dataset(inherit=False)
+        for name in sorted(map(str, ds.variables)):
+            var = ds.variables[name]
+            digest.update(f"{node.path}/{name}{var.dims}{var.shape}".encode())
+            digest.update(_canonical_bytes(var.values))
+    return digest.hexdigest()
+
+
+def _canonical_bytes(values: np.ndarray) -> bytes:
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        return np.ascontiguousarray(values, dtype="<f8").tobytes()
+    if values.dtype.kind == "c":
+        return np.ascontiguousarray(values, dtype="<c16").tobytes()
+    if values.dtype.kind in "mM":
+        return np.ascontiguousarray(values.astype("<i8")).tobytes()
+    text = ["" if v is None else v.decode() if isinstance(v, bytes) else str(v)
+            for v in values.ravel()]
+    return "\x00".join(text).encode("utf-8", "surrogatepass")
 
 
 def _netcdf_safe(tree: xr.DataTree) -> xr.DataTree:

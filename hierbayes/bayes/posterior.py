@@ -129,7 +129,7 @@ def fixef_table(posterior: xr.Dataset, ci_prob: float):
         s["upper"],
         interval_label(ci_prob),
     )
-    frame.insert(2, "median", s["median"])
+    frame["median"] = s["median"]
     return frame
 
 
@@ -152,18 +152,9 @@ def varcorr_table(design: Design, posterior: xr.Dataset, ci_prob: float):
                 "block": str(draws["block"].values[k]),
             }
         )
-    if not rows:
-        return _empty_varcorr(ci_prob)
-    return varcorr_frame(rows, interval_label(ci_prob))
-
-
-def _empty_varcorr(ci_prob: float):
-    import pandas as pd
-
-    columns = ["group", "term1", "term2", "estimate", "std_error", "median", "lower", "upper"]
-    columns.append("block")
-    frame = pd.DataFrame(columns=columns)
-    frame.attrs["interval"] = interval_label(ci_prob)
+    frame = varcorr_frame(rows, interval_label(ci_prob))
+    if not rows:  # no group-level SDs and no residual SD: the extras still exist
+        frame["median"], frame["block"] = np.zeros(0), np.zeros(0, dtype=object)
     return frame
 
 
@@ -180,6 +171,6 @@ def ranef_table(design: Design, posterior: xr.Dataset, ci_prob: float):
         s["upper"],
         interval_label(ci_prob),
     )
-    frame.insert(5, "median", s["median"])
+    frame["median"] = s["median"]
     frame["block"] = draws["block"].values.astype(str)
     return frame

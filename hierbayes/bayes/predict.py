@@ -27,9 +27,9 @@ import xarray as xr
 from .. import naming
 from ..design import Design
 from ..errors import DesignError, HierbayesError
+from ..families import get_link
 from ..grouping import labels_of
 from ..response import evaluate_expression
-from .builder import inverse_link
 from .posterior import SAMPLE_DIMS, fixef_draws
 
 KINDS = ("mean", "response", "link")
@@ -121,7 +121,7 @@ def _new_levels(block, posterior, index, Z, levels, rng) -> np.ndarray:
 def _transform(design, link, posterior, eta, kind, new_data, rng) -> np.ndarray:
     if kind == "link":
         return eta
-    mu = inverse_link(link, eta, lib=np)
+    mu = get_link(link).inverse(eta)
     if kind == "mean":
         return mu
     return response_draws(design, posterior, mu, new_data, rng)
@@ -131,6 +131,8 @@ def _residual_sd(design, posterior, new_data) -> np.ndarray:
     column = design.known_sigma_column
     if column is None:
         return _flat(posterior[naming.SIGMA])[:, None]
+    if new_data is None:
+        return design.known_sigma[None, :]
     if column not in new_data.columns:
         raise HierbayesError(
             f"This model takes its residual SDs as known (column {column!r}); new data for "
@@ -141,22 +143,17 @@ def _residual_sd(design, posterior, new_data) -> np.ndarray:
 
 def response_draws(design, posterior, mu, new_data, rng) -> np.ndarray:
     """One draw of the response per posterior draw, from the family's distribution."""
-    family = design.family.name
-    if family in ("gaussian", "student_t"):
-        sigma = _residual_sd(design, posterior, new_data)  # (S, 1) or (1, n)
-        if family == "gaussian":
-            return mu + sigma * rng.standard_normal(mu.shape)
-        nu = _flat(posterior["nu"])[:, None]
-        return mu + sigma * rng.standard_t(nu, size=mu.shape)
-    if family == "bernoulli":
-        return rng.binomial(1, mu).astype(float)
-    if family == "binomial":
-        return rng.binomial(_trials(design, new_data)[None, :], mu).astype(float)
-    if family == "poisson":
-        return rng.poisson(mu).astype(float)
-    alpha = _flat(posterior["alpha"])[:, None]
-    # numpy's (n, p) form: n = alpha, p = alpha / (alpha + mu) gives mean mu, var mu + mu²/alpha.
-    return rng.negative_binomial(alpha, alpha / (alpha + mu)).astype(float)
+    family = design.family
+    params = {}
+    if family.response == "real":
+        params["sigma"] = _residual_sd(design, posterior, new_data)  # (S, 1) or (1, n)
+    if family.response == "binomial":
+        params["trials"] = _trials(design, new_data)[None, :]
+    # Named by family, not looked up: a grouping factor may itself be called "alpha".
+    extra = {"student_t": naming.NU, "negative_binomial": naming.ALPHA}.get(family.name)
+    if extra is not None:
+        params[extra] = _flat(posterior[extra])[:, None]  # (S, 1)
+    return family.draw(mu, rng, **params)
 
 
 def _trials(design: Design, new_data) -> np.ndarray:

@@ -14,6 +14,16 @@ from pymc.distributions.continuous import PositiveContinuous
 
 from ..errors import PriorError
 
+# Parameters that are scales, rates, shapes or degrees of freedom in PyMC's continuous
+# distributions: they must be > 0 (PyMC builds the model anyway and NUTS then fails to start,
+# seconds later, deep inside the compiled sampler).
+POSITIVE = frozenset({"sigma", "tau", "lam", "nu", "b", "s", "kappa", "scale", "alpha", "beta",
+                      "eta", "a", "m"})
+# Where those names are a location, skewness or shift instead (may be <= 0).
+NOT_POSITIVE = {"Cauchy": {"alpha"}, "SkewNormal": {"alpha"}, "Wald": {"alpha"},
+                "Rice": {"nu", "b"}}
+ORDERED = (("lower", "upper"),)  # Uniform, TruncatedNormal, Triangular: lower < upper
+
 
 def validate(prior, entry) -> None:
     """Raise `PriorError` unless `prior` can stand for `entry`'s parameter."""
@@ -23,8 +33,7 @@ def validate(prior, entry) -> None:
                 f"The prior {entry.name!r} is on correlations: use Prior('LKJ', eta=...) "
                 f"(eta > 0), got {prior!r}."
             )
-        if not np.all(np.asarray(prior.params["eta"], dtype=float) > 0):
-            raise PriorError(f"LKJ needs eta > 0 for {entry.name!r}, got {prior.params['eta']!r}.")
+        _check_values(prior, entry)
         return
     cls = prior.pymc_class()
     if not issubclass(cls, pm.Continuous):
@@ -36,6 +45,7 @@ def validate(prior, entry) -> None:
         )
     _check_sizes(prior, entry)
     _check_names(prior, entry, cls)
+    _check_values(prior, entry)
     try:
         cls.dist(**prior.params, shape=(entry.size,))
     except (TypeError, ValueError) as err:
@@ -70,6 +80,35 @@ def _check_names(prior, entry, cls) -> None:
             f"parameter {', '.join(map(repr, unknown))}; its parameters are "
             f"{', '.join(sorted(named))}."
         )
+
+
+def _check_values(prior, entry) -> None:
+    """Numbers, finite, and > 0 where PyMC needs a positive parameter; lower < upper."""
+    values = {}
+    for key, value in prior.params.items():
+        try:
+            values[key] = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise PriorError(
+                f"The parameter {key}={value!r} of the prior {entry.name!r} must be a number "
+                "(or one number per term)."
+            ) from None
+        if not np.all(np.isfinite(values[key])):
+            raise PriorError(
+                f"The parameter {key}={value!r} of the prior {entry.name!r} {prior!r} must be "
+                "finite (not NaN or infinite)."
+            )
+        positive = key in POSITIVE and key not in NOT_POSITIVE.get(prior.distribution, ())
+        if positive and not np.all(values[key] > 0):
+            raise PriorError(
+                f"The parameter {key}={value!r} of the prior {entry.name!r} {prior!r} must be "
+                f"> 0 ({key} > 0: a scale, rate or shape), e.g. {prior.distribution}({key}=1)."
+            )
+    for low, high in ORDERED:
+        if low in values and high in values and not np.all(values[low] < values[high]):
+            raise PriorError(
+                f"The prior {entry.name!r} {prior!r} needs {low} < {high}."
+            )
 
 
 def plain(value):

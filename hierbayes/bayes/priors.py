@@ -299,13 +299,23 @@ def _family_defaults(design: Design, s_y: float) -> list[PriorEntry]:
                 "default",
             )
         )
+    if name == "gamma":
+        entries.append(
+            PriorEntry(
+                "alpha",
+                Prior("Gamma", alpha=0.01, beta=0.01),  # brms's default for the Gamma shape
+                "alpha",
+                "Gamma shape (variance mu^2/alpha)",
+                "default",
+            )
+        )
     return entries
 
 
 def _column_sd(column: np.ndarray, zero: float = 1.0) -> float:
     """SD of a column; `zero` for a constant column (an intercept)."""
     sd = float(np.std(column))
-    return sd if sd > 1e-12 * max(1.0, float(np.max(np.abs(column)))) else zero
+    return sd if sd > 1e-12 * float(np.max(np.abs(column))) else zero  # relative: units-free
 
 
 # --- validation -----------------------------------------------------------------------------

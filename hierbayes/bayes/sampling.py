@@ -39,11 +39,14 @@ import time
 import numpy as np
 import pymc as pm
 
+from ..arguments import check_seed
 from ..blas import one_blas_thread
 from ..errors import HierbayesError
 from .builder import build_model as build_pymc_model
 from .compiled import run_nutpie
 from .fit import BayesFit
+from .interrupt import run_interruptibly
+from .keywords import check_sample_keywords
 from .marginal import ATTR, build_marginal_model, complete_posterior, plan_for
 from .model import BayesModel, fresh_model, is_extended
 from .progress import Progress, in_notebook
@@ -88,6 +91,7 @@ def sample(
             f"hb.sample needs a BayesModel from hb.build_model(...), got {type(spec).__name__}."
         )
     _check_settings(draws, tune, chains, target_accept)
+    check_sample_keywords(sample_kwargs, sample)
     settings = {
         "draws": draws,
         "tune": tune,
@@ -101,11 +105,14 @@ def sample(
     plan = plan_for(spec, marginalize)
     run = _plan_run(spec, plan, settings["sampler"], sample_kwargs)
     timings = {"prepare_s": time.perf_counter() - start}
-    idata = _run_nuts(run, settings, progress, sample_kwargs, timings)
+    idata = run_interruptibly(  # Ctrl-C raises, never returns part of a run as whole
+        lambda: _run_nuts(run, settings, progress, sample_kwargs, timings),
+        spec, settings, plan,
+    )
     fit = _finish(spec, plan, run, idata, settings, timings, log_likelihood)
     if warn:
         fit.diagnostics(warn=True)
-    timings["total_s"] = time.perf_counter() - start
+    fit.timings["total_s"] = time.perf_counter() - start  # diagnostics included
     return fit
 
 
@@ -212,7 +219,4 @@ def _seed(random_seed) -> int:
     """An int seed: the caller's, or a fresh one, so that the fit records how to reproduce it."""
     if random_seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
-    if isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer):
-        raise HierbayesError(f"random_seed must be an int or None, got {random_seed!r}.")
-    return int(random_seed)
-
+    return check_seed(random_seed)

@@ -6,16 +6,27 @@ tidy tables (`fixed`, `variance`, `groups`, `reasons`), an `xarray.Dataset` view
 deviation from the population value, on the scale of ``ranef()``):
 
 - `no_pool`: the group's own fit (see `hierbayes.compare.nopool`);
+- `complete_pool`: the value every group gets when the groups are ignored (the fixed part fitted
+  alone, `hierbayes.compare.complete`), minus the frequentist population value: the third of
+  the three poolings (none, partial, complete), the same for every level of a term;
 - `lambda_reml` = 1 − condvar/τ̂² and `lambda_bayes` (its posterior mean, computed draw by draw,
   with `lambda_bayes_lower/upper`): the weight of the group's own data, 1 = no pooling;
 - `shrinkage_reml` = 1 − `lambda_reml`, `shrinkage_bayes` = 1 − `lambda_bayes`: the fraction of
   the way from no pooling to the population value (0 = no pooling, 1 = complete pooling);
 - `moved_reml`, `moved_bayes`: how far each estimate actually moved, 1 − estimate/no_pool;
-- `std_diff` = (bayes − reml)/bayes_std_error; `agree` when |std_diff| < 0.5.
+- `std_diff` = (bayes − reml)/bayes_std_error; `agree` when |std_diff| < 0.5;
+- `reml_total_sd`, `bayes_total_sd` (`total_sd_ratio`): the SD of each group's own coefficient
+  β_t + b_jt on each side, and `beta_corr` the posterior correlation of β_t with b_jt (see
+  `hierbayes.compare.uncertainty`); `bayes_skewness` of each group effect's draws.
+
+`reasons` lists why the fits may differ here, each measured (`hierbayes.compare.reasons`).
+Every table names the frequentist method in ``attrs["method"]`` (REML, ML or Laplace: the
+``reml_*`` column names are the API's, the method is `Comparison.method`).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,16 +34,20 @@ import pandas as pd
 import xarray as xr
 
 from .. import report
+from ..arguments import check_count, check_probability, keywords_checked
 from ..bayes import BayesFit, fit_bayes
 from ..errors import ModelMismatchError
 from ..naming import row_key
 from ..reml import RemlFit, fit_reml
 from ..report import plots
 from ..tidy import CI_PROB
+from ..within import within_between
 from .draws import PosteriorDraws, from_fit, varcorr_draws
 from .guard import check_same_model
+from .reasons import reasons
+from .sensitivity import prior_sensitivity
 from .tables import fixed_table, groups_table, variance_table
-from .verdict import reasons, verdicts
+from .verdict import verdicts
 
 __all__ = ["Comparison", "compare", "compare_formula"]
 
@@ -48,6 +63,7 @@ class Comparison:
     ci_prob: float
     draws: PosteriorDraws = field(repr=False)
     prior_draws: PosteriorDraws | None = field(repr=False)
+    diagnostics: pd.DataFrame | None = field(default=None, repr=False)  # the posterior's checks
 
     @property
     def design(self):
@@ -55,11 +71,14 @@ class Comparison:
 
     @property
     def method(self) -> str:
-        return getattr(self.reml, "method", "REML")
+        """How the frequentist side was fitted: "REML", "ML" or "Laplace"."""
+        return self.reml.method
 
     def verdict(self) -> list[str]:
-        """Short plain-language verdicts, one per block of the comparison, then the reasons."""
-        lines = verdicts(self.fixed, self.variance, self.groups, self.design, self.method)
+        """Short plain-language verdicts, one per block of the comparison, then the reasons.
+
+        When a sampler check failed, the first line says so and not to read the rest yet."""
+        lines = verdicts(self.fixed, self.variance, self.groups, self.method, self.diagnostics)
         if self.method == "Laplace":
             lines.append("The frequentist side is a Laplace approximation (lme4's glmer, nAGQ=1).")
         lines += [
@@ -91,6 +110,11 @@ class Comparison:
         draws = self.prior_draws if prior else self.draws
         return {} if draws is None else varcorr_draws(draws, self.design)
 
+    def prior_sensitivity(self, alphas=(0.5, 2.0)) -> pd.DataFrame:
+        """How much each SD and correlation depends on its prior (power-scaling the
+        hyperpriors, no refit): `hierbayes.compare.sensitivity`."""
+        return prior_sensitivity(self.bayes, self.reml, alphas)
+
     # Views: the report package formats what this object computed (it never imports compare).
     def plot_shrinkage(self, **kwargs):
         return plots.plot_shrinkage(self, **kwargs)
@@ -117,31 +141,44 @@ def _row_labels(variance: pd.DataFrame) -> list[str]:
     return ["/".join(v for v in row_key(r) if v) for r in variance.to_dict("records")]
 
 
+@keywords_checked
 def compare(bayes, reml, ci_prob: float = CI_PROB, max_draws: int = 1000) -> Comparison:
     """Compare a `BayesFit` with a `RemlFit` of the same model (refuses different models)."""
+    ci_prob, max_draws = check_probability(ci_prob), check_count(max_draws, "max_draws")
     _check_roles(bayes, reml)
     check_same_model(bayes.design, reml.design)
-    links = (getattr(bayes, "link", None), getattr(reml, "link", None))
-    if None not in links and links[0] != links[1]:
+    if bayes.link != reml.link:
         raise ModelMismatchError(
-            f"Cannot compare these fits: the links differ ({links[0]} vs {links[1]})."
+            f"Cannot compare these fits: the links differ ({bayes.link} vs {reml.link})."
         )
     design = bayes.design
     draws = from_fit(bayes, max_draws=max_draws)
     prior = from_fit(bayes, max_draws=max_draws, prior=True)
-    variance = variance_table(draws, prior, reml, design, ci_prob)
-    groups = groups_table(draws, bayes, reml, design, ci_prob)
+    tables = {
+        "fixed": fixed_table(bayes, reml, ci_prob),
+        "variance": variance_table(draws, prior, reml, design, ci_prob),
+        "groups": groups_table(draws, bayes, reml, design, ci_prob),
+    }
+    tables["reasons"] = reasons(tables["variance"], tables["groups"], reml.method,
+                                _within(reml))
+    for frame in tables.values():
+        frame.attrs["method"] = reml.method
     return Comparison(
         bayes=bayes,
         reml=reml,
-        fixed=fixed_table(bayes, reml, ci_prob),
-        variance=variance,
-        groups=groups,
-        reasons=reasons(variance, groups, design, getattr(reml, "method", "REML")),
+        **tables,
         ci_prob=ci_prob,
         draws=draws,
         prior_draws=prior,
+        diagnostics=bayes.diagnostics(),
     )
+
+
+def _within(reml) -> pd.DataFrame:
+    """The within/between table of the frequentist fit (its refit's warnings are the fit's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return within_between(reml)
 
 
 def _check_roles(bayes, reml) -> None:
@@ -163,9 +200,10 @@ def compare_formula(
     **bayes_kwargs,
 ) -> Comparison:
     """Fit `formula` both ways (REML/Laplace and NUTS) and compare; the models match by design."""
-    reml_kwargs = {"family": family}
+    reml_kwargs = {"family": family, "check_within": bayes_kwargs.pop("check_within", True)}
     if method is not None:
         reml_kwargs["method"] = method
-    reml = fit_reml(formula, data, **reml_kwargs)
-    bayes = fit_bayes(formula, data, family=family, priors=priors, **bayes_kwargs)
+    reml = fit_reml(formula, data, **reml_kwargs)  # warns once about within/between slopes
+    bayes = fit_bayes(formula, data, family=family, priors=priors, check_within=False,
+                      **bayes_kwargs)
     return compare(bayes, reml, ci_prob=ci_prob)

@@ -19,6 +19,8 @@ class PosteriorDraws:
     sigma: np.ndarray | None  # (S,) residual SD, Gaussian families only
     cov: tuple[np.ndarray, ...]  # per block (S, k, k) covariance of the group effects
     effects: tuple[np.ndarray, ...]  # per block (S, J, k) group effects (deviations)
+    alpha: np.ndarray | None = None  # (S,) negative binomial dispersion
+    link: str | None = None  # the model's link (None: the family's default)
 
 
 def varcorr_draws(draws: PosteriorDraws, design) -> dict[tuple, np.ndarray]:
@@ -42,7 +44,7 @@ def from_fit(bayes, max_draws: int = 1000, prior: bool = False) -> PosteriorDraw
     """Draws of a `BayesFit`'s posterior, or of its prior (sampled from the model afresh).
 
     Uses the variable names of `hierbayes.bayes.builder`: ``beta``, ``sd_<b>``, ``corr_<b>``,
-    ``r_<b>`` and ``sigma``.
+    ``r_<b>``, ``sigma`` and ``alpha``.
     """
     design = bayes.design
     names = _names(design)
@@ -60,7 +62,8 @@ def from_fit(bayes, max_draws: int = 1000, prior: bool = False) -> PosteriorDraw
         effects.append(values[naming.r(block)])
     beta = values.get(naming.BETA, np.zeros((len(covs[0]) if covs else 1, 0)))
     return PosteriorDraws(
-        beta=beta, sigma=values.get(naming.SIGMA), cov=tuple(covs), effects=tuple(effects)
+        beta=beta, sigma=values.get(naming.SIGMA), cov=tuple(covs), effects=tuple(effects),
+        alpha=values.get(naming.ALPHA), link=getattr(bayes, "link", None),
     )
 
 
@@ -72,6 +75,8 @@ def _names(design) -> list[str]:
             names.append(naming.corr(block))
     if design.family.name in ("gaussian", "student_t") and design.known_sigma is None:
         names.append(naming.SIGMA)
+    if design.family.name == "negative_binomial":
+        names.append(naming.ALPHA)
     return names
 
 

@@ -3,31 +3,35 @@ population (fixed-effect) prediction.
 
 For group j of a block with columns Z_j, the no-pooling estimate maximises the group's own
 likelihood with the fixed part held at the REML/Laplace estimate as an offset:
-Gaussian: least squares of the residual y - Xβ̂ on Z_j (for a random intercept, the group mean of
-the residual); other families: Newton-Raphson on the group's own GLM with offset Xβ̂. Other
-blocks' effects are not subtracted (for crossed designs this is a marginal summary). A group with
-fewer observations than columns, a singular Z_jᵀWZ_j, or a separated GLM (no finite maximum) gets
-NaN.
+Gaussian (identity link): least squares of the residual y - Xβ̂ on Z_j (for a random intercept,
+the group mean of the residual); other families and links: Fisher scoring on the group's own GLM
+with offset Xβ̂, with the family's working weights and scores (`hierbayes.families`) under the
+model's link, and the negative binomial's α given (without it, the α → ∞ limit: the Poisson
+score). Other blocks' effects are not subtracted (for crossed designs this is a marginal
+summary). A group with fewer observations than columns, a singular Z_jᵀWZ_j, or a separated GLM
+(no finite maximum) gets NaN.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
 
 from ..design import Block, Design
+from ..families import FAMILIES
 
 _MAX_ITER = 50
 
 
-def no_pooling(design: Design, beta: np.ndarray, block: Block, link: str | None = None):
-    """(levels, terms) array of each group's own estimate, on the scale of the model's link."""
+def no_pooling(design: Design, beta: np.ndarray, block: Block, link: str | None = None,
+               alpha: float | None = None):
+    """(levels, terms) array of each group's own estimate, on the scale of the model's link
+    (default: the family's); `alpha` is the negative binomial's α (the REML estimate)."""
     offset = design.X @ beta
-    if design.family.response == "real":
+    if design.family.response == "real" and design.family.link(link).name == "identity":
         known = design.known_sigma
         weights = np.ones(design.n_obs) if known is None else 1.0 / known**2
         return _weighted_ls(block, design.y - offset, weights)
-    return _glm(design, block, offset, link or design.family.default_link)
+    return _glm(design, block, offset, link, alpha)
 
 
 def _group_sums(block: Block, weights: np.ndarray, target: np.ndarray):
@@ -55,40 +59,22 @@ def _weighted_ls(block: Block, target: np.ndarray, weights: np.ndarray) -> np.nd
     return _solve(ztwz, ztwr, block.counts)
 
 
-def _glm(design: Design, block: Block, offset: np.ndarray, link: str) -> np.ndarray:
+def _glm(design: Design, block: Block, offset: np.ndarray, link, alpha) -> np.ndarray:
+    family = design.family
+    if family.name == "negative_binomial" and alpha is None:
+        family = FAMILIES["poisson"]
+    link = family.link(link)
+    kwargs = {"trials": design.trials, "alpha": alpha}
     b = np.zeros((block.n_levels, block.n_terms))
     for _ in range(_MAX_ITER):
         eta = offset + np.einsum("nk,nk->n", block.Z, b[block.index])
-        weight, score = _working(design, eta, link)
+        weight = family.working_weight(eta, link, **kwargs)
+        score = family.score(design.y, eta, link, **kwargs)
         step = _weighted_ls(block, score / np.maximum(weight, 1e-300), weight)
         step = np.where(np.isfinite(step), step, 0.0)
-        b = b + np.clip(step, -5, 5)  # damped Newton: separated groups drift, and are caught below
+        b = b + np.clip(step, -5, 5)  # damped scoring: separated groups drift, and are caught below
         if np.max(np.abs(step), initial=0) < 1e-10:
             break
     b[np.any(np.abs(b) > 30, axis=1)] = np.nan  # no finite maximum (e.g. all successes)
     b[block.counts < block.n_terms] = np.nan
     return b
-
-
-def _working(design: Design, eta: np.ndarray, link: str):
-    """Fisher weight and score dℓ/dη on the linear-predictor scale. Counts use the Poisson
-    score, whose root a negative binomial's own fit shares for a group intercept."""
-    y = design.y
-    if design.family.response in ("binary", "binomial"):
-        n = design.trials if design.trials is not None else np.ones_like(y)
-        mu, dmu = _probability(eta, link)
-        var = np.clip(mu * (1 - mu), 1e-300, None)
-        return n * dmu**2 / var, (y - n * mu) * dmu / var
-    mu = np.exp(np.clip(eta, -30, 30))
-    return mu, y - mu
-
-
-def _probability(eta: np.ndarray, link: str):
-    """μ and dμ/dη for the binomial links."""
-    if link == "probit":
-        return special.ndtr(eta), stats.norm.pdf(eta)
-    if link == "cloglog":
-        inner = np.exp(np.clip(eta, -30, 30))
-        return 1 - np.exp(-inner), inner * np.exp(-inner)
-    mu = special.expit(eta)
-    return mu, mu * (1 - mu)

@@ -1,5 +1,9 @@
-"""Plain-language agreement summary, and the reasons known to drive REML and Bayes apart,
-detected from the data and the two fits."""
+"""The plain-language agreement summary of a comparison, one line per block.
+
+When a sampler check failed, the first line says so and that the rest is not to be read until the
+sampling is fixed (`hierbayes.report.checks`). The reasons the fits may differ are measured in
+`hierbayes.compare.reasons`.
+"""
 
 from __future__ import annotations
 
@@ -8,93 +12,26 @@ import pandas as pd
 from scipy import stats
 
 from ..naming import is_sd, row_name
+from ..report.checks import sampler_alert
+from .tables import NEAR_ZERO
 
-FEW_GROUPS = 10  # fewer levels than this: the group SD is poorly determined by the data
 SMALL_GROUP = 5  # groups with fewer observations than this are "small"
+SMALL_STANDS_OUT = 1.5  # small groups "differ most" at 1.5× the others' mean |std_diff| (≥ 0.25)
 
 
 def verdicts(
-    fixed: pd.DataFrame, variance: pd.DataFrame, groups: pd.DataFrame, design, method: str
+    fixed: pd.DataFrame,
+    variance: pd.DataFrame,
+    groups: pd.DataFrame,
+    method: str,
+    diagnostics: pd.DataFrame | None = None,
 ) -> list[str]:
-    lines = [_fixed_line(fixed, method)]
+    alert = sampler_alert(diagnostics)
+    lines = [alert] if alert else []
+    lines.append(_fixed_line(fixed, method))
     lines += [_variance_line(row, method) for row in variance.to_dict("records")]
     lines += _group_lines(groups)
     return lines
-
-
-def reasons(variance: pd.DataFrame, groups: pd.DataFrame, design, method: str) -> pd.DataFrame:
-    """One row per detected reason for disagreement: reason, where, detail."""
-    rows = _design_reasons(design, method) + _variance_reasons(variance, method)
-    if method == "Laplace" or design.family.response != "real":
-        rows.append(
-            (
-                "non-Gaussian likelihood",
-                design.response,
-                "the frequentist fit integrates the group effects by a Laplace "
-                "approximation; the posterior integrates them exactly (by sampling)",
-            )
-        )
-    ratio = np.nanmedian(groups["se_ratio"])
-    if np.isfinite(ratio) and ratio > 1.1:
-        rows.append(
-            (
-                "BLUP SDs ignore uncertainty in θ",
-                "groups",
-                f"posterior SDs of group effects are {ratio:.2f}× the {method} conditional SDs "
-                "(median): the conditional SDs treat the variance estimates as known",
-            )
-        )
-    return pd.DataFrame(rows, columns=["reason", "where", "detail"])
-
-
-def _design_reasons(design, method: str) -> list[tuple]:
-    rows = []
-    for block in design.blocks:
-        if block.n_levels < FEW_GROUPS:
-            rows.append(
-                (
-                    "few groups",
-                    block.group,
-                    f"{block.n_levels} levels: the data say little about its SD, so the "
-                    f"prior matters and {method}'s point estimate hides that uncertainty",
-                )
-            )
-        small = np.mean(block.counts < SMALL_GROUP)
-        if small >= 0.25:
-            rows.append(
-                (
-                    "small groups",
-                    block.group,
-                    f"{small:.0%} of levels have fewer than {SMALL_GROUP} observations",
-                )
-            )
-    return rows
-
-
-def _variance_reasons(variance: pd.DataFrame, method: str) -> list[tuple]:
-    rows = []
-    for row in variance.to_dict("records"):
-        name = row_name(row, "prose")
-        if row["singular"]:
-            rows.append(
-                (
-                    "boundary estimate",
-                    name,
-                    f"{method} puts it at the boundary ({row['reml_estimate']:.3g}); the posterior "
-                    f"median is {row['bayes_median']:.3g}",
-                )
-            )
-        ratio = row["bayes_std_error"] / row["prior_sd"] if row["prior_sd"] > 0 else np.nan
-        if np.isfinite(ratio) and ratio > 0.5:
-            rows.append(
-                (
-                    "strong prior",
-                    name,
-                    f"posterior SD is {ratio:.0%} of the prior SD: the data barely update "
-                    "the prior",
-                )
-            )
-    return rows
 
 
 def _fixed_line(fixed: pd.DataFrame, method: str) -> str:
@@ -113,6 +50,10 @@ def _variance_line(row: dict, method: str) -> str:
         f"{row['bayes_median']:.3g} {interval}"
     )
     if row["singular"] and is_sd(row):
+        near = _near_zero_note(row)
+        if near:
+            agrees = "and the posterior agrees"
+            return f"{head} — {method} is at the boundary (singular fit), {agrees}{near}."
         return (
             f"{head} — {method} is at the boundary (singular fit); the prior and the "
             "uncertainty about the SD keep the posterior off zero."
@@ -124,8 +65,20 @@ def _variance_line(row: dict, method: str) -> str:
         )
     if not row["agree"]:
         quantile = row["reml_quantile"]
-        return f"{head} — {method} lies outside the posterior interval (quantile {quantile:.2f})."
-    return f"{head} — agree ({method} at posterior quantile {row['reml_quantile']:.2f})."
+        line = f"{head} — {method} lies outside the posterior interval (quantile {quantile:.2f})"
+    else:
+        line = f"{head} — agree ({method} at posterior quantile {row['reml_quantile']:.2f})"
+    return line + _near_zero_note(row) + "."
+
+
+def _near_zero_note(row: dict) -> str:
+    """Said only of an SD whose posterior sits mostly below its term's own negligible size
+    (`hierbayes.compare.tables.near_zero_thresholds`)."""
+    share = row.get("posterior_near_zero", np.nan)
+    if not (is_sd(row) and np.isfinite(share) and share >= 0.5):
+        return ""
+    return (f"; near zero: {share:.0%} of the posterior lies below {row['near_zero']:.3g}, "
+            f"where this term's variation is under {NEAR_ZERO:.0%} of the response's scale")
 
 
 def _rank_correlation(a: pd.Series, b: pd.Series) -> float:
@@ -151,7 +104,8 @@ def _group_lines(groups: pd.DataFrame) -> list[str]:
         if small.any() and (~small).any():
             d_small = part.loc[small, "std_diff"].abs().mean()
             d_large = part.loc[~small, "std_diff"].abs().mean()
-            if d_small > d_large:
+            # Said only when small groups clearly stand out, not on a difference in the noise.
+            if d_small >= max(SMALL_STANDS_OUT * d_large, 0.25):
                 line += (
                     f"; groups with n < {SMALL_GROUP} differ most (mean |std_diff| "
                     f"{d_small:.2f} vs {d_large:.2f})"

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 
+from .. import mundlak
+from ..arguments import refuse_unknown
 from ..blas import one_blas_thread
 from ..design import Design, make_design
-from ..errors import HierbayesError
+from ..errors import FamilyError, HierbayesError
+from ..families import get_family
 from .deviance import check_gaussian, check_method, make_deviance
 from .glmm import fit_glmm
 from .laplace import check_laplace
 from .optimize import optimize_theta
 from .results import RemlFit, warn_status
+from .scaling import Scales, unscaled_fit
 
 
 def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: str | None = None,
              family: str = "gaussian", missing: str = "drop", *, link: str | None = None,
              weights=None, start=None, maxiter: int = 1000,
-             known_sigma: str | None = None, laplace: str = "exact") -> RemlFit:
+             known_sigma: str | None = None, laplace: str = "exact",
+             check_nlevels: str = "error", check_within: bool = True, nagq: int = 1,
+             **unknown) -> RemlFit:
     """Fit a linear mixed model by REML (default) or ML, as lme4's `lmer` does; for the
     bernoulli, binomial and poisson families a GLMM by the Laplace approximation, as lme4's
     `glmer` (nAGQ = 1) does (`method` is then "Laplace"; see hierbayes.reml.glmm).
@@ -40,39 +48,110 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     `laplace` (GLMMs only): "exact" (default) evaluates the Laplace approximation at the exact
     conditional mode (glmmTMB's value); "lme4" evaluates it as glmer does, to reproduce lme4's
     published numbers (see hierbayes.reml.glmm). Gaussian fits reject "lme4".
+
+    `check_nlevels`: "error" (default), "warning" or "ignore" for a grouping factor with too
+    many levels for the data (lme4's checkNlevels; see hierbayes.identifiability).
+    Columns of extreme magnitude are fitted rescaled and reported on their own scale
+    (hierbayes.reml.scaling). Unknown keywords are refused with the valid ones listed.
+
+    `check_within`: warn (`WithinBetweenWarning`) when a predictor's within- and between-group
+    slopes differ (hierbayes.mundlak: one refit, only if a predictor varies at both levels).
+
+    `nagq` (GLMMs with one scalar random effect, e.g. `(1 | g)`): lme4's nAGQ. 1 is the Laplace
+    approximation; more uses adaptive Gauss-Hermite quadrature with that many nodes per level
+    (hierbayes.reml.agq), whose −2 logLik converges to the exact one (25 is lme4's usual).
     """
-    if method is not None and not isinstance(formula, Design) and family == "gaussian":
-        check_method(method)  # before the design: a typo is reported first
-    design = _design(formula, data, family, missing, known_sigma)
+    refuse_unknown(unknown, fit_reml)
+    design = _design(formula, data, family, method, missing, known_sigma, check_nlevels)
+    check_laplace(laplace, design.family.name)
+    scales = Scales.of(design, link)
+    inner, start = scales.scaled(design), scales.scaled_start(start, design)
+    if design.family.name != "gaussian" or link not in (None, "identity"):
+        fit = fit_glmm(inner, method, link=link, weights=weights, start=start,
+                       maxiter=maxiter, laplace=laplace, nagq=nagq)
+    else:
+        fit = _fit_lmm(inner, method, weights, start, maxiter, nagq)
+    return _checked(unscaled_fit(fit, design, scales), check_within)
+
+
+def _fit_lmm(design: Design, method, weights, start, maxiter: int, nagq) -> RemlFit:
+    if nagq != 1:
+        raise HierbayesError(
+            f"nagq={nagq!r} applies to GLMMs (adaptive quadrature of the random effects); a "
+            "Gaussian model's REML/ML criterion is exact. Leave nagq out."
+        )
+    method = "REML" if method is None else method
+    check_method(method)
+    check_gaussian(design)
+    with one_blas_thread():
+        dev = make_deviance(design, method, weights)
+        opt = optimize_theta(dev, start=start, maxiter=maxiter)
+        fit = RemlFit(dev, opt)
+    warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta, stacklevel=5)
+    return fit
+
+
+def _checked(fit: RemlFit, check_within: bool) -> RemlFit:
+    if check_within:
+        mundlak.check(fit, lambda design: refit_like(fit, design), stacklevel=4)
+    return fit
+
+
+def refit_like(fit: RemlFit, design: Design) -> RemlFit:
+    """`design` (e.g. with columns added) fitted as `fit` was: same method, prior weights, link
+    and Laplace evaluation; no within/between check."""
+    if fit.method == "Laplace":
+        return fit_reml(design, link=fit.link, laplace=fit.laplace, check_within=False)
+    return fit_reml(design, method=fit.method, weights=getattr(fit.deviance, "weights", None),
+                    check_within=False)
+
+
+def check_within_between(design: Design, link: str | None = None) -> None:
+    """The within/between warning for a design about to be fitted another way (fit_bayes): its
+    REML/Laplace fit, checked. Designs that engine cannot fit are skipped silently."""
+    if not mundlak.candidate_terms(design):
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_reml(design, link=link, check_within=False)
+    except HierbayesError:
+        return
+    mundlak.check(fit, lambda augmented: refit_like(fit, augmented), stacklevel=4)
+
+
+def _check_family(family) -> None:
+    """Before the data: a family this engine does not fit is reported first (student_t: the
+    Laplace engine has no family with a residual scale besides the Gaussian REML/ML fit)."""
+    family = get_family(family)
+    if family.response == "real" and family.name != "gaussian":
+        raise FamilyError(
+            f"fit_reml fits the gaussian family by REML/ML and the families without a residual "
+            f"scale by the Laplace approximation; {family.name!r} is not implemented. Use "
+            "fit_bayes for it."
+        )
+
+
+def _design(formula, data, family, method, missing, known_sigma, check_nlevels) -> Design:
+    """The design, after the checks of the arguments (a typo is reported before the data)."""
+    if not isinstance(formula, Design):
+        if method is not None and family == "gaussian":
+            check_method(method)
+        _check_family(family)
+    design = _given_design(formula, data, family, missing, known_sigma, check_nlevels)
     if not design.blocks:
         raise HierbayesError(
             f"The formula {design.formula!r} has no group-level term such as '(1 | g)': it is "
             "not a mixed model. Add one, or fit it with fit_bayes (a plain Bayesian regression) "
             "or an ordinary least-squares / GLM routine."
         )
-    check_laplace(laplace, design.family.name)
-    if design.family.name != "gaussian":
-        return fit_glmm(design, method, link=link, weights=weights, start=start,
-                        maxiter=maxiter, laplace=laplace)
-    method = "REML" if method is None else method
-    check_method(method)
-    check_gaussian(design)
-    if link not in (None, "identity"):
-        raise HierbayesError(
-            f"fit_reml fits Gaussian models with the identity link only, got link={link!r}. "
-            "Use fit_bayes for other links."
-        )
-    with one_blas_thread():
-        dev = make_deviance(design, method, weights)
-        opt = optimize_theta(dev, start=start, maxiter=maxiter)
-        fit = RemlFit(dev, opt)
-    warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta)
-    return fit
+    return design
 
 
-def _design(formula, data, family, missing, known_sigma) -> Design:
+def _given_design(formula, data, family, missing, known_sigma, check_nlevels) -> Design:
     if not isinstance(formula, Design):
-        return make_design(formula, data, family, missing, known_sigma=known_sigma)
+        return make_design(formula, data, family, missing, known_sigma=known_sigma,
+                           check_nlevels=check_nlevels)
     if known_sigma is not None and known_sigma != formula.known_sigma_column:
         raise HierbayesError(
             f"known_sigma={known_sigma!r} differs from the design's own known SDs "

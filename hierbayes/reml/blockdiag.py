@@ -32,6 +32,16 @@ class BlockFactor:
     Linv: np.ndarray  # (L, K, K) inverse of each level's Cholesky factor
     T: np.ndarray  # (K, K) the group's template
 
+    def forward(self, v: np.ndarray) -> np.ndarray:
+        """L⁻¹ v for a vector or a matrix v."""
+        L, K, _ = self.Linv.shape
+        out = np.einsum("lab,lb...->la...", self.Linv, v.reshape(L, K, *v.shape[1:]))
+        return out.reshape(v.shape)
+
+    def solve(self, v: np.ndarray) -> np.ndarray:
+        """M⁻¹ v."""
+        return self.backward(self.forward(v))
+
     def backward(self, v: np.ndarray) -> np.ndarray:
         """L⁻ᵀ v for a vector or a matrix v."""
         L, K, _ = self.Linv.shape
@@ -54,6 +64,12 @@ class BlockDiagBackend:
         self.ZtX = layout.ZtX.reshape(L, K, p)
         self.Zty = layout.Zty.reshape(L, K)
         self.has_gradient = True
+
+    def A_times(self, v: np.ndarray) -> np.ndarray:
+        """ZᵀZ v (block diagonal: A_l per level) for a vector or a matrix v."""
+        L, K = self.group.n_levels, self.group.K
+        out = np.einsum("lab,lb...->la...", self.A, v.reshape(L, K, *v.shape[1:]))
+        return out.reshape(v.shape)
 
     def template(self, theta: np.ndarray) -> np.ndarray:
         return group_template(self.group, self.thetas.templates(theta))

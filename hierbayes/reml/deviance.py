@@ -18,11 +18,11 @@ import pandas as pd
 
 from ..design import Design
 from ..errors import HierbayesError
-from .blockdiag import BlockDiagBackend
+from .ai import ai_hessian
+from .backends import choose_backend
 from .laplace import LaplaceDeviance
 from .layout import Layout, make_layout
 from .pls import METHODS, PLSState, profiled
-from .schur import SchurBackend
 from .theta import ThetaLayout, theta_layout
 
 
@@ -38,8 +38,7 @@ class Deviance:
         self.sigma_fixed, row_weights = known_sigma_weights(design, self.weights)
         self.thetas: ThetaLayout = theta_layout(design)
         self.layout: Layout = make_layout(design, row_weights)
-        single = len(self.layout.groups) == 1
-        self.backend = (BlockDiagBackend if single else SchurBackend)(self.layout, self.thetas)
+        self.backend = choose_backend(self.layout)(self.layout, self.thetas)
         self._last: PLSState | None = None
         self.n_evaluations = 0
 
@@ -67,6 +66,10 @@ class Deviance:
             return None
         return self.backend.gradient(self.state(theta), self.method)
 
+    def ai_hessian(self, theta) -> np.ndarray:
+        """The average-information approximation of the criterion's Hessian in θ (ai.py)."""
+        return ai_hessian(self, self.state(theta))
+
     def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
         state = self.state(theta)
         return state.criterion, self.backend.gradient(state, self.method)
@@ -93,9 +96,7 @@ def make_deviance(design: Design, method: str = "REML", weights=None, link: str 
     a GLMM as a function of (θ, β) instead: see hierbayes.reml.laplace.
     """
     if method == "Laplace":
-        if weights is not None:
-            raise HierbayesError("Prior weights are not supported for GLMM fits yet.")
-        return LaplaceDeviance(design, link)
+        return LaplaceDeviance(design, link, check_weights(weights, design))
     return Deviance(design, method, weights)
 
 

@@ -1,4 +1,9 @@
-"""From the optimum θ to the estimates (lme4's `mkMerMod` stage): β, σ, covariances, modes."""
+"""From the optimum to the estimates (lme4's `mkMerMod` stage): β, σ, covariances, modes.
+
+`lmm_optimum` (here) and `glmm_estimates.glmm_optimum` each return an `Optimum`: everything
+`results.RemlFit`'s one constructor stores, so LMM and GLMM fits are the same class with
+different field values.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import numpy as np
 
 from .deviance import Deviance
 from .layout import group_template
+from .optimize import OptimResult
 from .pls import PLSState, beta_covariance, sigma2, spherical_modes
 
 
@@ -20,6 +26,36 @@ class Estimates:
     modes: dict[str, np.ndarray]  # block name -> (L, k) conditional modes b = Λu
     condcov: dict[str, np.ndarray]  # block name -> (L, k, k) conditional covariance of b
     group_condcov: dict[str, np.ndarray]  # grouping factor -> (L, K, K), all its blocks together
+
+
+@dataclass(frozen=True, eq=False)
+class Optimum:
+    """What a fit is at its optimum, LMM or GLMM alike (see `results.RemlFit` for each field)."""
+
+    state: object  # pls.PLSState (LMM) or pirls.PirlsState (GLMM) at the optimum
+    criterion: float
+    estimates: Estimates
+    family: str
+    link: str
+    vcov_source: str  # "RX" or "Hessian"
+    vcov_rx: np.ndarray
+    sigma_known: bool
+    sd_scale: float
+    laplace: str | None = None  # GLMMs: "exact" or "lme4"
+    dispersion: float | None = None  # negative binomial α
+    separated: tuple[str, ...] = ()
+
+
+def lmm_optimum(dev: Deviance, opt: OptimResult) -> Optimum:
+    """The LMM at θ̂: β and its covariance σ̂²(XᵀV⁻¹X)⁻¹ ("RX", lmer's vcov), σ̂ (or the known
+    scale σ0 with known residual SDs), the group effects' covariances and modes."""
+    state = dev.state(opt.theta)
+    est = estimates(dev, state)
+    known = dev.sigma_fixed is not None
+    return Optimum(state=state, criterion=float(state.criterion), estimates=est,
+                   family=dev.design.family.name, link="identity", vcov_source="RX",
+                   vcov_rx=est.vcov, sigma_known=known,
+                   sd_scale=dev.sigma_fixed if known else est.sigma)
 
 
 def estimates(dev: Deviance, state: PLSState) -> Estimates:

@@ -1,9 +1,10 @@
-"""GLMM fits by the Laplace approximation (lme4's `glmer`, nAGQ = 1): `fit_glmm` and `GlmmFit`.
+"""GLMM fits by the Laplace approximation (lme4's `glmer`, nAGQ = 1): `fit_glmm`.
 
 `fit_reml(formula, data, family="binomial" | "bernoulli" | "poisson" | "negative_binomial")`
 lands here (the negative binomial's dispersion by an outer 1-D search: negbin.py). The stages are
 the REML engine's: the design, a deviance function (laplace.LaplaceDeviance, PIRLS on the same
-backends), the optimiser (glmm_optimize: θ alone, then θ and β) and a fit with the same tables.
+backends), the optimiser (glmm_optimize: θ alone, then θ and β) and the same `RemlFit` as an
+LMM's (method "Laplace"; its GLMM fields are set by glmm_estimates.glmm_optimum).
 
 Two evaluations of the Laplace deviance exist, chosen by `laplace`:
 
@@ -23,78 +24,78 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.linalg import cho_solve
 
 from ..blas import one_blas_thread
 from ..design import Design
 from ..errors import HierbayesError, SeparationWarning
-from .estimates import Estimates, random_effects
-from .glmm_optimize import GlmmOptimResult, hessian_vcov, optimize_laplace
-from .laplace import LaplaceDeviance, check_laplace, laplace_deviance
+from .agq import AGQDeviance, check_nagq
+from .deviance import check_weights
+from .glmm_optimize import optimize_laplace
+from .laplace import check_laplace, laplace_deviance
 from .negbin import optimize_negative_binomial
 from .results import RemlFit, warn_status
-from .separation import separated_terms
 
 GLMM_METHODS = (None, "Laplace", "ML")
+# Families with an extra parameter estimated with (θ, β): α, the Gamma's shape, σ.
+DISPERSION_FAMILIES = ("negative_binomial", "gamma", "gaussian")
+
+# The GLMM fit is a `RemlFit` (method "Laplace"); the name stays for code that used it.
+GlmmFit = RemlFit
 
 
 def fit_glmm(design: Design, method: str | None = None, *, link: str | None = None,
-             weights=None, start=None, maxiter: int = 1000, laplace: str = "exact") -> GlmmFit:
-    """Fit a bernoulli / binomial / poisson GLMM of `design` by the Laplace approximation,
-    evaluated exactly or as lme4 does (`laplace`, see the module docstring).
+             weights=None, start=None, maxiter: int = 1000, laplace: str = "exact",
+             nagq: int = 1) -> RemlFit:
+    """Fit a bernoulli / binomial / poisson / negative binomial GLMM of `design` by the Laplace
+    approximation, evaluated exactly or as lme4 does (`laplace`, see the module docstring), or
+    with `nagq` > 1 by adaptive Gauss-Hermite quadrature with that many nodes (lme4's nAGQ;
+    one scalar random effect only: agq.py).
+
+    `weights` are prior weights (lme4's glmer `weights`; one per used row, or a Series indexed
+    like the data): row i's −2 log-likelihood and working weight are multiplied by w_i, so an
+    integer weight counts the row that many times. A binomial's trials stay in cbind(...).
 
     Warns with `SeparationWarning` when some fixed effects are separated (no finite estimate),
     and as `fit_reml` does about convergence and singular fits.
     """
-    _check_arguments(design, method, weights)
+    _check_arguments(design, method)
+    weights = check_weights(weights, design)
     check_laplace(laplace, design.family.name)
+    nagq = check_nagq(nagq, design)
+    if nagq > 1 and laplace != "exact":
+        raise HierbayesError(
+            "nagq > 1 (adaptive Gauss-Hermite quadrature) replaces the Laplace approximation: "
+            "it goes with laplace='exact' (the default), not laplace='lme4'."
+        )
     with one_blas_thread():
-        dev = laplace_deviance(design, link, laplace)
-        if design.family.name == "negative_binomial":
-            opt, _ = optimize_negative_binomial(dev, start, maxiter)
+        dev = (AGQDeviance(design, link, nagq, weights) if nagq > 1
+               else laplace_deviance(design, link, laplace, weights))
+        if design.family.name in DISPERSION_FAMILIES:
+            opt = optimize_negative_binomial(dev, start, maxiter)
         else:
             opt = optimize_laplace(dev, start=start, maxiter=maxiter)
-        fit = GlmmFit(dev, opt)
-    separated = separated_terms(design) if _worth_checking(fit) else []
-    fit.separated = tuple(separated)
-    if separated:
-        warnings.warn(separation_message(design, separated), SeparationWarning, stacklevel=3)
+        if not np.isfinite(opt.criterion):
+            raise HierbayesError(
+                f"The Laplace deviance of {design.formula!r} could not be evaluated anywhere the "
+                "optimiser looked (PIRLS failed at every point: the working weights overflow). "
+                "Check the response's scale and the covariates (centre or rescale large ones), "
+                "or give start= values near the optimum."
+            )
+        fit = RemlFit(dev, opt)
+    if fit.separated:
+        warnings.warn(separation_message(design, list(fit.separated)), SeparationWarning,
+                      stacklevel=3)
     warn_status(fit, opt.message, opt.gradient, dev.thetas, opt.theta, stacklevel=4)
     return fit
 
 
-def _check_arguments(design: Design, method, weights) -> None:
+def _check_arguments(design: Design, method) -> None:
     if method not in GLMM_METHODS:
         raise HierbayesError(
             f"The {design.family.name} family is fitted by maximum likelihood with the Laplace "
             f"approximation (method='Laplace', or None); got method={method!r}. REML is defined "
             "for Gaussian models only."
         )
-    if weights is not None:
-        raise HierbayesError(
-            "Prior weights are not supported for GLMM fits yet; for a binomial response give the "
-            "trials with cbind(successes, failures)."
-        )
-
-
-# Below this many rows the separation LP is always run (it takes a few ms); above, only when the
-# fit shows its symptoms (0.1 s at 50,000 rows with continuous covariates).
-ALWAYS_CHECK_ROWS = 10_000
-# A fixed effect whose contribution to η reaches this many units (e^8 ≈ 3,000 in odds or rate
-# ratio) is a symptom: separated estimates run off until the likelihood is flat (|η| ≳ 15).
-RUNAWAY_ETA = 8.0
-
-
-def _worth_checking(fit: GlmmFit) -> bool:
-    """Run the separation LP? Always for small data; else only when an estimate ran away, its SE
-    exploded or the Hessian was not positive definite."""
-    X = fit.design.X
-    if X.shape[0] <= ALWAYS_CHECK_ROWS or fit.vcov_source != "Hessian":
-        return True
-    reach = np.max(np.abs(X), axis=0)
-    se = np.sqrt(np.abs(np.diag(fit.vcov)))
-    return bool(np.any(np.abs(fit.beta) * reach > RUNAWAY_ETA)
-                or np.any(se * reach > RUNAWAY_ETA) or not np.all(np.isfinite(fit.beta)))
 
 
 def separation_message(design: Design, terms: list[str]) -> str:
@@ -107,61 +108,3 @@ def separation_message(design: Design, terms: list[str]) -> str:
         "(fit_bayes) still works: the priors on the fixed effects keep its estimates finite. "
         "Otherwise drop or merge the separated levels."
     )
-
-
-class GlmmFit(RemlFit):
-    """A GLMM fitted by the Laplace approximation: the shape of `RemlFit` with `method` "Laplace".
-
-    `criterion` is −2 log-likelihood (Laplace approximation, constants included: lme4's
-    −2·logLik and summary's "deviance"); `sigma` is None (no residual SD: varcorr has no Residual
-    row); `vcov` is twice the inverse Hessian of the deviance in (θ, β), its β block (lme4's
-    default for glmer; `vcov_source` says "RX" when that Hessian was not positive definite and
-    the conditional (XᵀWX − RZXᵀRZX)⁻¹ was used). Conditional SDs of the modes come from
-    ΛM⁻¹Λᵀ at the mode, as lme4's condVar. `separated` lists fixed effects with infinite estimates.
-    """
-
-    def __init__(self, dev: LaplaceDeviance, opt: GlmmOptimResult):
-        self.deviance, self.optim = dev, opt
-        self.design: Design = dev.design
-        self.method = "Laplace"
-        self.laplace: str = dev.laplace  # "exact" or "lme4" (fit_reml's `laplace`)
-        self.family, self.link = dev.family.name, dev.family.link
-        # The negative binomial's α (var = μ + μ²/α; lme4's θ of glmer.nb), else None.
-        negbin = self.family == "negative_binomial"
-        self.dispersion: float | None = dev.family.alpha if negbin else None
-        self.theta: np.ndarray = opt.theta.copy()
-        self.theta_names: tuple[str, ...] = dev.thetas.names
-        state = dev.state(opt.par)
-        self.state = state
-        self.criterion: float = float(state.criterion)
-        self.converged: bool = opt.converged
-        self.singular: bool = dev.thetas.singular(opt.theta)
-        self.separated: tuple[str, ...] = ()  # set by fit_glmm
-        vcov, self.vcov_source = _vcov(dev, opt.par, state)
-        random = random_effects(self.design, state.layout, dev.thetas.templates(state.theta),
-                                state.u, state.factor, 1.0)
-        self.estimates = Estimates(beta=state.beta.copy(), vcov=vcov, sigma=None, **random)
-        self.sigma, self.vcov = None, vcov
-        self.sigma_known, self.sd_scale = False, 1.0  # θ is on the link scale
-        self.covariance, self.modes = self.estimates.covariance, self.estimates.modes
-        self.condcov, self.group_condcov = self.estimates.condcov, self.estimates.group_condcov
-
-    @property
-    def n_params(self) -> int:
-        """β and θ (no σ), and α for the negative binomial: lme4's logLik degrees of freedom."""
-        return self.design.X.shape[1] + len(self.theta) + (self.dispersion is not None)
-
-    @property
-    def vcov_rx(self) -> np.ndarray:
-        """(XᵀWX − RZXᵀRZX)⁻¹: the fixed effects' covariance with θ taken as known."""
-        RX = self.state.RX
-        return cho_solve((RX, True), np.eye(RX.shape[0]), check_finite=False)
-
-
-def _vcov(dev: LaplaceDeviance, par: np.ndarray, state) -> tuple[np.ndarray, str]:
-    V = hessian_vcov(dev, par)
-    dev.state(par)  # leave the deviance at the optimum
-    if V is not None:
-        return V, "Hessian"
-    RX = state.RX
-    return cho_solve((RX, True), np.eye(RX.shape[0]), check_finite=False), "RX"

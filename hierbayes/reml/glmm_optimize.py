@@ -2,7 +2,7 @@
 
 Stage 1 minimises over θ alone with β at the joint conditional mode of (β, u) (lme4's nAGQ = 0
 fit); its (θ, β) start stage 2, which minimises over (θ, β) together. Both use L-BFGS-B with
-central-difference gradients (laplace.fd_gradient): PIRLS is converged far enough that the
+central-difference gradients (optimize.fd_gradient): PIRLS is converged far enough that the
 deviance is smooth to ~1e-11, so these gradients are accurate to ~1e-6 and the quasi-Newton
 steps converge in far fewer evaluations than lme4's derivative-free bobyqa / Nelder-Mead.
 
@@ -17,118 +17,74 @@ gradient: central differences), whose stage 1 supplies glmer's lp0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from scipy.linalg import cho_solve
-from scipy.optimize import minimize
+from scipy.linalg import cho_solve, solve_triangular
 
-from .laplace import LaplaceDeviance, fd_gradient
-from .optimize import MAX_RESTARTS, off_the_edge
+from .laplace import LaplaceDeviance
+from .optimize import Objective, OptimResult, is_converged, minimize_bounded, projected
 
-# Projected gradient (deviance units per unit of θ or β) below which a stop counts as converged.
-GRADIENT_TOL = 1e-3
 HESSIAN_STEP = 1e-4  # lme4's deriv12 step
-FORWARD_STEP = 1e-7  # relative step of stage 1's forward differences (no analytic gradient)
+STAGE1_FTOL = 1e5 * np.finfo(float).eps  # stage 1 only supplies a start: relative change 2e-11
+STAGE2_FTOL = 1e3 * np.finfo(float).eps
 
 
-@dataclass(frozen=True)
-class GlmmOptimResult:
-    par: np.ndarray  # (θ, β) at the optimum
-    n_theta: int
-    criterion: float
-    converged: bool
-    message: str
-    n_evaluations: int
-    gradient: np.ndarray  # projected gradient at par
-    stage1: np.ndarray  # (θ, β) after stage 1
-
-    @property
-    def theta(self) -> np.ndarray:
-        return self.par[:self.n_theta]
-
-    @property
-    def beta(self) -> np.ndarray:
-        return self.par[self.n_theta:]
-
-
-def optimize_laplace(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> GlmmOptimResult:
+def optimize_laplace(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> OptimResult:
     par1 = stage_one(dev, start, maxiter)
-    par, res, f = _minimize(dev, par1, dev.lower_bounds, maxiter,
-                            dev.value_and_gradient if dev.has_gradient else None, 1e3,
-                            np.concatenate([dev.thetas.is_diagonal, np.zeros(dev.p, bool)]))
-    pg = projected_gradient(dev, par)
-    return GlmmOptimResult(par, dev.n_theta, f, is_converged(res, pg), str(res.message),
-                           dev.n_evaluations, pg, par1)
+    white = Whitened(dev, par1)
+    obj = Objective(white, dev.lower_bounds, par_diagonal(dev), ftol=STAGE2_FTOL, gtol=1e-7,
+                    value_and_gradient=white.value_and_gradient if dev.has_gradient else None,
+                    thetas=dev.thetas)
+    x, f, res = minimize_bounded(obj, white.start, maxiter)
+    par = white.par(x)
+    pg = projected(dev.gradient(par), par, dev.lower_bounds)
+    return OptimResult(par, dev.n_theta, f, is_converged(res, pg), str(res.message),
+                       dev.n_evaluations, int(res.nit), pg, stage1=par1)
+
+
+class Whitened:
+    """The deviance over (θ, γ), β = β₁ + RX⁻ᵀγ: β₁ and RX (RX·RXᵀ = XᵀWX − RZXᵀRZX, half the
+    deviance's curvature in β) from stage 1's end. Near the optimum the deviance rises by about
+    |γ − γ̂|² in every β direction, whatever the covariates' scales: L-BFGS-B's first steps are
+    then of the right length. In β itself a covariate in the hundreds (grouseticks' HEIGHT)
+    makes the first step ~40× too long in β and the next ones crawl."""
+
+    def __init__(self, dev: LaplaceDeviance, par1: np.ndarray):
+        self.dev, self.k = dev, dev.n_theta
+        self.beta1 = par1[self.k:].copy()
+        state = dev.profiled_state(par1[:self.k])
+        self.RX = state.RX if np.isfinite(state.criterion) and dev.p else np.eye(dev.p)
+        self.start = np.concatenate([par1[:self.k], np.zeros(dev.p)])
+
+    def par(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)
+        step = solve_triangular(self.RX, x[self.k:], lower=True, trans="T", check_finite=False)
+        return np.concatenate([x[:self.k], self.beta1 + step])
+
+    def __call__(self, x) -> float:
+        return self.dev(self.par(x))
+
+    def value_and_gradient(self, x) -> tuple[float, np.ndarray]:
+        value, g = self.dev.value_and_gradient(self.par(x))
+        g_gamma = solve_triangular(self.RX, g[self.k:], lower=True, check_finite=False)
+        return value, np.concatenate([g[:self.k], g_gamma])
+
+
+def par_diagonal(dev: LaplaceDeviance) -> np.ndarray:
+    """Which coordinates of (θ, β) are relative SDs (restarted off their 0 bound)."""
+    return np.concatenate([dev.thetas.is_diagonal, np.zeros(dev.p, bool)])
 
 
 def stage_one(dev: LaplaceDeviance, start=None, maxiter: int = 1000) -> np.ndarray:
     """(θ, β) after the θ-only stage (β at the joint mode): the start of stage 2. It only
-    supplies a start, so it stops early (relative change 2e-11)."""
+    supplies a start, so it stops early (relative change 2e-11) and, without an analytic
+    gradient, uses forward differences."""
     theta0 = dev.thetas.start if start is None else np.asarray(start, float)
-    theta1, _, _ = _minimize(dev.profiled, theta0, dev.thetas.lower_bounds, maxiter,
-                             dev.profiled_value_and_gradient if dev.has_gradient else None, 1e5,
-                             dev.thetas.is_diagonal)
+    obj = Objective(dev.profiled, dev.thetas.lower_bounds, dev.thetas.is_diagonal,
+                    ftol=STAGE1_FTOL, gtol=1e-7, differences="forward",
+                    value_and_gradient=dev.profiled_value_and_gradient if dev.has_gradient
+                    else None, thetas=dev.thetas)
+    theta1, _, _ = minimize_bounded(obj, theta0, maxiter)
     return np.concatenate([theta1, dev.profiled_state(theta1).beta])
-
-
-def is_converged(res, projected: np.ndarray) -> bool:
-    """scipy's own verdict, or failing that a small projected gradient; never on maxiter."""
-    small = bool(np.max(np.abs(projected), initial=0.0) < GRADIENT_TOL)
-    return (bool(res.success) or small) and res.status != 1
-
-
-def _minimize(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradient,
-              factr: float, diagonal: np.ndarray, upper: np.ndarray | None = None):
-    """L-BFGS-B from x0, restarted off the 0 bound of a relative SD when that lowers f (see
-    optimize.off_the_edge); the best point, the last result and its value."""
-    x, res, fx = _lbfgsb(f, x0, lower, maxiter, value_and_gradient, factr, upper)
-    for _ in range(MAX_RESTARTS):
-        inside = off_the_edge(f, x, fx, diagonal)
-        if inside is None:
-            break
-        x, res, fx = _lbfgsb(f, inside, lower, maxiter, value_and_gradient, factr, upper)
-    return x, res, fx
-
-
-def _lbfgsb(f, x0: np.ndarray, lower: np.ndarray, maxiter: int, value_and_gradient,
-            factr: float, upper: np.ndarray | None = None):
-    """L-BFGS-B from x0 (analytic gradients when given, else central differences); the best
-    point seen is returned. `factr`: scipy's relative-change tolerance in units of ε."""
-    best = {"x": np.array(x0, float), "f": np.inf}
-
-    def track(x, value):
-        if value < best["f"]:
-            best["x"], best["f"] = np.array(x, float), value
-        return value
-
-    if value_and_gradient is not None:
-        def fun(x):
-            value, grad = value_and_gradient(x)
-            return track(x, value), grad
-    elif factr > 1e3:  # a stage that only supplies a start: forward differences
-        def fun(x):
-            value = track(x, f(x))
-            return value, fd_gradient(lambda y: track(y, f(y)), np.asarray(x, float), lower,
-                                      FORWARD_STEP, value)
-    else:
-        def fun(x):
-            value = track(x, f(x))
-            return value, fd_gradient(lambda y: track(y, f(y)), np.asarray(x, float), lower)
-    upper = np.full(len(lower), np.inf) if upper is None else upper
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
-              for lo, hi in zip(lower, upper, strict=True)]
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": maxiter, "ftol": factr * np.finfo(float).eps,
-                            "gtol": 1e-7})
-    return best["x"], res, best["f"]
-
-
-def projected_gradient(dev: LaplaceDeviance, par: np.ndarray) -> np.ndarray:
-    """The gradient with components pushing a θ diagonal at its 0 bound outwards set to 0."""
-    g = dev.gradient(par)
-    at_bound = np.isfinite(dev.lower_bounds) & (par <= dev.lower_bounds)
-    return np.where(at_bound & (g > 0), 0.0, g)
 
 
 def hessian(dev: LaplaceDeviance, x: np.ndarray, free: np.ndarray,

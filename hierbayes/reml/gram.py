@@ -22,7 +22,7 @@ class WeightedGram:
     def __init__(self, A12: sp.csr_matrix, K1: int, like: WeightedGram | None = None):
         """`like`: the Gram of the same design under other weights (a GLMM's previous PIRLS
         step); its pair list is reused when A12 has the same pattern (it almost always has)."""
-        self.A12, self.A21 = A12, A12.T.tocsr()
+        self.A12 = A12
         self.q2 = A12.shape[1]
         self.K1 = K1
         counts = np.diff(A12.indptr).astype(np.int64)
@@ -48,7 +48,7 @@ class WeightedGram:
         indptr = np.arange(0, L1 * K1 * K1 + 1, K1)
         indices = ((np.arange(L1 * K1) // K1) * K1)[:, None] + np.arange(K1)
         Wd = sp.csr_matrix((W.ravel(), indices.ravel(), indptr), shape=(L1 * K1, L1 * K1))
-        return np.tril((self.A21 @ (Wd @ self.A12)).toarray())
+        return np.tril((self.A12.T @ (Wd @ self.A12)).toarray())
 
 
 def _same_pattern(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
@@ -62,29 +62,45 @@ def symmetric(lower: np.ndarray) -> np.ndarray:
 
 
 class Pairs:
-    """Unordered pairs {e, f} of non-zeros of one row of A12 (e's column i >= f's column j)."""
+    """Unordered pairs {e, f} of non-zeros of one row of A12 (e's column i >= f's column j),
+    listed row by row.
+
+    With the columns sorted within each row, the non-zero at position k of a row pairs with
+    those at positions 0..k (itself included): k + 1 partners, so only the lower triangle of
+    each row's square is ever formed."""
 
     def __init__(self, A12: sp.csr_matrix, counts: np.ndarray, q2: int):
-        rows = np.repeat(np.arange(A12.shape[0]), counts)  # row of each non-zero
-        reps = counts[rows]  # each non-zero meets every non-zero of its row
-        first = np.repeat(np.arange(A12.nnz), reps)
+        A12 = A12.sorted_indices() if not A12.has_sorted_indices else A12
+        small = np.int32 if A12.nnz < 2**31 and A12.shape[0] < 2**31 else np.int64
+        indptr = A12.indptr.astype(small, copy=False)
+        rows = np.repeat(np.arange(A12.shape[0], dtype=small), counts)  # row of each non-zero
+        reps = np.arange(A12.nnz, dtype=small) - indptr[rows] + 1  # position in its row + 1
+        first = np.repeat(np.arange(A12.nnz, dtype=small), reps)
         # Offsets 0..reps-1 within each run, shifted to the row's first non-zero.
-        starts = np.repeat(np.cumsum(reps) - reps, reps)
-        second = A12.indptr[rows[first]] + (np.arange(first.size) - starts)
-        cols = A12.indices
-        keep = cols[first] >= cols[second]
-        first, second = first[keep], second[keep]
-        small = np.int32 if A12.nnz < 2**31 else np.int64
-        self.first, self.second = first.astype(small), second.astype(small)
-        self.i = cols[first].astype(np.int64)
-        self.j = cols[second].astype(np.int64)
-        self.target = self.i * q2 + self.j  # lower triangle
+        offsets = np.arange(first.size, dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+        self.first = first
         self.row = rows[first]
-        self.prod = A12.data[first] * A12.data[second]
+        self.second = (indptr[self.row] + offsets).astype(small)
+        cols = A12.indices.astype(small, copy=False)
+        self.i, self.j = cols[self.first], cols[self.second]
+        self.target = self.i.astype(np.int64) * q2 + self.j  # lower triangle
+        self.prod = A12.data[self.first] * A12.data[self.second]
         self.off = self.i != self.j  # off-diagonal pairs stand for both orders
+        self._bins: dict = {}
 
     def with_values(self, A12: sp.csr_matrix) -> Pairs:
         """The same pairs for a matrix of the same pattern with other values."""
+        A12 = A12.sorted_indices() if not A12.has_sorted_indices else A12
         out = copy.copy(self)
         out.prod = A12.data[self.first] * A12.data[self.second]
         return out
+
+    def bins(self, column_group: np.ndarray, n_groups: int) -> np.ndarray:
+        """Per pair, its bin (row, group of i, group of j, off-diagonal): pair sums binned so
+        are all that a gradient over scalar groups needs (schur_grad.binned_sums)."""
+        key = n_groups
+        if key not in self._bins:
+            gi, gj = column_group[self.i], column_group[self.j]
+            self._bins[key] = (((self.row.astype(np.int64) * n_groups + gi) * n_groups + gj) * 2
+                               + self.off)
+        return self._bins[key]

@@ -8,8 +8,9 @@ lme4's order, then β in the design's column order) it returns
 û the conditional mode from PIRLS and W the working weights there: the Laplace approximation of
 −2 log-likelihood, with the binomial / Poisson constants, i.e. −2 × lme4's logLik. `profiled(θ)`
 is lme4's first stage (nAGQ = 0): the same quantity at the joint mode of (β, u) for θ alone.
-`gradient` is analytic for one grouping factor and a canonical link (laplace_grad), else by
-central differences, which PIRLS's tight tolerance makes accurate.
+`gradient` is analytic for a canonical link with one grouping factor (laplace_grad) or several
+of scalar blocks (laplace_grad_crossed), else by central differences, which PIRLS's tight
+tolerance makes accurate.
 
 `Lme4LaplaceDeviance` (fit_reml(..., laplace="lme4")) is glmer's own devfun instead: PIRLS
 restarted from the stage-1 η and stopped early, log|L|² from the weights one step before û
@@ -25,11 +26,13 @@ from ..design import Design
 from ..errors import HierbayesError
 from .glmfamily import GlmFamily
 from .laplace_grad import laplace_gradient, profiled_gradient
+from .laplace_grad_crossed import RowPattern
+from .laplace_grad_crossed import applies as crossed_applies
+from .optimize import fd_gradient
 from .pirls import Pirls, PirlsState
+from .schur import dense_schur_fits
 from .theta import ThetaLayout, theta_layout
 
-# Relative step of the central differences (the deviance is smooth to ~1e-11, see pirls.TOL).
-FD_STEP = 1e-5
 # fit_reml's `laplace`: the exact approximation (glmmTMB's value) or glmer's (lme4's value).
 LAPLACE_MODES = ("exact", "lme4")
 
@@ -41,21 +44,26 @@ class LaplaceDeviance:
     laplace = "exact"
     relative_hessian_step = True
 
-    def __init__(self, design: Design, link: str | None = None):
+    def __init__(self, design: Design, link: str | None = None, weights=None):
         if design.known_sigma is not None:
             raise HierbayesError(
                 f"Known residual SDs (known_sigma) apply to Gaussian models only; the "
                 f"{design.family.name!r} family has no residual SD."
             )
         self.design = design
-        self.family = GlmFamily(design, link)
+        self.weights = weights  # prior weights (checked by the caller), or None
+        self.family = GlmFamily(design, link, weights)
         self.thetas: ThetaLayout = theta_layout(design)
         self.pirls = Pirls(design, self.thetas, self.family)
         self.layout = self.pirls.base
         self.n_theta, self.p = self.thetas.n_theta, design.X.shape[1]
-        # The analytic gradient covers the block-diagonal backend and canonical links.
-        self.has_gradient = self.pirls.single and self.family.canonical
-        self.beta_start = self.family.start(design.X)
+        # The analytic gradient covers canonical links with one grouping factor, or several
+        # grouping factors of scalar blocks (laplace_grad_crossed).
+        crossed = crossed_applies(self.layout) and dense_schur_fits(self.layout)
+        self.crossed_rows = RowPattern(self.layout) if crossed else None
+        self.has_gradient = self.family.canonical and (self.pirls.single
+                                                       or self.crossed_rows is not None)
+        self.beta_start = self.family.start(design.X, design.offset)
         self._last: PirlsState | None = None
         self.n_evaluations = 0
 
@@ -102,7 +110,8 @@ class LaplaceDeviance:
         theta, _ = self.split(np.concatenate([np.asarray(theta, float), self.beta_start]))
         self.n_evaluations += 1
         state = self.pirls.solve(theta, beta_start=self.beta_start)
-        self.beta_start = state.beta
+        if np.isfinite(state.criterion):  # a failed solve is no start for the next one
+            self.beta_start = state.beta
         return state
 
     def profiled(self, theta) -> float:
@@ -111,11 +120,18 @@ class LaplaceDeviance:
     def profiled_value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
         """Stage 1's deviance and its analytic gradient in θ (has_gradient models only)."""
         state = self.profiled_state(theta)
+        if not np.isfinite(state.criterion):
+            return np.inf, np.zeros(self.n_theta)
         return state.criterion, profiled_gradient(self, state)
 
     def gradient(self, par) -> np.ndarray:
+        """∂f/∂(θ, β): analytic where `has_gradient`, else central differences. At a failed
+        evaluation (+inf, see pirls.Pirls.solve) 0: L-BFGS-B backs off on the value alone."""
         if self.has_gradient:
-            return laplace_gradient(self, self.state(par))
+            state = self.state(par)
+            if not np.isfinite(state.criterion):
+                return np.zeros(self.n_theta + self.p)
+            return laplace_gradient(self, state)
         return fd_gradient(self, np.asarray(par, float), self.lower_bounds)
 
     def value_and_gradient(self, par) -> tuple[float, np.ndarray]:
@@ -131,8 +147,8 @@ class Lme4LaplaceDeviance(LaplaceDeviance):
     laplace = "lme4"
     relative_hessian_step = False
 
-    def __init__(self, design: Design, link: str | None = None):
-        super().__init__(design, link)
+    def __init__(self, design: Design, link: str | None = None, weights=None):
+        super().__init__(design, link, weights)
         self.has_gradient = False
         self.lp0: np.ndarray | None = None
 
@@ -160,43 +176,17 @@ def check_laplace(laplace, family: str) -> None:
             f"glmmTMB's value) or 'lme4' (glmer's own evaluation, to reproduce lme4's published "
             f"numbers); got laplace={laplace!r}."
         )
-    if laplace == "lme4" and family in ("gaussian", "negative_binomial"):
-        why = ("a Gaussian fit has no Laplace approximation: its REML/ML criterion is exact and "
-               "already lmer's" if family == "gaussian" else
-               "the negative binomial (glmer.nb) is fitted with the exact Laplace value only")
+    if laplace == "lme4" and family in ("gaussian", "negative_binomial", "gamma"):
+        why = ("a Gaussian identity-link fit has no Laplace approximation: its REML/ML "
+               "criterion is exact and already lmer's; and families with a dispersion are "
+               "fitted with the exact Laplace value only" if family == "gaussian" else
+               f"the {family.replace('_', ' ')} family is fitted with the exact Laplace value "
+               "only")
         raise HierbayesError(f"laplace='lme4' does not apply here: {why}. Leave laplace out.")
 
 
-def laplace_deviance(design: Design, link: str | None = None,
-                     laplace: str = "exact") -> LaplaceDeviance:
+def laplace_deviance(design: Design, link: str | None = None, laplace: str = "exact",
+                     weights=None) -> LaplaceDeviance:
     """The deviance for fit_reml's `laplace` mode (checked by the caller)."""
-    return Lme4LaplaceDeviance(design, link) if laplace == "lme4" else LaplaceDeviance(design, link)
-
-
-def fd_gradient(f, x: np.ndarray, lower: np.ndarray, step: float = FD_STEP,
-                f0: float | None = None) -> np.ndarray:
-    """Central differences; one-sided (inwards) where x is within a step of its lower bound.
-    With `step` below 1e-6 and f0 = f(x) given: forward differences (half the evaluations, for
-    a stage whose optimum need not be exact)."""
-    h = step * np.maximum(1.0, np.abs(x))
-    out = np.empty_like(x)
-    if f0 is not None and step < 1e-6:
-        for j in range(x.size):
-            up = x.copy()
-            up[j] += h[j]
-            out[j] = (f(up) - f0) / h[j]
-        return out
-    for j in range(x.size):
-        up, down = x.copy(), x.copy()
-        up[j] += h[j]
-        down[j] -= h[j]
-        if down[j] >= lower[j]:
-            out[j] = (f(up) - f(down)) / (2 * h[j])
-            continue
-        if f0 is None:
-            f0 = f(x)
-        up2 = x.copy()
-        up2[j] += 2 * h[j]
-        # Second-order one-sided difference: as accurate as the central one.
-        out[j] = (-3 * f0 + 4 * f(up) - f(up2)) / (2 * h[j])
-    return out
+    kind = Lme4LaplaceDeviance if laplace == "lme4" else LaplaceDeviance
+    return kind(design, link, weights)

@@ -15,8 +15,9 @@ r = ∂D/∂η (= −2(y − μ)), w' = dw/dη and, per level, C_l = T M_l⁻¹ 
   With t_l = Σ_{i∈l} a_i z_i and v_l = M_l⁻¹Tᵀt_l this gives Xᵀa − Σ_l B_lᵀT v_l for β and
   Σ_l (t_l[a] − (A_lTv_l)[a])·û_l[b] − s_l[a]·v_l[b]/2 for T_ab.
 
-All per-level algebra is batched over the levels (stacked K×K arrays). Non-canonical links and
-several grouping factors use finite differences (laplace.fd_gradient) instead.
+All per-level algebra is batched over the levels (stacked K×K arrays). Several grouping factors
+of scalar blocks go to laplace_grad_crossed (the same algebra on the sparse M); non-canonical
+links and other designs use finite differences (laplace.fd_gradient) instead.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import numpy as np
 from scipy.linalg import cho_solve
 
 from .blockdiag import theta_gradient
+from .laplace_grad_crossed import crossed_gradients
 from .layout import level_blocks
 from .pirls import PirlsState
 
 
 def laplace_gradient(dev, state: PirlsState) -> np.ndarray:
     """∂f/∂(θ, β) at `state` (the PIRLS solution at fixed β)."""
+    if dev.crossed_rows is not None:
+        return np.concatenate(crossed_gradients(dev, state, profiled=False))
     return np.concatenate(_gradients(dev, state)[:2])
 
 
@@ -41,6 +45,8 @@ def profiled_gradient(dev, state: PirlsState) -> np.ndarray:
     [[XᵀWX, BᵀT], [TᵀB, M]] (B_l = Σ w z xᵀ per level, stacked), so by its Schur complement
     RX·RXᵀ = XᵀWX − Σ BᵀT M⁻¹TᵀB:  dβ̃/dT_ab = −(RX RXᵀ)⁻¹ (∂F_β/∂T_ab − Σ_l B_lᵀTM_l⁻¹ ∂F_u/∂T_ab),
     ∂F_β/∂T_ab = Σ_l B_l[a]·u_l[b] and ∂F_u/∂T_ab = e_b s_l[a]/2 + TᵀA_l e_a u_l[b]."""
+    if dev.crossed_rows is not None:
+        return crossed_gradients(dev, state, profiled=True)[0]
     grad_theta, grad_beta, parts = _gradients(dev, state)
     T, Minv, A, u, s, B = parts
     P = np.swapaxes(B, 1, 2) @ T @ Minv  # (L, p, K): B_lᵀ T M_l⁻¹

@@ -53,6 +53,7 @@ class Layout:
     Zty: np.ndarray  # (q,)
     Zt: sp.csr_matrix  # (q, n) Zᵀ in internal order (rows scaled by √w when weighted)
     log_weights: float = 0.0  # Σ log w_i: the criterion subtracts it (log|V| = log|M| − Σ log w)
+    row_weights: np.ndarray | None = None  # (n,) w_i the rows were scaled by (√w), None: none
 
     def block_columns(self, b: int) -> tuple[Group, np.ndarray]:
         """The group of design block `b` and the within-level positions of its terms."""
@@ -70,9 +71,12 @@ def make_layout(design: Design, weights: np.ndarray | None = None) -> Layout:
     groups = _groups(design, sw)
     Zt = _zt(groups, design.X.shape[0])
     X = design.X if sw is None else design.X * sw[:, None]
-    y = design.y if sw is None else design.y * sw
+    # An offset is a known part of the mean: the model is fitted to y minus it.
+    y = design.y if design.offset is None else design.y - design.offset
+    y = y if sw is None else y * sw
     log_weights = 0.0 if sw is None else 2.0 * float(np.log(sw).sum())
-    return _cross_products(groups, Zt, X, y, log_weights, center=True)
+    out = _cross_products(groups, Zt, X, y, log_weights, center=True)
+    return out if weights is None else replace(out, row_weights=np.asarray(weights, float))
 
 
 def reweighted(base: Layout, X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Layout:
@@ -84,7 +88,8 @@ def reweighted(base: Layout, X: np.ndarray, y: np.ndarray, weights: np.ndarray) 
     groups = tuple(replace(g, Z=g.Z * sw[:, None]) for g in base.groups)
     Zt = base.Zt.copy()
     Zt.data *= sw[Zt.indices]
-    return _cross_products(groups, Zt, X * sw[:, None], y * sw, 0.0, center=False)
+    out = _cross_products(groups, Zt, X * sw[:, None], y * sw, 0.0, center=False)
+    return replace(out, row_weights=weights)
 
 
 def _cross_products(groups, Zt: sp.csr_matrix, X: np.ndarray, y: np.ndarray,

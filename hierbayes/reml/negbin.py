@@ -18,8 +18,9 @@ import warnings
 import numpy as np
 
 from ..errors import HierbayesWarning
-from .glmm_optimize import GlmmOptimResult, _minimize, is_converged, stage_one
-from .laplace import LaplaceDeviance, fd_gradient
+from .glmm_optimize import STAGE2_FTOL, par_diagonal, stage_one
+from .laplace import LaplaceDeviance
+from .optimize import Objective, OptimResult, fd_gradient, is_converged, minimize_bounded, projected
 
 LOG_ALPHA_BOUNDS = (np.log(1e-4), np.log(1e6))
 # μ/α (the extra variance relative to Poisson's, at the mean count) below which α is reported as
@@ -27,7 +28,7 @@ LOG_ALPHA_BOUNDS = (np.log(1e-4), np.log(1e6))
 NEGLIGIBLE = 1e-3
 
 
-class _WithDispersion:
+class WithDispersion:
     """The Laplace deviance as a function of (θ, β, log α)."""
 
     def __init__(self, dev: LaplaceDeviance):
@@ -41,31 +42,52 @@ class _WithDispersion:
         return self.dev(par[:-1])
 
 
+def dispersion_start(dev: LaplaceDeviance) -> tuple[float, tuple[float, float]]:
+    """The family's extra parameter at the start, and the bounds of its log: the negative
+    binomial's α (moment estimate, fixed bounds), the Gamma's shape α = mean²/var and the
+    Gaussian's σ = SD of y (both searched within a factor 10⁶ either way)."""
+    y, name = dev.design.y, dev.family.name
+    if name == "negative_binomial":
+        return moment_alpha(y), LOG_ALPHA_BOUNDS
+    if name == "gamma":
+        start = float(np.mean(y) ** 2 / max(np.var(y), 1e-300))
+    else:
+        start = float(max(np.std(y), 1e-300))
+    return start, (np.log(start) - np.log(1e6), np.log(start) + np.log(1e6))
+
+
 def optimize_negative_binomial(dev: LaplaceDeviance, start=None,
-                               maxiter: int = 1000) -> tuple[GlmmOptimResult, float]:
-    """The optimum over (θ, β) at α̂, and α̂ (the deviance is left at α̂)."""
-    dev.set_dispersion(moment_alpha(dev.design.y))
+                               maxiter: int = 1000) -> OptimResult:
+    """The optimum over (θ, β) at α̂, with α̂ in `dispersion` (the deviance is left at α̂).
+    Serves every family with an extra parameter (see `dispersion_start`)."""
+    alpha0, bounds = dispersion_start(dev)
+    dev.set_dispersion(alpha0)
     par1 = stage_one(dev, start, maxiter)
-    f = _WithDispersion(dev)
+    f = WithDispersion(dev)
     x0 = np.concatenate([par1, [np.log(dev.family.alpha)]])
-    lower = np.concatenate([dev.lower_bounds, [LOG_ALPHA_BOUNDS[0]]])
-    upper = np.concatenate([np.full(par1.size, np.inf), [LOG_ALPHA_BOUNDS[1]]])
-    diagonal = np.concatenate([dev.thetas.is_diagonal, np.zeros(dev.p + 1, bool)])
-    x, res, fx = _minimize(f, x0, lower, maxiter, None, 1e3, diagonal, upper)
-    gradient = fd_gradient(f, x, lower)
-    projected = np.where((x <= lower) & (gradient > 0) | (x >= upper) & (gradient < 0), 0.0,
-                         gradient)
+    lower = np.concatenate([dev.lower_bounds, [bounds[0]]])
+    upper = np.concatenate([np.full(par1.size, np.inf), [bounds[1]]])
+    diagonal = np.concatenate([par_diagonal(dev), [False]])
+    obj = Objective(f, lower, diagonal, ftol=STAGE2_FTOL, gtol=1e-7, upper=upper,
+                    thetas=dev.thetas)
+    x, fx, res = minimize_bounded(obj, x0, maxiter)
+    gradient = projected(fd_gradient(f, x, lower), x, lower, upper)
     f(x)  # leave the deviance at the optimum's α
+    if dev.family.name == "negative_binomial":
+        _warn_poisson_limit(dev, float(np.exp(x[-1])))
+    return OptimResult(x[:-1], dev.n_theta, fx, is_converged(res, gradient), str(res.message),
+                       dev.n_evaluations, int(res.nit), gradient[:-1], stage1=par1,
+                       dispersion=float(np.exp(x[-1])))
+
+
+def _warn_poisson_limit(dev: LaplaceDeviance, alpha: float) -> None:
     mean = max(float(np.mean(dev.design.y)), 1e-8)
-    if mean / np.exp(x[-1]) < NEGLIGIBLE:
+    if mean / alpha < NEGLIGIBLE:
         warnings.warn(
             f"The negative binomial's dispersion ran off towards the Poisson limit (α ≈ "
-            f"{np.exp(x[-1]):.3g}, extra variance μ²/α under {NEGLIGIBLE:.1%} of μ at the mean "
+            f"{alpha:.3g}, extra variance μ²/α under {NEGLIGIBLE:.1%} of μ at the mean "
             "count): the counts show no overdispersion beyond the random effects, and a "
-            "Poisson model fits as well.", HierbayesWarning, stacklevel=4)
-    opt = GlmmOptimResult(x[:-1], dev.n_theta, fx, is_converged(res, projected),
-                          str(res.message), dev.n_evaluations, projected[:-1], par1)
-    return opt, float(np.exp(x[-1]))
+            "Poisson model fits as well.", HierbayesWarning, stacklevel=5)
 
 
 def moment_alpha(y: np.ndarray) -> float:

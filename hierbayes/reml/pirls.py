@@ -18,15 +18,16 @@ than lme4's so that the deviance is smooth enough for finite-difference gradient
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.linalg import cholesky
 
 from ..design import Design
+from .backends import choose_backend
 from .blockdiag import BlockDiagBackend
 from .glmfamily import GlmFamily, Working
 from .layout import Layout, group_template, make_layout, reweighted
-from .schur import SchurBackend
 from .theta import ThetaLayout
 
 TOL = 1e-10  # largest change of η or u that counts as converged
@@ -55,7 +56,7 @@ class PirlsState:
         """The Laplace approximation of −2 log-likelihood (lme4's −2 logLik)."""
         return self.minus2loglik + float(self.u @ self.u) + self.logdet
 
-    @property
+    @cached_property
     def RX(self) -> np.ndarray:
         """Lower Cholesky factor of XᵀWX − RZXᵀRZX (the β block of the Hessian / 2)."""
         return schur_cholesky(self.layout, self.factor)
@@ -93,6 +94,17 @@ def schur_cholesky(layout: Layout, factor) -> np.ndarray:
         return cholesky(C + ridge * np.eye(C.shape[0]), lower=True, check_finite=False)
 
 
+# What a solve at far-off (θ, β) raises: a factor that is not positive definite (weights that
+# overflow make the Schur complement indefinite in floating point) or a floating-point error.
+PIRLS_FAILURES = (np.linalg.LinAlgError, FloatingPointError, ValueError)
+
+
+def failed_state(theta: np.ndarray, beta: np.ndarray, q: int) -> PirlsState:
+    """The state of a solve that failed: criterion +inf (no layout, no factor)."""
+    return PirlsState(np.array(theta, float), np.array(beta, float), np.zeros(q),
+                      np.empty(0), None, None, np.inf, np.inf, 0, False)
+
+
 @dataclass(frozen=True, eq=False)
 class _Point:
     beta: np.ndarray
@@ -119,20 +131,58 @@ class Pirls:
     def __init__(self, design: Design, thetas: ThetaLayout, family: GlmFamily):
         self.design, self.thetas, self.family = design, thetas, family
         self.X = design.X
+        self.offset = 0.0 if design.offset is None else design.offset  # part of every η
         self.base = make_layout(design)  # unweighted: patterns and level indices
         self.single = len(self.base.groups) == 1
         self.ZtT = self.base.Zt.T.tocsr()  # Z in internal column order
-        self._backend = None
+        # The unweighted backend: every PIRLS step's re-weighted one reuses its pattern work.
+        self._kind = choose_backend(self.base)
+        self._template = None if self.single else self._kind(self.base, thetas)
         self.u = np.zeros(self.base.q)
         self.n_solves = 0
 
     def solve(self, theta: np.ndarray, beta: np.ndarray | None = None,
               beta_start: np.ndarray | None = None) -> PirlsState:
         """The modes at θ and fixed `beta`, or, with `beta` None, the joint mode of (β, u)
-        started from `beta_start`."""
+        started from `beta_start`.
+
+        Started from the last solve's modes; when that fails (a factorisation that is not
+        positive definite or a penalized deviance that is not finite: the optimiser's trial
+        steps can reach (θ, β) whose working weights overflow, and modes diverged there are no
+        start for the next point) it is restarted from u = 0, and when that fails too the state
+        is `failed_state` (criterion +inf), a step too far for the optimiser to back off from.
+        A solve from the last modes that does not converge within MAX_ITER is restarted from
+        u = 0 too (a large step in θ scales the old modes' effects: (x | g) on Poisson data
+        from θ = (0.3, −0.2, 0.3) to (0, 22, 0) left a penalized deviance of 1.8e14 after 60
+        steps), and the lower of the two is kept. A solve is failed, too, when the Schur
+        complement XᵀWX − RZXᵀRZX of its weights does not factor (the profiled gradient and the
+        covariance need it; it was indefinite at that diverged point)."""
         fixed = beta is not None
         start_beta = np.asarray(beta if fixed else beta_start, float)
-        point = self._point(theta, start_beta, self.u)
+        starts = [self.u] if not self.u.any() else [self.u, np.zeros(self.base.q)]
+        unconverged = None
+        for u0 in starts:
+            try:
+                state = self._solve_from(theta, start_beta, u0, fixed)
+                state.RX  # noqa: B018 (the gradients and the covariance factor it)
+            except PIRLS_FAILURES:
+                continue
+            if not np.isfinite(state.criterion):
+                continue
+            if state.converged:
+                self.u = state.u
+                return state
+            if unconverged is None or state.criterion < unconverged.criterion:
+                unconverged = state
+        if unconverged is not None:
+            self.u = unconverged.u
+            return unconverged
+        self.u = np.zeros(self.base.q)
+        return failed_state(theta, start_beta, self.base.q)
+
+    def _solve_from(self, theta: np.ndarray, start_beta: np.ndarray, u0: np.ndarray,
+                    fixed: bool) -> PirlsState:
+        point = self._point(theta, start_beta, u0)
         for it in range(MAX_ITER + 1):
             layout, factor, beta_new, u_new = self._newton(theta, point, fixed)
             new = self._point(theta, beta_new, u_new)
@@ -144,7 +194,6 @@ class Pirls:
                 small = True
                 break
             point = accepted
-        self.u = point.u
         return PirlsState(np.array(theta, float), point.beta, point.u, point.eta, layout, factor,
                           point.work.minus2loglik, float(factor.logdet), it, bool(small))
 
@@ -155,7 +204,15 @@ class Pirls:
         when the penalized deviance changes by less than `tol` relatively. The state keeps the
         factor that produced the last step, i.e. the weights one step before û: glmer's
         log|L|² is that one, which is what puts its deviance (and SEs) off the exact Laplace
-        value. A step that raises the deviance is halved first, as glmer does."""
+        value. A step that raises the deviance is halved first, as glmer does. A solve that
+        fails is `failed_state`, as in `solve` (it starts from u = 0 already)."""
+        try:
+            state = self._solve_lme4(theta, beta, eta0, tol)
+        except PIRLS_FAILURES:
+            return failed_state(theta, beta, self.base.q)
+        return state if np.isfinite(state.criterion) else failed_state(theta, beta, self.base.q)
+
+    def _solve_lme4(self, theta, beta, eta0, tol) -> PirlsState:
         point = _Point(beta, np.zeros(self.base.q), eta0, self.family.working(eta0))
         old, done, steps = np.inf, False, 0
         while steps < MAX_ITER:
@@ -177,7 +234,8 @@ class Pirls:
     def _newton(self, theta: np.ndarray, point: _Point, fixed: bool):
         """One scoring step from `point`: the PLS solution for its working response."""
         self.n_solves += 1
-        layout = reweighted(self.base, self.X, point.work.response, point.work.weights)
+        layout = reweighted(self.base, self.X, point.work.response - self.offset,
+                            point.work.weights)
         factor = self._backend_for(layout).evaluate(theta)
         if fixed:
             u = factor.backward(factor.cu - factor.RZX @ (point.beta - layout.beta_ols))
@@ -189,8 +247,7 @@ class Pirls:
     def _backend_for(self, layout: Layout):
         if self.single:
             return BlockDiagBackend(layout, self.thetas)
-        self._backend = SchurBackend(layout, self.thetas, like=self._backend)
-        return self._backend
+        return self._kind(layout, self.thetas, like=self._template)
 
     def _halve(self, theta, point: _Point, new: _Point) -> _Point | None:
         """The full step if it lowers the penalized deviance, else the first halving that does."""
@@ -204,7 +261,7 @@ class Pirls:
         return None
 
     def _point(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> _Point:
-        eta = self.X @ beta + self.ZtT @ self.lambda_times(theta, u)
+        eta = self.X @ beta + self.ZtT @ self.lambda_times(theta, u) + self.offset
         return _Point(beta, u, eta, self.family.working(eta))
 
     def lambda_times(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:

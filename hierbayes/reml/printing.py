@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from .sdcor import sds_and_correlations
 
 
 def format_fit(fit) -> str:
@@ -32,10 +32,13 @@ def format_fit(fit) -> str:
 
 def _title(fit) -> str:
     if fit.method == "Laplace":
+        symbol = "σ" if fit.family == "gaussian" else "α"
         family = fit.family if fit.dispersion is None else (
-            f"{fit.family}(α = {fit.dispersion:.4g})")
-        return ("Generalized linear mixed model fit by maximum likelihood (Laplace "
-                f"approximation; hierbayes.fit_reml)\nFamily: {family} ({fit.link})")
+            f"{fit.family}({symbol} = {fit.dispersion:.4g})")
+        how = ("Laplace approximation" if fit.nagq == 1 else
+               f"adaptive Gauss-Hermite quadrature, nAGQ = {fit.nagq}")
+        return (f"Generalized linear mixed model fit by maximum likelihood ({how}; "
+                f"hierbayes.fit_reml)\nFamily: {family} ({fit.link})")
     by = "REML" if fit.method == "REML" else "maximum likelihood"
     known = " with known residual SDs" if fit.sigma_known else ""
     return f"Linear mixed model fit by {by}{known} (hierbayes.fit_reml)"
@@ -44,13 +47,10 @@ def _title(fit) -> str:
 def _random_lines(fit) -> list[str]:
     rows = [("Groups", "Name", "Std.Dev.", "Corr")]
     for block in fit.design.blocks:
-        cov = fit.covariance[block.name]
-        sd = np.sqrt(np.diag(cov))
+        sd, corr = sds_and_correlations(fit.covariance[block.name])
         for i, term in enumerate(block.terms):
-            corr = [cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    for j in range(i)]
             rows.append((block.name if i == 0 else "", term, f"{sd[i]:.4g}",
-                         " ".join(f"{c:5.2f}" for c in corr)))
+                         " ".join(f"{c:5.2f}" for c in corr[i, :i])))
     if fit.sigma is not None:
         rows.append(("Residual", "", f"{fit.sigma:.4g}", ""))
     widths = [max(len(r[c]) for r in rows) for c in range(4)]

@@ -23,12 +23,19 @@ from scipy.linalg import cholesky, solve_triangular
 
 from .gram import WeightedGram, symmetric
 from .layout import Layout, group_template, level_blocks
-from .schur_grad import lower_inverse, row_pair_sums, schur_gradient
+from .scatter import Scatter
+from .schur_grad import lower_inverse, scalar_first_inverse_diagonal, schur_gradient
 from .theta import ThetaLayout
 
 # Above this many columns in the smaller factors the dense pieces (A22, S, its factor and inverse,
 # q2² · 8 bytes each: 0.5 GB at 8,000) would crowd a 24 GB machine; refuse rather than swap.
 MAX_DENSE_SCHUR = 8_000
+
+
+def dense_schur_fits(layout: Layout) -> bool:
+    """Whether the columns outside the largest grouping factor are few enough for the dense
+    Schur complement (else sparse.py's sparse Cholesky)."""
+    return layout.q - layout.groups[0].q <= MAX_DENSE_SCHUR
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +49,12 @@ class SchurFactor:
     Lam2: sp.csr_matrix  # (q2, q2)
     LS: np.ndarray  # (q2, q2) lower Cholesky factor of the Schur complement
     Ts: list  # group templates, internal group order
-    pairs: object = None  # the Gram's pair list when every block is 1×1 (fast M⁻¹ diagonal)
+    backend: object = None  # SchurBackend, when every block is 1×1 (fast M⁻¹ diagonal)
+
+    @cached_property
+    def Sinv_lower(self) -> np.ndarray:
+        """The lower triangle of S⁻¹ (the gradient and the conditional variances share it)."""
+        return lower_inverse(self.LS)
 
     @cached_property
     def B(self) -> sp.csr_matrix:
@@ -53,6 +65,20 @@ class SchurFactor:
         L1, K1, _ = self.BD.shape
         v = (self.A12 @ (self.Lam2 @ w)).reshape(L1, K1, *w.shape[1:])
         return np.einsum("lab,lb...->la...", self.BD, v).reshape(L1 * K1, *w.shape[1:])
+
+    def forward(self, v: np.ndarray) -> np.ndarray:
+        """L⁻¹ v (L = [[L11, 0], [Bᵀ, LS]]): w1 = L11⁻¹v1, w2 = LS⁻¹(v2 − Bᵀw1)."""
+        L1, K1, _ = self.Linv11.shape
+        q1 = L1 * K1
+        w1 = np.einsum("lab,lb...->la...", self.Linv11, v[:q1].reshape(L1, K1, *v.shape[1:]))
+        Bt_w1 = self.Lam2.T @ (self.A12.T @ np.einsum("lka,lk...->la...", self.BD, w1)
+                               .reshape(q1, *v.shape[1:]))
+        w2 = solve_triangular(self.LS, v[q1:] - Bt_w1, lower=True, check_finite=False)
+        return np.concatenate([w1.reshape(q1, *v.shape[1:]), w2])
+
+    def solve(self, v: np.ndarray) -> np.ndarray:
+        """M⁻¹ v."""
+        return self.backward(self.forward(v))
 
     def backward(self, v: np.ndarray) -> np.ndarray:
         """L⁻ᵀ v."""
@@ -65,19 +91,17 @@ class SchurFactor:
 
     def inverse_blocks(self, groups) -> list[np.ndarray]:
         """Per group, the (L, K, K) diagonal blocks of M⁻¹ = L⁻ᵀL⁻¹."""
-        if self.pairs is not None:
+        if self.backend is not None:
             return self._scalar_inverse_diagonal(groups)
         return self._dense_inverse_blocks(groups)
 
     def _scalar_inverse_diagonal(self, groups) -> list[np.ndarray]:
         """All blocks 1×1: (M⁻¹)_ll = 1/m_l + (λ1/m_l)² P_l (X11 of the Schur form, see
         schur_grad.py) for the first group, and diag(S⁻¹) for the rest. O(pairs + q2³)."""
-        Sinv = lower_inverse(self.LS)
-        inv_m11 = self.Linv11[:, 0, 0] ** 2
-        lam1, lam2 = self.Ts[0][0, 0], self.Lam2.diagonal()
-        base = self.pairs.prod * Sinv.ravel()[self.pairs.target]
-        P = row_pair_sums(self.pairs, base, lam2, inv_m11.size)
-        first = inv_m11 + (lam1 * inv_m11) ** 2 * P
+        Sinv = self.Sinv_lower
+        lam_g = np.array([T[0, 0] for T in self.Ts[1:]])
+        first = scalar_first_inverse_diagonal(self.backend, Sinv, self.Ts[0][0, 0], lam_g,
+                                              self.Linv11[:, 0, 0] ** 2)
         out, offset, d = [first.reshape(-1, 1, 1)], 0, np.diag(Sinv)
         for group in groups[1:]:
             out.append(d[offset:offset + group.n_levels].reshape(-1, 1, 1).copy())
@@ -126,23 +150,55 @@ class SchurBackend:
                 f"{MAX_DENSE_SCHUR}): the dense Schur complement would need "
                 f"{q2 * q2 * 8 / 1e9:.1f} GB per copy; a sparse one is not implemented yet."
             )
-        A = (layout.Zt @ layout.Zt.T).tocsr()
         self.A11 = level_blocks(first)
-        self.A12 = A[:q1, q1:].tocsr()
-        self.A21 = self.A12.T.tocsr()
-        self.A22 = A[q1:, q1:].toarray()
-        A22_diagonal = A[q1:, q1:].count_nonzero() == np.count_nonzero(A[q1:, q1:].diagonal())
-        self.A22_diag = np.diag(self.A22).copy() if A22_diagonal else None
+        self._scatter = None
+        if like is not None and layout.row_weights is not None and like.scatter() is not None:
+            self._scatter = like.scatter()
+            self.A12, self.A22 = self._scatter.pieces(layout.row_weights)
+            self.A22_diag = None if like.A22_diag is None else np.diag(self.A22).copy()
+        else:
+            A = (layout.Zt @ layout.Zt.T).tocsr()
+            self.A12 = A[:q1, q1:].tocsr()
+            self.A12.sort_indices()
+            A22 = A[q1:, q1:].tocoo()
+            self.A22 = A22.toarray()
+            A22_diagonal = A22.count_nonzero() == np.count_nonzero(A22.diagonal())
+            self.A22_diag = np.diag(self.A22).copy() if A22_diagonal else None
         self.gram = WeightedGram(self.A12, first.K, None if like is None else like.gram)
         self.q1, self.q2 = q1, q2
         self.RHS = np.column_stack([layout.ZtX, layout.Zty])
         self._diagonal_rest = all(g.K == 1 for g in rest)
+        if like is not None:  # the same design: share what depends on its pattern only
+            self.rest_group_of_column, self._lam2 = like.rest_group_of_column, like._lam2
+        else:
+            self.rest_group_of_column = np.repeat(np.arange(len(rest)),
+                                                  [g.q for g in rest]).astype(np.int64)
+            self._lam2 = {"pattern": block_pattern([(g.n_levels, g.K) for g in rest])}
         # The analytic gradient covers 1×1 blocks, one block per group (crossed/nested intercepts).
         self.has_gradient = (all(g.K == 1 for g in layout.groups)
                              and self.gram.pairs is not None)
 
     def gradient(self, state, method: str) -> np.ndarray:
         return schur_gradient(self, state, method)
+
+    @cached_property
+    def A21(self) -> sp.csr_matrix:
+        return self.A12.T.tocsr()
+
+    @cached_property
+    def A22_sparse(self) -> sp.csr_matrix:
+        """A22 as a sparse matrix: mostly diagonal, so products with it stay cheap."""
+        return sp.csr_matrix(self.A22)
+
+    def scatter(self) -> Scatter | None:
+        """Where ZᵀWZ's products land (scatter.py), for re-weighting this backend's unweighted
+        design; None when the layout is weighted or its rows are not uniform."""
+        if self._scatter is None and self.layout.row_weights is None:
+            try:
+                self._scatter = Scatter(self.layout.Zt, self.A12, self.q1)
+            except ValueError:
+                self._scatter = False
+        return self._scatter or None
 
     def rest_lambda(self, Trest: list[np.ndarray]) -> np.ndarray:
         """The diagonal of Λ2 when every remaining block is 1×1."""
@@ -158,7 +214,7 @@ class SchurBackend:
         if self.A22_diag is not None:
             bottom = (self.A22_diag if v.ndim == 1 else self.A22_diag[:, None]) * v2
         else:
-            bottom = self.A22 @ v2
+            bottom = self.A22_sparse @ v2
         return np.concatenate([top, self.A21 @ v1 + bottom])
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -179,18 +235,25 @@ class SchurBackend:
         Lam2 = self._lambda_rest(Trest)
         z1 = np.einsum("lak,lkm->lam", BD, self.RHS[: self.q1].reshape(L1, K1, -1))
         # Bᵀz1 = Λ2ᵀ A21 (L11⁻¹Λ1ᵀ)ᵀ z1, without forming B.
-        Bt_z1 = Lam2.T @ (self.A21 @ np.einsum("lka,lkm->lam", BD, z1).reshape(self.q1, -1))
+        Bt_z1 = Lam2.T @ (self.A12.T @ np.einsum("lka,lkm->lam", BD, z1).reshape(self.q1, -1))
         z2 = solve_triangular(LS, Lam2.T @ self.RHS[self.q1:] - Bt_z1, lower=True,
                               check_finite=False)
         z = np.vstack([z1.reshape(self.q1, -1), z2])
         logdet = 2.0 * float(np.log(np.diagonal(chol11, axis1=1, axis2=2)).sum()
                              + np.log(np.diag(LS)).sum())
         return SchurFactor(logdet, z[:, -1].copy(), z[:, :-1].copy(), Linv11, BD, self.A12,
-                           Lam2, LS, Ts, self.gram.pairs if self.has_gradient else None)
+                           Lam2, LS, Ts, self if self.has_gradient else None)
 
     def _lambda_rest(self, Trest: list[np.ndarray]) -> sp.csr_matrix:
-        return sp.block_diag([_block_diag(np.broadcast_to(T, (g.n_levels, *T.shape)))
-                              for g, T in zip(self.rest, Trest, strict=True)], format="csr")
+        """Λ2 on its fixed pattern (built once): only the values change with θ. The last one
+        is kept (a GLMM's PIRLS steps at one θ share it)."""
+        key = tuple(np.concatenate([T.ravel() for T in Trest]))
+        if self._lam2.get("key") != key:
+            indptr, indices, shape = self._lam2["pattern"]
+            data = np.concatenate([np.tile(T.ravel(), g.n_levels)
+                                   for g, T in zip(self.rest, Trest, strict=True)])
+            self._lam2.update(key=key, value=sp.csr_matrix((data, indices, indptr), shape=shape))
+        return self._lam2["value"]
 
     def _sandwich(self, D: np.ndarray, Trest: list[np.ndarray]) -> np.ndarray:
         """Λ2ᵀ D Λ2 for a dense symmetric D; a scaling when every Λ2 block is 1×1."""
@@ -202,6 +265,18 @@ class SchurBackend:
         Lam2 = self._lambda_rest(Trest)
         X = Lam2.T @ symmetric(D)
         return np.ascontiguousarray((Lam2.T @ np.ascontiguousarray(X.T)).T)
+
+
+def block_pattern(sizes: list[tuple[int, int]]):
+    """(indptr, indices, shape) of a block diagonal of L K×K blocks per (L, K), zeros kept."""
+    indices, offset = [], 0
+    for L, K in sizes:
+        indices.append((offset + (np.arange(L * K) // K) * K)[:, None] + np.arange(K))
+        offset += L * K
+    rows_nnz = np.concatenate([np.full(L * K, K) for L, K in sizes]) if sizes else np.zeros(0)
+    indptr = np.concatenate([[0], np.cumsum(rows_nnz)]).astype(np.int64)
+    flat = np.concatenate([i.ravel() for i in indices]) if indices else np.zeros(0, np.int64)
+    return indptr, flat.astype(np.int64), (offset, offset)
 
 
 def _block_diag(blocks: np.ndarray) -> sp.csr_matrix:

@@ -29,6 +29,9 @@ class ThetaLayout:
     rows: np.ndarray  # (m,)
     cols: np.ndarray  # (m,)
     names: tuple[str, ...]
+    # 1/RMS of the group-level column of each θ's row: the size of a relative SD of 1 in that
+    # term's units (1 for a column of zeros). Steps off a 0 bound are measured in it.
+    units: np.ndarray  # (m,)
 
     @property
     def n_theta(self) -> int:
@@ -60,15 +63,19 @@ class ThetaLayout:
 
 
 def theta_layout(design: Design) -> ThetaLayout:
-    block_of, rows, cols, names = [], [], [], []
+    block_of, rows, cols, names, units = [], [], [], [], []
     for b, block in enumerate(design.blocks):
         k = block.n_terms
+        with np.errstate(over="ignore", under="ignore"):
+            rms = np.sqrt(np.mean(block.Z ** 2, axis=0)) if block.Z.size else np.zeros(k)
+        unit = 1.0 / np.where(np.isfinite(rms) & (rms > 0), rms, 1.0)
         for j in range(k):
             # An uncorrelated block keeps only its diagonal (the design splits `||` bars into
             # one-term blocks already; this also covers a multi-term independent block).
             below = range(j, k) if block.correlated else (j,)
             for i in below:
                 block_of.append(b)
+                units.append(unit[i])
                 rows.append(i)
                 cols.append(j)
                 label = block.terms[i] if i == j else f"{block.terms[i]}.{block.terms[j]}"
@@ -77,4 +84,5 @@ def theta_layout(design: Design) -> ThetaLayout:
         sizes=tuple(block.n_terms for block in design.blocks),
         block_of=np.array(block_of, dtype=np.int64), rows=np.array(rows, dtype=np.int64),
         cols=np.array(cols, dtype=np.int64), names=tuple(names),
+        units=np.array(units, dtype=float),
     )

@@ -3,7 +3,7 @@ a Markdown version on disk. This package formats what the fits and the compariso
 estimates nothing itself.
 
 - `fit_report(fit, path=None, comparison=None)`: a `BayesFit` (or a `RemlFit`) with, when a
-  comparison (`hb.compare(bayes, reml)`) is given, the Bayes-vs-REML comparison.
+  comparison (`hb.compare(bayes, reml)`) is given, the comparison with the REML/ML/Laplace fit.
 - `comparison_report(cmp, path=None)`: the comparison alone.
 - `fit_html(fit)` / `comparison_html(cmp)`: the HTML fragment for ``_repr_html_``.
 
@@ -12,16 +12,20 @@ PNG; no script, no network) and ``report.md`` beside it, whose plots are PNG fil
 ``report_files/``. `path` is a folder, or the HTML file's name (the Markdown then takes the same
 stem). Without a path the returned `Report` displays itself in a notebook.
 
-Intervals are 95 % equal-tailed by default (`ci_prob`), stated on every table.
+Intervals are 95 % equal-tailed by default (`ci_prob`), stated on every table. Every report of a
+posterior carries its sampler diagnostics; when a check failed, the header says so first
+(`hierbayes.report.checks`). Headings, captions and legends name the frequentist method the fit
+used (REML, ML or Laplace).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, atomic
 from ..tidy import CI_PROB
 from . import html, markdown
+from .checks import sampler_alert
 from .comparison import comparison_sections
 from .document import Document, Section
 from .figures import comparison_figures, fit_figures
@@ -68,15 +72,18 @@ class Report:
         path = Path(path)
         html_path = path if path.suffix.lower() in (".html", ".htm") else path / "report.html"
         html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(self.html, encoding="utf-8")
+        # Each file (and the PNG folder as a whole) is complete or absent (`hierbayes.atomic`).
+        atomic.write_text(html_path, self.html)
         md_path = html_path.with_suffix(".md")
         figure_dir = f"{md_path.stem}_files"
         figures = self.document.figures()
         if figures:
-            (md_path.parent / figure_dir).mkdir(exist_ok=True)
-            for fig in figures:
-                (md_path.parent / figure_dir / f"{fig.name}.png").write_bytes(fig.png)
-        md_path.write_text(self.markdown(figure_dir), encoding="utf-8")
+            def fill(folder: Path) -> None:
+                for fig in figures:
+                    (folder / f"{fig.name}.png").write_bytes(fig.png)
+
+            atomic.replace_dir(md_path.parent / figure_dir, fill)
+        atomic.write_text(md_path, self.markdown(figure_dir))
         self.html_path, self.markdown_path = html_path, md_path
         return self
 
@@ -93,7 +100,8 @@ def fit_document(fit, comparison=None, *, ci_prob: float = CI_PROB, title=None,
     bayes = is_bayes(fit)
     model = model_section(fit, description)
     sections = [Section(model.title, (intervals_note(ci_prob, bayes), *model.blocks))]
-    sections.append(sampling_section(fit) if bayes else reml_section(fit))
+    diagnostics = _diagnostics(fit, comparison)
+    sections.append(sampling_section(fit, diagnostics) if bayes else reml_section(fit))
     sections += [fixed_section(fit, ci_prob), variance_section(fit, ci_prob),
                  groups_section(fit, ci_prob)]
     if plots and bayes:
@@ -103,22 +111,35 @@ def fit_document(fit, comparison=None, *, ci_prob: float = CI_PROB, title=None,
         if plots:
             sections.append(Section(f"Plots: Bayes vs {comparison.method}",
                                     tuple(comparison_figures(comparison))))
-    kind = "Bayesian (NUTS)" if bayes else getattr(fit, "method", "REML")
+    kind = "Bayesian (NUTS)" if bayes else fit.method
+    what = "estimates" if comparison is None else "estimates or the comparison"
     return Document(title or f"hierbayes report: {fit.design.formula}",
-                    f"{kind} fit of {fit.design.formula} — {_version()}", tuple(sections))
+                    f"{kind} fit of {fit.design.formula} — {_version()}", tuple(sections),
+                    alert=sampler_alert(diagnostics, what))
+
+
+def _diagnostics(fit, comparison):
+    """The posterior's checks: those the comparison kept, else the fit's own (None for a
+    frequentist fit)."""
+    if comparison is not None and comparison.diagnostics is not None:
+        return comparison.diagnostics
+    return fit.diagnostics() if is_bayes(fit) else None
 
 
 def comparison_document(cmp, *, title=None, description: str = "",
                         plots: bool = True) -> Document:
     model = model_section(cmp.bayes, description)
     sections = [Section(model.title, (intervals_note(cmp.ci_prob, True), *model.blocks))]
+    diagnostics = _diagnostics(cmp.bayes, cmp)
+    sections.append(sampling_section(cmp.bayes, diagnostics))
     sections += comparison_sections(cmp)
     if plots:
-        sections.append(Section("Plots", tuple(comparison_figures(cmp))))
+        sections.append(Section(f"Plots: Bayes vs {cmp.method}",
+                                tuple(comparison_figures(cmp))))
     formula = cmp.design.formula
     return Document(title or f"hierbayes comparison: {formula}",
                     f"Posterior (NUTS) vs {cmp.method} fit of {formula} — {_version()}",
-                    tuple(sections))
+                    tuple(sections), alert=sampler_alert(diagnostics, "comparison"))
 
 
 def fit_report(fit, path=None, comparison=None, **kwargs) -> Report:

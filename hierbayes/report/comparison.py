@@ -1,5 +1,6 @@
 """Report sections of a `Comparison`: verdicts, then the three side-by-side tables and the
-reasons the two fits may differ."""
+reasons the two fits may differ. Every heading and caption names the frequentist method
+(`Comparison.method`: REML, ML or Laplace); the ``reml_*`` columns keep the API's names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 
 from .document import Bullets, Details, Section, Table, Text
 from .format import interval_of, percent
-from .sections import call_tidy, component_label
+from .sections import component_label
 
 TOP = 10  # groups shown before the full (collapsed) table
 
@@ -22,11 +23,11 @@ GROUP_COLUMNS = ["group", "level", "term", "n", "no_pool", "reml_estimate", "rem
 
 def intervals(cmp) -> str:
     """What bayes_lower/upper (and reml_lower/upper where shown) are."""
-    bayes = interval_of(call_tidy(cmp.bayes.fixef, cmp.ci_prob),
+    bayes = interval_of(cmp.bayes.fixef(ci_prob=cmp.ci_prob),
                         f"{percent(cmp.ci_prob)} equal-tailed posterior interval")
     text = f"bayes_lower/upper: {bayes}"
-    reml = interval_of(call_tidy(cmp.reml.fixef, cmp.ci_prob))
-    return f"{text}; reml_lower/upper: {reml}" if reml else text
+    reml = interval_of(cmp.reml.fixef(ci_prob=cmp.ci_prob))
+    return f"{text}; reml_lower/upper ({cmp.method}): {reml}" if reml else text
 
 
 def comparison_sections(cmp) -> list[Section]:
@@ -34,16 +35,19 @@ def comparison_sections(cmp) -> list[Section]:
 
 
 def verdict_section(cmp) -> Section:
-    blocks = [Text(f"Posterior (NUTS) against the {cmp.method} fit of the same model. "
-                   "std_diff = (posterior mean − REML estimate) / posterior SD; 'agree' means "
-                   "|std_diff| < 0.5 (fixed and group effects) or the REML estimate inside the "
-                   "posterior interval (variance components).", "note"),
+    method = cmp.method
+    blocks = [Text(f"Posterior (NUTS) against the {method} fit of the same model; the reml_* "
+                   f"columns hold the {method} fit. std_diff = (posterior mean − {method} "
+                   "estimate) / posterior SD; 'agree' means |std_diff| < 0.5 (fixed and group "
+                   f"effects) or the {method} estimate inside the posterior interval (variance "
+                   "components).", "note"),
               Bullets(tuple(cmp.verdict()))]
     reasons = cmp.reasons
     if reasons is not None and len(reasons):
-        blocks.append(Table(reasons, caption="Why the two fits may differ here, detected from "
-                            "the data and both fits."))
-    return Section(f"Bayes vs {cmp.method}: verdict", tuple(blocks))
+        blocks.append(Table(reasons, caption="Why the two fits may differ here: each reason is "
+                            "listed only where its measured quantity (in the detail) passes its "
+                            "threshold."))
+    return Section(f"Bayes vs {method}: verdict", tuple(blocks))
 
 
 def _styles(frame: pd.DataFrame) -> tuple[str, ...]:
@@ -59,18 +63,19 @@ def _pick(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def fixed_section(cmp) -> Section:
     shown = _pick(cmp.fixed, FIXED_COLUMNS)
-    table = Table(shown, caption=f"Fixed effects, both fits. {intervals(cmp)}.",
-                  row_styles=_styles(shown))
-    return Section("Comparison: fixed effects", (table,))
+    table = Table(shown, caption=f"Fixed effects: posterior and {cmp.method}. "
+                  f"{intervals(cmp)}.", row_styles=_styles(shown))
+    return Section(f"Fixed effects: Bayes vs {cmp.method}", (table,))
 
 
 def variance_section(cmp) -> Section:
     variance = cmp.variance
     shown = _pick(variance, VARIANCE_COLUMNS).copy()
     shown.insert(0, "component", [component_label(r) for r in variance.to_dict("records")])
-    caption = (f"SDs and correlations, both fits; {intervals(cmp)}. reml_quantile: where the REML "
-               "estimate falls in the posterior (0.5 = at its median).")
-    return Section("Comparison: variance components",
+    caption = (f"SDs and correlations: posterior and {cmp.method}; {intervals(cmp)}. "
+               f"reml_quantile: where the {cmp.method} estimate falls in the posterior (0.5 = at "
+               "its median).")
+    return Section(f"Variance components: Bayes vs {cmp.method}",
                    (Table(shown, caption=caption, row_styles=_styles(shown)),))
 
 
@@ -84,4 +89,4 @@ def groups_section(cmp) -> Section:
                     f"differ most (largest |std_diff|). {caption}", row_styles=_styles(worst)),
               Details(f"Full comparison of group effects ({len(groups)} rows)",
                       (Table(groups, caption=caption, row_styles=_styles(groups)),))]
-    return Section("Comparison: group effects", tuple(blocks))
+    return Section(f"Group effects: Bayes vs {cmp.method}", tuple(blocks))

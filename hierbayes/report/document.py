@@ -79,6 +79,7 @@ class Document:
     title: str
     subtitle: str = ""
     sections: tuple[Section, ...] = field(default_factory=tuple)
+    alert: str = ""  # shown under the title before anything else (a failed sampler check)
 
     def figures(self) -> list[Figure]:
         return [b for b in walk(self) if isinstance(b, Figure)]

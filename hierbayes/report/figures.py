@@ -48,14 +48,41 @@ def rank_variables(posterior, design) -> list[str]:
     return chosen
 
 
+def rank_plot(idata, var_names: list[str]):
+    """ArviZ's rank plot with one-line panel titles (stacked titles ran into the panel above)
+    and without its multi-chain test's p-value, a different test from the R-hat and ESS checks
+    whose verdict the report states (a p of 0.00 beside "all checks pass" only confuses)."""
+    import arviz_plots as azp
+    from arviz_base.labels import BaseLabeller
+
+    class OneLine(BaseLabeller):
+        def make_label_vert(self, var_name, sel, isel):
+            return self.make_label_flat(var_name, sel, isel)
+
+    panels = sum(int(idata["posterior"][v].isel(chain=0, draw=0).size) for v in var_names)
+    rows = -(-panels // 3)
+    figure = azp.plot_rank(idata, var_names=var_names, labeller=OneLine(), col_wrap=3,
+                           visuals={"title": {"size": 9}},
+                           figure_kwargs={"figsize": (10, 2.3 * rows)}).get_viz("figure")
+    # arviz_plots draws the p-values as plain text and does not accept turning them off
+    # (its visuals validation omits the key it reads), so they are removed here.
+    for ax in figure.axes:
+        for text in list(ax.texts):
+            if text.get_text().startswith("p="):
+                text.remove()
+    figure.tight_layout()
+    return figure
+
+
 def fit_figures(fit, ci_prob: float) -> list:
     import arviz_plots as azp
 
     idata, design = fit.idata, fit.design
     posterior = idata["posterior"]
     out = [drawn("rank", "Rank plot: fractional ranks of each chain (Δ-ECDF); chains that "
-                 "explore the same posterior stay inside the band",
-                 lambda: azp.plot_rank(idata, var_names=rank_variables(posterior, design)))]
+                 "explore the same posterior stay close to zero, and suspicious stretches are "
+                 "marked. The verdict on convergence is the sampling diagnostics table",
+                 lambda: rank_plot(idata, rank_variables(posterior, design)))]
     forests = [(b, t) for b in design.blocks if naming.r(b) in posterior for t in b.terms]
     for block, term in forests[:MAX_FORESTS]:
         out.append(drawn(
@@ -114,18 +141,21 @@ def _forest_coords(fit, block, term: str) -> dict:
 
 
 def comparison_figures(cmp) -> list:
-    out = [drawn("compare-forest", "Forest plot: posterior intervals of the fixed effects and "
-                 "variance components, with the REML estimates", cmp.plot_forest),
-           drawn("compare-variance", "Variance components: posterior densities with the REML "
-                 "estimates", cmp.plot_variance)]
+    method = cmp.method
+    out = [drawn("compare-forest", "Forest plot: posterior intervals of the fixed effects, SDs "
+                 f"and correlations (one shared axis per class), with the {method} estimates",
+                 cmp.plot_forest),
+           drawn("compare-variance", "Variance components: posterior densities (boundary-"
+                 f"corrected KDE) with their intervals, priors and the {method} estimates",
+                 cmp.plot_variance)]
     pairs = cmp.groups[["group", "term"]].drop_duplicates().itertuples(index=False)
     for i, (group, term) in enumerate(pairs):
         if i >= MAX_SHRINKAGE_PLOTS:
             break
         out.append(drawn(
             f"shrinkage-{_stem(group)}-{_stem(term)}",
-            f"Shrinkage plot: {term} by {group}: no pooling, REML and posterior mean against "
-            "group size",
+            f"Shrinkage plot: {term} by {group}: no pooling, {method} and posterior mean (with "
+            "its interval) against group size",
             lambda g=group, t=term: cmp.plot_shrinkage(group=g, term=t),
         ))
     return out

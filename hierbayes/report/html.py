@@ -38,6 +38,9 @@ CSS = """
 .hb-report figcaption { color: #4a5568; font-size: 0.82rem; padding-top: 0.2rem; }
 .hb-report details { margin: 0.5rem 0; }
 .hb-report summary { cursor: pointer; color: #2b4c7e; }
+.hb-report.hb-compact h1 { font-size: 1.1rem; margin: 0.4rem 0 0.2rem; }
+.hb-report.hb-compact h2 { font-size: 0.95rem; margin: 0.8rem 0 0.3rem; border-bottom-width: 1px; }
+.hb-report.hb-compact p { margin: 0.3rem 0; }
 """
 
 
@@ -51,17 +54,21 @@ def page(document: Document) -> str:
     )
 
 
-def fragment(document: Document) -> str:
-    """For notebooks (`_repr_html_`): the same content with its style inlined."""
-    inner = body(document, wrap=False)
-    return f"<div class=\"hb-report\"><style>{CSS}</style>{inner}</div>"
+def fragment(document: Document, compact: bool = False) -> str:
+    """For notebooks (`_repr_html_`): the same content with its style inlined; `compact` (a
+    fit's own display) with small headings and no table of contents."""
+    inner = body(document, wrap=False, navigation=not compact)
+    cls = "hb-report hb-compact" if compact else "hb-report"
+    return f"<div class=\"{cls}\"><style>{CSS}</style>{inner}</div>"
 
 
-def body(document: Document, wrap: bool = True) -> str:
+def body(document: Document, wrap: bool = True, navigation: bool = True) -> str:
     parts = [f"<h1>{escape(document.title)}</h1>"]
     if document.subtitle:
         parts.append(f"<p class=\"subtitle\">{escape(document.subtitle)}</p>")
-    if len(document.sections) > 2:
+    if document.alert:
+        parts.append(f"<p class=\"warn\" role=\"alert\">{escape(document.alert)}</p>")
+    if navigation and len(document.sections) > 2:
         items = "".join(
             f"<li><a href=\"#{s.anchor}\">{escape(s.title)}</a></li>" for s in document.sections
         )

@@ -31,6 +31,8 @@ def render(document: Document, figure_dir: str | None) -> str:
     parts = [f"# {escape_md(document.title)}"]
     if document.subtitle:
         parts.append(f"*{escape_md(document.subtitle)}*")
+    if document.alert:
+        parts.append(f"{_PREFIX['warn']}{escape_md(document.alert)}")
     for sec in document.sections:
         parts.append(f"## {escape_md(sec.title)}")
         parts += [block(b, figure_dir) for b in sec.blocks]

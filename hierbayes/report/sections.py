@@ -1,10 +1,9 @@
-"""Report sections of one fit (Bayesian or REML): model, sampling, fixed effects, variance
-components, group effects. Everything shown comes from the fit's own tables; nothing is estimated
-here."""
+"""Report sections of one fit (Bayesian, or REML/ML/Laplace): model, sampling, fixed effects,
+variance components, group effects. Everything shown comes from the fit's own tables, read through
+the `hierbayes.tidy.Fit` protocol (``fixef/varcorr/ranef(ci_prob=...)``, ``method``, ``link``);
+nothing is estimated here."""
 
 from __future__ import annotations
-
-import inspect
 
 import numpy as np
 import pandas as pd
@@ -15,20 +14,23 @@ from .format import interval_caption, number, percent
 TOP = 10  # group effects shown at each end before the full (collapsed) table
 
 
+BAYES_METHOD = "NUTS"  # `fit.method` of a posterior; frequentist fits say REML, ML or Laplace
+
+
 def is_bayes(fit) -> bool:
-    return hasattr(fit, "idata")
+    return fit.method == BAYES_METHOD
 
 
-def call_tidy(method, ci_prob: float) -> pd.DataFrame:
-    """`fit.fixef` & co. with `ci_prob` where the method takes it (REML's varcorr does not)."""
-    takes = "ci_prob" in inspect.signature(method).parameters
-    return method(ci_prob=ci_prob) if takes else method()
+def varcorr_table(fit, ci_prob: float) -> pd.DataFrame:
+    """``fit.varcorr(ci_prob=ci_prob)``, the protocol's call (profile intervals on the REML side,
+    credible intervals on the Bayesian side)."""
+    return fit.varcorr(ci_prob=ci_prob)
 
 
 def model_section(fit, description: str = "") -> Section:
     design = fit.design
     family = design.family.name
-    link = getattr(fit, "link", None)
+    link = fit.link
     blocks = [Text(description)] if description else []
     dropped = f" ({design.n_dropped} rows dropped for missing values)" if design.n_dropped else ""
     blocks += [
@@ -41,10 +43,9 @@ def model_section(fit, description: str = "") -> Section:
         Table(data_summary(design), caption="Grouping factors: number of levels and "
               "observations per level."),
     ]
-    priors = getattr(fit, "priors", None)
-    if priors is not None and hasattr(priors, "to_frame"):
+    if is_bayes(fit):
         blocks += [Subheading("Priors"),
-                   Table(priors.to_frame(), caption="Priors used (source 'user' = set by the "
+                   Table(fit.priors.to_frame(), caption="Priors used (source 'user' = set by the "
                          "caller, 'default' = hierbayes' data-scaled default).")]
     return Section("Model", tuple(blocks))
 
@@ -64,16 +65,16 @@ def data_summary(design) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sampling_section(fit) -> Section:
+def sampling_section(fit, diagnostics: pd.DataFrame | None = None) -> Section:
+    """How the posterior was sampled and its checks (`BayesFit.diagnostics()`, or the table a
+    comparison kept), each failed check with its remedy."""
     posterior = fit.idata["posterior"]
     sizes = posterior.sizes
     library = posterior.attrs.get("inference_library", "")
     blocks = [Text(f"NUTS{f' ({library})' if library else ''}: {sizes.get('chain', '?')} chains "
                    f"× {sizes.get('draw', '?')} draws after tuning.")]
-    table = diagnostics_frame(fit)
-    if table is None:
-        return Section("Sampling diagnostics", (*blocks, Text("No diagnostics available.", "note")))
-    ok = table["ok"].astype(bool) if "ok" in table else pd.Series(True, index=table.index)
+    table = fit.diagnostics() if diagnostics is None else diagnostics
+    ok = table["ok"].astype(bool)
     shown = table.assign(verdict=np.where(ok, "pass", "FAIL"))
     shown = shown.drop(columns=[c for c in ("ok", "message") if c in shown])
     styles = tuple("ok" if v else "warn" for v in ok)
@@ -87,40 +88,33 @@ def sampling_section(fit) -> Section:
     return Section("Sampling diagnostics", tuple(blocks))
 
 
-def diagnostics_frame(fit) -> pd.DataFrame | None:
-    diagnostics = getattr(fit, "diagnostics", None)
-    if diagnostics is None:
-        return None
-    table = diagnostics() if callable(diagnostics) else diagnostics
-    if hasattr(table, "to_frame") and not isinstance(table, pd.DataFrame):
-        table = table.to_frame()
-    return table if isinstance(table, pd.DataFrame) else None
+def criterion_label(fit) -> str:
+    """What `RemlFit.criterion` is: −2 × the REML log-likelihood, else the deviance."""
+    return "REML criterion" if fit.method == "REML" else "deviance"
 
 
 def reml_section(fit) -> Section:
     """What lme4's summary header says: method, criterion, convergence, singularity."""
-    method = getattr(fit, "method", "REML")
-    criterion = getattr(fit, "criterion", None)
-    label = "REML criterion" if method == "REML" else "deviance"
-    blocks = [Text(f"{method} fit; {label} {number(criterion)}.")]
-    if getattr(fit, "converged", True) is False:
+    method = fit.method
+    blocks = [Text(f"{method} fit; {criterion_label(fit)} {number(fit.criterion)}.")]
+    if not fit.converged:
         blocks.append(Text("The optimiser did not converge: treat the estimates with care.",
                            "warn"))
-    if getattr(fit, "singular", False):
+    if fit.singular:
         blocks.append(Text("Singular fit: a variance component is at the boundary (an SD of 0 or "
                            "a correlation of ±1).", "warn"))
     return Section(f"{method} fit", tuple(blocks))
 
 
 def fixed_section(fit, ci_prob: float) -> Section:
-    table = call_tidy(fit.fixef, ci_prob)
+    table = fit.fixef(ci_prob=ci_prob)
     kind = "posterior mean and SD" if is_bayes(fit) else "estimate and standard error"
     caption = f"estimate, std_error: {kind}; {interval_caption(table)}"
     return Section("Fixed effects", (Table(table, caption=caption, index=True),))
 
 
 def variance_section(fit, ci_prob: float) -> Section:
-    table = call_tidy(fit.varcorr, ci_prob)
+    table = varcorr_table(fit, ci_prob)
     shown = table.copy()
     shown.insert(0, "component", [component_label(r) for r in table.to_dict("records")])
     shown = shown.drop(columns=["group", "term1", "term2"])
@@ -140,7 +134,7 @@ def component_label(row: dict) -> str:
 
 
 def groups_section(fit, ci_prob: float) -> Section:
-    table = call_tidy(fit.ranef, ci_prob)
+    table = fit.ranef(ci_prob=ci_prob)
     caption = f"Deviations from the fixed effects. {interval_caption(table)}"
     blocks = []
     for (group, term), part in table.groupby(["group", "term"], sort=False):

@@ -1,2 +1,3 @@
 """Helpers shipped with the package so that tests, notebooks and benchmarks share one set:
-simulation-based calibration (`sbc`) and fakes of the engines' results (`fakes`)."""
+simulation-based calibration (`sbc`), fakes of the engines' results (`fakes`) and the dense
+reference algebra the sparse engines are checked against (`dense`)."""

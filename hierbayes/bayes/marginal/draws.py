@@ -179,7 +179,8 @@ def _times_T(M: np.ndarray, segments, scales) -> np.ndarray:
 
 
 def pointwise_log_likelihood(design: Design, posterior: xr.Dataset) -> xr.Dataset:
-    """log N(y_i | X_iβ + Σ_b Z_b,i r_b[level_i], σ) per draw and row, (chain, draw, obs).
+    """log N(y_i | X_iβ + offset_i + Σ_b Z_b,i r_b[level_i], σ) per draw and row, (chain, draw,
+    obs).
 
     Conditional on the drawn group effects, as the standard path's ``log_likelihood`` is (which
     PyMC computes from the same conditional Gaussian), so LOO compares like with like.
@@ -195,6 +196,8 @@ def pointwise_log_likelihood(design: Design, posterior: xr.Dataset) -> xr.Datase
     for i in range(0, beta.shape[0], step):
         rows = slice(i, i + step)
         eta = beta[rows] @ design.X.T  # (s, n)
+        if design.offset is not None:
+            eta += design.offset
         for block, r in zip(design.blocks, effects, strict=True):
             for t in range(block.n_terms):  # one term at a time keeps memory at s × n
                 eta += r[rows, block.index, t] * block.Z[:, t]

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import scipy.sparse as sp
 
 from ... import naming
 from ...design import Block, Design
@@ -45,6 +44,7 @@ from ..builder import block_scale, fixed_effects, scalar_parameter
 from ..graphdata import shared
 from . import linalg as small
 from . import schur
+from .schur import sparse_Z
 
 # A dense q × q factorization and its gradient at every NUTS step cost ~q³: crossed intercepts,
 # 4 × 1000 draws, one BLAS thread (min bulk ESS / sampling s, marginal vs standard): q = 30
@@ -147,6 +147,8 @@ def _which_path(spec) -> tuple[str, str]:
         )
     if not design.blocks:
         return "standard", "the model has no group effects to integrate out"
+    if design.offset is not None:
+        return "standard", "an offset(...) term is not folded into the integrated model"
     if design.known_sigma is not None:
         return "standard", "the residual SDs are known per observation (the marginal has one σ)"
     if tuple(spec.model.named_vars) != spec.built_vars:
@@ -217,20 +219,6 @@ def _dense_segments(blocks) -> tuple[Segment, ...]:
         segments.append(Segment(b, offset, b.n_levels))
         offset += b.n_levels * b.n_terms
     return tuple(segments)
-
-
-def sparse_Z(design: Design, segments) -> sp.csr_matrix:
-    """The n × q group-effect matrix, columns block by block, level-major within a block."""
-    n = design.n_obs
-    rows, cols, vals = [], [], []
-    for s in segments:
-        for t in range(s.width):
-            rows.append(np.arange(n))
-            cols.append(s.offset + s.block.index * s.step + s.start + t)
-            vals.append(s.block.Z[:, t])
-    q = sum(s.repeat * s.width for s in segments)
-    ij = (np.concatenate(rows), np.concatenate(cols))
-    return sp.csr_matrix((np.concatenate(vals), ij), shape=(n, q))
 
 
 def _dense_stats(design: Design, segments, e: np.ndarray) -> dict:

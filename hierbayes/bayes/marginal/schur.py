@@ -76,8 +76,6 @@ def schur_layout(design: Design, segment_type) -> tuple[tuple, dict]:
 
 def schur_stats(design: Design, segments, layout: dict, e: np.ndarray) -> dict:
     """ZᵀZ in pieces (A11 per level, partner blocks, dense A22), Zᵀe, ZᵀX."""
-    from .model import sparse_Z
-
     Z = sparse_Z(design, segments).tocsc()
     A = (Z.T @ Z).tocsr()
     K1, J1 = int(layout["K"][0]), int(layout["J"][0])
@@ -235,3 +233,17 @@ def schur_loglik(plan, beta, scales, sigma):
     delta = data["beta_hat"] * 0.0 if beta is None else beta - data["beta_hat"]
     value = SchurLogp()(delta, sigma**2, factor_matrix(plan, scales), *(data[k] for k in DATA))
     return value[0]
+
+
+def sparse_Z(design: Design, segments) -> sp.csr_matrix:
+    """The n × q group-effect matrix, columns block by block, level-major within a block."""
+    n = design.n_obs
+    rows, cols, vals = [], [], []
+    for s in segments:
+        for t in range(s.width):
+            rows.append(np.arange(n))
+            cols.append(s.offset + s.block.index * s.step + s.start + t)
+            vals.append(s.block.Z[:, t])
+    q = sum(s.repeat * s.width for s in segments)
+    ij = (np.concatenate(rows), np.concatenate(cols))
+    return sp.csr_matrix((np.concatenate(vals), ij), shape=(n, q))
