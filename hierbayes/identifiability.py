@@ -99,18 +99,11 @@ def check_exact_fit(response: str, y: np.ndarray, X: np.ndarray, blocks) -> None
     """Refuse a response the model reproduces exactly (see the module docstring)."""
     scale = np.max(np.abs(y))
     if scale == 0 or np.all(y == y[0]):
-        raise DesignError(
-            f"The response {response!r} is constant (every value is {y[0]:.6g}): there is nothing "
-            "to model and the residual SD would be 0. Check the column."
-        )
+        raise constant_response_error(response, y[0])
     u = y / scale  # unit scale: the squares below neither overflow nor underflow
     Xu = _unit_columns(X)
     if _residual(u, Xu) <= EXACT_RTOL * np.linalg.norm(u):
-        raise DesignError(
-            f"The fixed effects reproduce the response {response!r} exactly (a residual of 0): "
-            "the residual SD cannot be estimated. A predictor is probably a copy or a linear "
-            "function of the response; remove it."
-        )
+        raise fixed_exact_error(response)
     for block in blocks:
         if not _has_intercept(block.Z):
             continue
@@ -118,6 +111,21 @@ def check_exact_fit(response: str, y: np.ndarray, X: np.ndarray, blocks) -> None
         rest = _residual(within, _within(Xu, block.index, block.n_levels))
         if rest <= EXACT_RTOL * np.linalg.norm(u):
             raise DesignError(_within_message(response, block, within, np.linalg.norm(u)))
+
+
+def constant_response_error(response: str, value: float) -> DesignError:
+    return DesignError(
+        f"The response {response!r} is constant (every value is {value:.6g}): there is nothing "
+        "to model and the residual SD would be 0. Check the column."
+    )
+
+
+def fixed_exact_error(response: str) -> DesignError:
+    return DesignError(
+        f"The fixed effects reproduce the response {response!r} exactly (a residual of 0): "
+        "the residual SD cannot be estimated. A predictor is probably a copy or a linear "
+        "function of the response; remove it."
+    )
 
 
 def _within_message(response: str, block, within: np.ndarray, size: float) -> str:
