@@ -255,7 +255,7 @@ def _check_exact_fit(response: str, moments: DesignMoments) -> None:
 
 
 def _blocks(parsed, plan, levels, moments: DesignMoments, n: int) -> tuple[Block, ...]:
-    out, seen = [], {}
+    out, seen, index = [], {}, {}
     rms = moments.z_rms()
     counts, start = moments.sums.counts, 0
     for b, (term, bp, (terms, labels)) in enumerate(zip(parsed.random, plan.blocks, levels,
@@ -265,7 +265,7 @@ def _blocks(parsed, plan, levels, moments: DesignMoments, n: int) -> tuple[Block
         out.append(PartitionedBlock(
             name=term.group if count == 0 else f"{term.group}.{count}", group=term.group,
             factors=term.factors, terms=terms, correlated=term.correlated, levels=tuple(labels),
-            index=Rows((n,), "The group index of each row"),
+            index=index.setdefault(term.factors, Rows((n,), "The group index of each row")),
             Z=Rows((n, len(terms)), f"The model matrix of {term.source}"), expr=term.expr,
             source=term.source, spec=bp.spec, level_counts=counts[start:start + bp.n_levels],
             rms=rms[b],
