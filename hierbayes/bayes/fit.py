@@ -34,6 +34,7 @@ import xarray as xr
 
 from .. import naming
 from ..arguments import keywords_checked
+from ..bigdata import is_dask_frame
 from ..errors import HierbayesError
 from ..tidy import CI_PROB, check_ci_prob
 from . import posterior as post
@@ -186,8 +187,14 @@ class BayesFit:
         """Predictions per posterior draw, (chain, draw, obs); see `hierbayes.bayes.predict`.
 
         With `summary` a DataFrame (one row per row of `new_data`: estimate = posterior mean,
-        std_error, median, lower, upper) instead of the draws.
+        std_error, median, lower, upper) instead of the draws. A Dask frame gives that summary
+        as a Dask DataFrame (summary=True; hierbayes.bigdata.predict).
         """
+        if is_dask_frame(new_data):
+            from ..bigdata.predict import predict_dask
+
+            return predict_dask(self, new_data, kind=kind, group_effects=group_effects,
+                                random_seed=random_seed, summary=summary, ci_prob=ci_prob)
         draws = predict_draws(
             self.design, self.link, self.posterior, new_data, kind, group_effects, random_seed
         )

@@ -231,7 +231,7 @@ def _design(parsed, family, plan, sums, levels, data, n: int, scan, response: st
     kept = sums.keep(keep)
     spans_one = bool(np.any((kept.x_min == kept.x_max) & (kept.x_min != 0)))
     moments = DesignMoments(kept, plan.shift, spans_one, tuple(b.offset for b in plan.blocks),
-                            tuple((b.n_levels, b.k) for b in plan.blocks))
+                            tuple((b.n_levels, b.k) for b in plan.blocks), plan.categories)
     _check_exact_fit(response, moments)
     blocks = _blocks(parsed, plan, levels, moments, n)
     return Design(

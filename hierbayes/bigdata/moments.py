@@ -13,7 +13,7 @@ Numpy, pandas and scipy only: partitions are pandas frames; Dask only schedules 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 import numpy as np
@@ -232,6 +232,7 @@ class DesignMoments:
     spans_one: bool  # X has a constant column
     offsets: tuple[int, ...]  # first column of each block, moment order
     sizes: tuple[tuple[int, int], ...]  # (levels, k) of each block
+    categories: dict = field(default_factory=dict)  # categorical predictor -> categories
 
     @cached_property
     def residuals(self) -> Residuals:
