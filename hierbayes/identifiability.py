@@ -110,7 +110,8 @@ def check_exact_fit(response: str, y: np.ndarray, X: np.ndarray, blocks) -> None
         within = _within(u, block.index, block.n_levels)
         rest = _residual(within, _within(Xu, block.index, block.n_levels))
         if rest <= EXACT_RTOL * np.linalg.norm(u):
-            raise DesignError(_within_message(response, block, within, np.linalg.norm(u)))
+            raise within_exact_error(response, block, float(np.linalg.norm(within)),
+                                     float(np.linalg.norm(u)), len(within))
 
 
 def constant_response_error(response: str, value: float) -> DesignError:
@@ -128,8 +129,14 @@ def fixed_exact_error(response: str) -> DesignError:
     )
 
 
-def _within_message(response: str, block, within: np.ndarray, size: float) -> str:
-    if np.linalg.norm(within) <= EXACT_RTOL * size:
+def within_exact_error(response: str, block, within: float, size: float, n_rows: int,
+                       rtol: float = EXACT_RTOL) -> DesignError:
+    """`within`: the norm of the response minus its level means; `size`: the response's norm."""
+    return DesignError(_within_message(response, block, within <= rtol * size, n_rows))
+
+
+def _within_message(response: str, block, constant: bool, n_rows: int) -> str:
+    if constant:
         return (
             f"The response {response!r} is constant within every level of {block.group!r} "
             f"(each of its {block.n_levels} groups has a single value), so the group effects "
@@ -139,7 +146,7 @@ def _within_message(response: str, block, within: np.ndarray, size: float) -> st
     return (
         f"The fixed effects and the group intercepts of {block.source!r} reproduce the response "
         f"{response!r} exactly (a residual of 0; {block.group!r} has {block.n_levels} levels for "
-        f"{len(within)} rows): the residual SD cannot be estimated. Group by a coarser factor, "
+        f"{n_rows} rows): the residual SD cannot be estimated. Group by a coarser factor, "
         "or check whether the response is computed from the predictors."
     )
 

@@ -120,6 +120,8 @@ def _bad_inputs():
         ("y ~ x + (1 | id)", base.assign(id=np.arange(len(base))), {}),  # a level per row
         ("y ~ x + (1 | g)", base.assign(y=3.5), {}),  # a constant response
         ("y ~ x + (1 | g)", base.assign(y=2 * base.x + 1), {}),  # reproduced exactly
+        ("y ~ x + (1 | g)", base.assign(y=base.g.str[1:].astype(float)), {}),  # y = the group
+        ("y ~ x + (1 | g)", base.assign(y=base.g.str[1:].astype(float) + 0.5 * base.x), {}),
         ("y ~ x + (1 + x | g) + (x | g)", base, {}),  # one variance twice
         ("y ~ x + (1 | g)", base, {"check_nlevels": "sometimes"}),
     ]
@@ -182,7 +184,7 @@ def test_a_distributed_client_runs_the_passes():
     assert_same_fit(hb.fit_reml("y ~ x + (1 + x | g)", data, check_within=False), b)
 
 
-def test_bayes_from_dask_equals_pandas_seeded():
+def test_bayes_from_dask_equals_pandas_seeded(tmp_path):
     data = simulated(n=1500, groups=15)
     kw = {"draws": 60, "tune": 60, "chains": 1, "random_seed": 5, "progressbar": False}
     with warnings.catch_warnings():
@@ -204,5 +206,7 @@ def test_bayes_from_dask_equals_pandas_seeded():
     np.testing.assert_allclose(summary.compute()["estimate"], expected["estimate"], rtol=1e-6)
     with pytest.raises(hb.HierbayesError, match="summary=True"):
         b.predict(as_dask(data.head(30), 2))
+    with pytest.raises(RowsNotInMemory, match="cannot be saved"):
+        b.save(tmp_path / "fit.nc")
     with pytest.raises(hb.HierbayesError, match="marginal path only"):
         hb.fit_bayes("y ~ x + (1 + x | g)", as_dask(data), marginalize=False, **kw)

@@ -41,6 +41,7 @@ from ..validation import (
     string_columns,
     used_columns,
 )
+from .exact import check_within_exact
 from .gram import independent_from_gram
 from .moments import (
     BlockPlan,
@@ -234,6 +235,7 @@ def _design(parsed, family, plan, sums, levels, data, n: int, scan, response: st
                             tuple((b.n_levels, b.k) for b in plan.blocks), plan.categories)
     _check_exact_fit(response, moments)
     blocks = _blocks(parsed, plan, levels, moments, n)
+    check_within_exact(response, moments, blocks)
     return Design(
         formula=plan.formula, parsed=parsed, family=family,
         response=response,
