@@ -239,8 +239,8 @@ def _design(parsed, family, plan, sums, levels, data, n: int, scan, response: st
     return Design(
         formula=plan.formula, parsed=parsed, family=family,
         response=response,
-        y=Rows((n,), "The response's values"), trials=None,
-        X=Rows((n, len(keep)), "The fixed-effect matrix"), fixed_names=tuple(names),
+        y=Rows((n,), "the response's values"), trials=None,
+        X=Rows((n, len(keep)), "the fixed-effect matrix"), fixed_names=tuple(names),
         blocks=blocks, data=data, n_dropped=scan.n_missing_rows, fixed_spec=plan.fixed_spec,
         fixed_keep=tuple(keep), moments=moments,
     )
@@ -267,8 +267,8 @@ def _blocks(parsed, plan, levels, moments: DesignMoments, n: int) -> tuple[Block
         out.append(PartitionedBlock(
             name=term.group if count == 0 else f"{term.group}.{count}", group=term.group,
             factors=term.factors, terms=terms, correlated=term.correlated, levels=tuple(labels),
-            index=index.setdefault(term.factors, Rows((n,), "The group index of each row")),
-            Z=Rows((n, len(terms)), f"The model matrix of {term.source}"), expr=term.expr,
+            index=index.setdefault(term.factors, Rows((n,), "the group index of each row")),
+            Z=Rows((n, len(terms)), f"the model matrix of {term.source}"), expr=term.expr,
             source=term.source, spec=bp.spec, level_counts=counts[start:start + bp.n_levels],
             rms=rms[b],
         ))

@@ -15,9 +15,10 @@ class RowsNotInMemory(HierbayesError):
 
 
 MESSAGE = (
-    "This fit was made from a Dask frame: its rows stay there, and only their cross-products "
-    "were read. {what} needs the rows themselves; compute it partition by partition, e.g. "
-    "fit.predict(ddf) (a Dask result), or fit a pandas frame."
+    "This fit was made from a Dask frame: only the cross-products of its rows were read, and the "
+    "rows stay in the frame; this step reads {what}. Compute what needs the rows partition by "
+    "partition (fit.predict(ddf) gives a Dask result), or fit a pandas frame (e.g. a sample of "
+    "the Dask frame)."
 )
 
 
@@ -26,7 +27,7 @@ class Rows:
 
     __array_priority__ = 1000
 
-    def __init__(self, shape: tuple[int, ...], what: str = "This operation"):
+    def __init__(self, shape: tuple[int, ...], what: str = "the rows"):
         self.shape, self.what = tuple(int(s) for s in shape), what
 
     @property
