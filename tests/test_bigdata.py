@@ -80,6 +80,27 @@ def test_lme4_references_from_dask(name):
     assert_same_fit(hb.fit_reml(ref["formula"], data), fit)
 
 
+def test_categories_absent_from_the_first_partitions():
+    # Sorted by h: the sample rows that fix the encoding hold h = 0 only, and f, b one value.
+    data = simulated().assign(b=lambda d: d.h > 8).sort_values("h").reset_index(drop=True)
+    formula = "y ~ x + C(h) + f + b + (1 | g)"
+    with pytest.warns(hb.DataWarning, match="dropping 1 column"):  # b: a sum of C(h)'s dummies
+        a = hb.fit_reml(formula, data, check_within=False)
+    with pytest.warns(hb.DataWarning, match="dropping 1 column"):
+        b = hb.fit_reml(formula, as_dask(data, 5))
+    assert b.design.fixed_names == a.design.fixed_names
+    assert len(a.design.fixed_names) == 2 + 11 + 2 and b.design.dropped_fixed == ("b",)
+    assert_same_fit(a, b)
+
+
+def test_prior_weights_are_refused_for_a_dask_frame():
+    data = simulated(n=400, groups=20)
+    with pytest.raises(hb.HierbayesError, match="Prior weights are not supported for a Dask"):
+        hb.fit_reml("y ~ x + (1 | g)", as_dask(data), weights=np.ones(len(data)))
+    fit = hb.fit_reml("y ~ x + (1 | g)", data, weights=np.ones(len(data)), check_within=False)
+    assert fit.criterion == pytest.approx(hb.fit_reml("y ~ x + (1 | g)", as_dask(data)).criterion)
+
+
 def test_large_columns_are_rescaled_as_from_pandas():
     data = simulated().assign(x=lambda d: d.x * 1e7, y=lambda d: d.y * 1e-6)
     a = hb.fit_reml("y ~ x + (1 + x | g)", data, check_within=False)

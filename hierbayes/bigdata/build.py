@@ -86,7 +86,7 @@ def dask_design(formula: str, ddf, family="gaussian", missing: str = "drop",
     columns = used_columns(parsed, meta)
     check_column_types(meta.loc[:, columns], predictor_names(parsed))
     factor_sets = tuple(dict.fromkeys(term.factors for term in parsed.random))
-    categorical = [c for c in columns if c in predictor_names(parsed) and _is_categorical(meta[c])]
+    categorical = _categorical(parsed, columns, meta)
     scan = _run(ddf, lambda part: scan_partition(part, columns, factor_sets, categorical), combine)
     n = _checked_rows(scan, missing, columns)
     categories = _categories(scan, meta, categorical)
@@ -132,6 +132,14 @@ def _meta(ddf) -> pd.DataFrame:
         dup = meta.columns[meta.columns.duplicated()].tolist()
         raise DesignError(f"The data frame has duplicated column names {dup}; rename them.")
     return string_columns(meta)
+
+
+def _categorical(parsed, columns, meta: pd.DataFrame) -> list[str]:
+    """Predictors encoded by category: text and category columns, and any column in C(...)."""
+    pieces = [parsed.fixed, *(t.expr for t in parsed.random)]
+    named = {m for piece in pieces for m in re.findall(r"\bC\(\s*([A-Za-z_]\w*)", piece)}
+    return [c for c in columns if c in predictor_names(parsed)
+            and (c in named or _is_categorical(meta[c]))]
 
 
 def _is_categorical(column: pd.Series) -> bool:

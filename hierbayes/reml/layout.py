@@ -75,7 +75,7 @@ def make_layout(design: Design, weights: np.ndarray | None = None) -> Layout:
     so the same backends solve the weighted problem (what a GLMM's PIRLS step needs).
     A design built from a Dask frame has only cross-products: `moment_layout`."""
     if design.moments is not None:
-        return moment_layout(design, weights)
+        return moment_layout(design)
     sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
     groups = _groups(design, sw)
     Zt = _zt(groups, design.X.shape[0])
@@ -115,14 +115,10 @@ def _cross_products(groups, Zt: sp.csr_matrix, X: np.ndarray, y: np.ndarray,
     )
 
 
-def moment_layout(design: Design, weights=None) -> Layout:
+def moment_layout(design: Design) -> Layout:
     """The layout from the cross-products of a design built from a Dask frame
-    (`hierbayes.bigdata.moments`: blocks in design order there, reordered here)."""
-    if weights is not None:
-        from ..errors import HierbayesError
-
-        raise HierbayesError("Prior weights are not supported for a Dask frame: fit a pandas "
-                             "frame, or fold the weights into the data.")
+    (`hierbayes.bigdata.moments`: blocks in design order there, reordered here; prior weights
+    are refused before, by `deviance.check_weights`)."""
     m, res = design.moments.sums, design.moments.residuals
     groups = _groups(design, None)
     order = np.empty(m.ZtZ.shape[0], dtype=np.int64)  # internal column -> moment column
