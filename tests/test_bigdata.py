@@ -9,8 +9,12 @@ estimates and group effects to near machine precision; the lme4 reference fits o
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -179,8 +183,9 @@ def test_operations_on_rows_say_so_and_prediction_is_lazy():
     data = simulated()
     a = hb.fit_reml("y ~ x + f + (1 + x | g)", data, check_within=False)
     b = hb.fit_reml("y ~ x + f + (1 + x | g)", as_dask(data))
+    assert len(a.predict()) == len(data)  # from pandas the fitted rows are there ...
     with pytest.raises(RowsNotInMemory, match=re.escape("fit.predict(ddf)")):
-        b.predict()  # the fitted rows
+        b.predict()  # ... from Dask they are not
     with pytest.raises(RowsNotInMemory):
         b.bootstrap(2, seed=1)
     new = as_dask(data.iloc[::7], 3)
@@ -231,3 +236,17 @@ def test_bayes_from_dask_equals_pandas_seeded(tmp_path):
         b.save(tmp_path / "fit.nc")
     with pytest.raises(hb.HierbayesError, match="marginal path only"):
         hb.fit_bayes("y ~ x + (1 + x | g)", as_dask(data), marginalize=False, **kw)
+
+
+def test_pandas_fits_do_not_load_dask():
+    code = (
+        "import sys, hierbayes as hb\n"
+        "data = hb.datasets.load('sleepstudy')\n"
+        "hb.fit_reml('Reaction ~ Days + (Days | Subject)', data, check_within=False)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dask'"
+        " or m == 'hierbayes.bigdata.moments'))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.stdout.strip() == "[]"
