@@ -250,3 +250,22 @@ def test_pandas_fits_do_not_load_dask():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     assert out.stdout.strip() == "[]"
+
+
+def test_r2_icc_and_anova_from_the_sums():
+    data = simulated(n=3000, groups=30)
+    small, big = "y ~ x + (1 | g)", "y ~ x + (1 + x | g)"
+    pandas_fits = [hb.fit_reml(f, data, check_within=False) for f in (small, big)]
+    dask_fits = [hb.fit_reml(f, as_dask(data)) for f in (small, big)]
+    for a, b in zip(pandas_fits, dask_fits, strict=True):
+        assert b.r2() == pytest.approx(a.r2(), rel=1e-10)
+        assert b.icc()["unadjusted"] == pytest.approx(a.icc()["unadjusted"], rel=1e-10)
+    expected = hb.anova(*pandas_fits)
+    got = hb.anova(*dask_fits)
+    np.testing.assert_allclose(got["Chisq"].to_numpy()[1:], expected["Chisq"].to_numpy()[1:],
+                               rtol=1e-8)
+    other = hb.fit_reml(big, as_dask(data.assign(y=data.y + data.x)))
+    with pytest.raises(hb.HierbayesError, match="same response on the same rows"):
+        hb.anova(dask_fits[0], other)
+    with pytest.raises(hb.HierbayesError, match="same response on the same rows"):
+        hb.anova(pandas_fits[0], dask_fits[1])
