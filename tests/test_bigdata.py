@@ -226,6 +226,9 @@ def test_bayes_from_dask_equals_pandas_seeded(tmp_path):
         pb = b.idata["posterior"][name].to_numpy()
         np.testing.assert_allclose(pb, pa, rtol=1e-6, atol=1e-8)
     assert "log_likelihood" not in b.idata.children
+    assert a.loo().elpd < 0  # from pandas LOO is there ...
+    with pytest.raises(RowsNotInMemory, match="pointwise log-likelihood"):
+        b.loo()  # ... from Dask there are no rows to leave out
     summary = b.predict(as_dask(data.head(30), 2), summary=True)
     assert isinstance(summary, dd.DataFrame)
     expected = a.predict(data.head(30), summary=True)

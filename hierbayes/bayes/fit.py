@@ -35,6 +35,7 @@ import xarray as xr
 from .. import naming
 from ..arguments import keywords_checked
 from ..bigdata import is_dask_frame
+from ..bigdata.rows import MESSAGE, RowsNotInMemory
 from ..errors import HierbayesError
 from ..tidy import CI_PROB, check_ci_prob
 from . import posterior as post
@@ -168,11 +169,17 @@ class BayesFit:
 
     def log_likelihood(self) -> xr.DataArray:
         """Pointwise log-likelihood (chain, draw, obs)."""
+        self._check_rows("the pointwise log-likelihood")
         return self.idata["log_likelihood"]["y"]
 
     def loo(self):
         """PSIS-LOO (`arviz_stats.loo`) of the fit."""
+        self._check_rows("the pointwise log-likelihood (for LOO)")
         return azs.loo(self.idata)
+
+    def _check_rows(self, what: str) -> None:
+        if self.design.moments is not None:  # fitted from a Dask frame
+            raise RowsNotInMemory(MESSAGE.format(what=what))
 
     @keywords_checked
     def predict(
