@@ -272,3 +272,14 @@ def test_r2_icc_and_anova_from_the_sums():
         hb.anova(dask_fits[0], other)
     with pytest.raises(hb.HierbayesError, match="same response on the same rows"):
         hb.anova(pandas_fits[0], dask_fits[1])
+
+
+def test_default_priors_from_the_sums():
+    data = simulated(n=2000, groups=20)
+    formula = "y ~ x + f + (1 + x | g)"
+    expected = hb.default_priors(formula, data).to_frame()
+    pd.testing.assert_frame_equal(hb.default_priors(formula, as_dask(data)).to_frame(), expected)
+    # the SDs of the data set the scales: a response ten times larger, priors ten times wider
+    wider = hb.default_priors(formula, as_dask(data.assign(y=10 * data.y))).to_frame()
+    assert wider.loc[wider.name == "sigma", "parameters"].item() != (
+        expected.loc[expected.name == "sigma", "parameters"].item())

@@ -17,8 +17,8 @@ import pymc as pm
 import xarray as xr
 
 from ..arguments import keywords_checked
-from ..bigdata import is_dask_frame
-from ..design import Design, make_design
+from ..bigdata import design_for
+from ..design import Design
 from ..families import check_link
 from ..validation import check_magnitudes
 from .builder import build_model as build_pymc_model
@@ -68,13 +68,7 @@ def build_model(
     `known_sigma`: a column of known residual SDs (gaussian; meta-analysis such as eight schools).
     `check_nlevels`: "error", "warning" or "ignore" (see hierbayes.identifiability).
     """
-    if is_dask_frame(data):
-        from ..bigdata.build import dask_design
-
-        design = dask_design(formula, data, family, missing, known_sigma, check_nlevels)
-    else:
-        design = make_design(formula, data, family, missing, known_sigma=known_sigma,
-                             check_nlevels=check_nlevels)
+    design = design_for(formula, data, family, missing, known_sigma, check_nlevels)
     return model_from_design(design, priors, link, missing)
 
 

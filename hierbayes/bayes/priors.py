@@ -55,7 +55,8 @@ import pandas as pd
 import pymc as pm
 
 from .. import naming
-from ..design import Design, make_design
+from ..bigdata import design_for
+from ..design import Design
 from ..errors import PriorError
 from ..families import check_link
 from .prior_checks import fmt, plain, validate
@@ -191,7 +192,7 @@ class Priors(Mapping):
 
 def default_priors(formula: str, data: pd.DataFrame, family="gaussian", link=None) -> Priors:
     """The prior table that `fit_bayes` would use for this model with no overrides."""
-    return make_priors(make_design(formula, data, family), None, link)
+    return make_priors(design_for(formula, data, family), None, link)
 
 
 def make_priors(design: Design, overrides=None, link: str | None = None) -> Priors:

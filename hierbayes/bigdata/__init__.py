@@ -23,3 +23,17 @@ def is_dask_frame(data) -> bool:
     module = type(data).__module__ or ""
     return module.split(".")[0] in ("dask", "dask_expr") and hasattr(data, "npartitions") and (
         hasattr(data, "columns"))
+
+
+def design_for(formula: str, data, family="gaussian", missing: str = "drop",
+               known_sigma: str | None = None, check_nlevels: str = "error"):
+    """`make_design` for a pandas frame, `build.dask_design` for a Dask frame: the one place
+    where the fitting functions choose (Dask is imported only in the second case)."""
+    if is_dask_frame(data):
+        from .build import dask_design
+
+        return dask_design(formula, data, family, missing, known_sigma, check_nlevels)
+    from ..design import make_design
+
+    return make_design(formula, data, family, missing, known_sigma=known_sigma,
+                       check_nlevels=check_nlevels)

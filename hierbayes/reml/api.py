@@ -8,9 +8,9 @@ import pandas as pd
 
 from .. import mundlak
 from ..arguments import refuse_unknown
-from ..bigdata import is_dask_frame
+from ..bigdata import design_for
 from ..blas import one_blas_thread
-from ..design import Design, make_design
+from ..design import Design
 from ..errors import FamilyError, HierbayesError
 from ..families import get_family
 from .deviance import check_gaussian, check_method, make_deviance
@@ -156,13 +156,8 @@ def _design(formula, data, family, method, missing, known_sigma, check_nlevels) 
 
 
 def _given_design(formula, data, family, missing, known_sigma, check_nlevels) -> Design:
-    if not isinstance(formula, Design) and is_dask_frame(data):
-        from ..bigdata.build import dask_design
-
-        return dask_design(formula, data, family, missing, known_sigma, check_nlevels)
     if not isinstance(formula, Design):
-        return make_design(formula, data, family, missing, known_sigma=known_sigma,
-                           check_nlevels=check_nlevels)
+        return design_for(formula, data, family, missing, known_sigma, check_nlevels)
     if known_sigma is not None and known_sigma != formula.known_sigma_column:
         raise HierbayesError(
             f"known_sigma={known_sigma!r} differs from the design's own known SDs "
