@@ -283,3 +283,32 @@ def test_default_priors_from_the_sums():
     wider = hb.default_priors(formula, as_dask(data.assign(y=10 * data.y))).to_frame()
     assert wider.loc[wider.name == "sigma", "parameters"].item() != (
         expected.loc[expected.name == "sigma", "parameters"].item())
+
+
+@pytest.mark.parametrize("formula,path", [
+    ("y ~ x + f + (1 + x | g)", "grouped"),
+    ("y ~ x + (1 + x || g)", "grouped"),
+    ("y ~ x + (1 | g) + (1 | h)", "dense"),
+])
+def test_marginal_likelihood_from_the_sums(formula, path):
+    from hierbayes.bayes.marginal import plan_for
+
+    data = simulated(n=2000, groups=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = hb.build_model(formula, data)
+        b = hb.build_model(formula, as_dask(data))
+    plan_a, plan_b = plan_for(a, True), plan_for(b, True)
+    assert plan_a.path == plan_b.path == path
+    s = plan_a.stats
+    # Xᵀe is 0 up to rounding: measured against |e|·|x|, the sizes it is a product of
+    scale = {"Xte": np.sqrt(s["ete"] * np.max(np.diag(s["XtX"])))}
+    for key in ("beta_hat", "ete", "Xte", "XtX", "A", "ZtX", "Zte"):
+        size = scale.get(key, np.max(np.abs(s[key])))
+        np.testing.assert_allclose(plan_b.stats[key], s[key], rtol=1e-9, atol=1e-9 * size,
+                                   err_msg=key)
+    # the log density of the marginal model at its initial point
+    marginal_a = hb.bayes.marginal.build_marginal_model(a.design, a.priors, plan_a)
+    point = marginal_a.initial_point()
+    assert b.model.compile_logp()(point) == pytest.approx(marginal_a.compile_logp()(point),
+                                                         rel=1e-10)
