@@ -34,6 +34,8 @@ import xarray as xr
 
 from .. import naming
 from ..arguments import keywords_checked
+from ..bigdata import is_dask_frame
+from ..bigdata.rows import MESSAGE, RowsNotInMemory
 from ..errors import HierbayesError
 from ..tidy import CI_PROB, check_ci_prob
 from . import posterior as post
@@ -167,11 +169,17 @@ class BayesFit:
 
     def log_likelihood(self) -> xr.DataArray:
         """Pointwise log-likelihood (chain, draw, obs)."""
+        self._check_rows("the pointwise log-likelihood")
         return self.idata["log_likelihood"]["y"]
 
     def loo(self):
         """PSIS-LOO (`arviz_stats.loo`) of the fit."""
+        self._check_rows("the pointwise log-likelihood (for LOO)")
         return azs.loo(self.idata)
+
+    def _check_rows(self, what: str) -> None:
+        if self.design.moments is not None:  # fitted from a Dask frame
+            raise RowsNotInMemory(MESSAGE.format(what=what))
 
     @keywords_checked
     def predict(
@@ -186,8 +194,14 @@ class BayesFit:
         """Predictions per posterior draw, (chain, draw, obs); see `hierbayes.bayes.predict`.
 
         With `summary` a DataFrame (one row per row of `new_data`: estimate = posterior mean,
-        std_error, median, lower, upper) instead of the draws.
+        std_error, median, lower, upper) instead of the draws. A Dask frame gives that summary
+        as a Dask DataFrame (summary=True; hierbayes.bigdata.predict).
         """
+        if is_dask_frame(new_data):
+            from ..bigdata.predict import predict_dask
+
+            return predict_dask(self, new_data, kind=kind, group_effects=group_effects,
+                                random_seed=random_seed, summary=summary, ci_prob=ci_prob)
         draws = predict_draws(
             self.design, self.link, self.posterior, new_data, kind, group_effects, random_seed
         )

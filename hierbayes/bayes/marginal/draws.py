@@ -46,6 +46,8 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
         )
     posterior.attrs[ATTR] = plan.describe()
     idata["posterior"] = xr.DataTree(posterior)
+    if design.moments is not None:  # from a Dask frame: no rows for pointwise terms or y
+        return idata
     with one_blas_thread():
         idata["log_likelihood"] = xr.DataTree(pointwise_log_likelihood(design, posterior))
     # The marginal model observes no variable: record y as the standard model does.

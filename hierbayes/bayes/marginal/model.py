@@ -105,14 +105,23 @@ def plan_for(spec, marginalize: bool | None) -> MarginalPlan:
     """The plan for `spec` (a `BayesModel`): `marginalize` None = whenever it applies."""
     if marginalize not in (None, True, False):
         raise HierbayesError(f"marginalize must be None, True or False; got {marginalize!r}.")
-    if marginalize is False:
+    if marginalize is False and spec.design.moments is None:
         return MarginalPlan("standard", "marginalize=False")
     path, reason = _which_path(spec)
+    if spec.design.moments is not None:
+        from ...bigdata.marginal import check_path
+
+        check_path(path, reason, marginalize)
     if path == "standard":
         if marginalize:
             raise HierbayesError(f"marginalize=True is not possible here: {reason}.")
         return MarginalPlan(path, reason)
     design = spec.design
+    if design.moments is not None:  # from a Dask frame: the sums stand in for the rows
+        from ...bigdata.marginal import moment_stats
+
+        segments = (_grouped_segments if path == "grouped" else _dense_segments)(design.blocks)
+        return MarginalPlan(path, reason, segments, moment_stats(design, path))
     fixed = _fixed_stats(design)
     if path == "grouped":
         segments = _grouped_segments(design.blocks)
@@ -140,7 +149,8 @@ def _which_path(spec) -> tuple[str, str]:
         return "standard", "the model was extended by the user (variables added to spec.model)"
     first = design.blocks[0]
     shared = all(
-        b.group == first.group and np.array_equal(b.index, first.index) for b in design.blocks
+        b.group == first.group and (b.index is first.index or np.array_equal(b.index, first.index))
+        for b in design.blocks
     )
     k = sum(b.n_terms for b in design.blocks)
     if shared and k <= small.MAX_UNROLLED:
