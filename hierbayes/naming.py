@@ -56,6 +56,12 @@ def r(block) -> str:
     return f"r_{block.name}"
 
 
+def coefficients(block) -> str:
+    """(levels, k) group coefficients of a centred block: fixed effect + r where the term is
+    also a fixed effect, r otherwise (the free variable of hierarchical centring)."""
+    return f"c_{block.name}"
+
+
 def term_dim(block_name: str) -> str:
     """Dimension of a block's terms."""
     return f"{block_name}__term"

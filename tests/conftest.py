@@ -33,8 +33,9 @@ def lme4_name(name: str) -> str:
 
 @pytest.fixture
 def mocked_sample(monkeypatch) -> list[dict]:
-    """`pm.sample`, as `hierbayes.bayes.sampling` sees it, replaced by prior draws of the model it
-    is given (`hierbayes.testing.fakes`); the list of keyword arguments of each call."""
+    """`pm.sample` and nutpie's cached path (`run_nutpie`, same keywords), as
+    `hierbayes.bayes.sampling` sees them, replaced by prior draws of the model they are given
+    (`hierbayes.testing.fakes`); the list of keyword arguments of each call."""
     from hierbayes.bayes import sampling
     from hierbayes.testing.fakes import fake_posterior
 
@@ -48,4 +49,5 @@ def mocked_sample(monkeypatch) -> list[dict]:
             return fake_posterior(spec, chains=kwargs["chains"], draws=kwargs["draws"])
 
     monkeypatch.setattr(sampling.pm, "sample", fake_sample)
+    monkeypatch.setattr(sampling, "run_nutpie", fake_sample)
     return calls

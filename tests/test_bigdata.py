@@ -179,6 +179,18 @@ def test_what_a_dask_frame_cannot_do_is_refused(formula, kwargs, error, words):
         hb.fit_reml(formula, data, check_within=False, **kwargs)
 
 
+def test_a_crossed_design_beyond_the_dense_size_is_refused_by_name():
+    """More than 200 crossed group effects take the Schur path, whose statistics come from the
+    rows: a Dask frame is refused with the reason, the pandas frame takes that path."""
+    from hierbayes.bayes.marginal import plan_for
+
+    data = simulated(n=3000, groups=200)
+    formula = "y ~ x + (1 | g) + (1 | h)"
+    with pytest.raises(hb.HierbayesError, match="reads the rows, which a Dask frame"):
+        hb.build_model(formula, as_dask(data))
+    assert plan_for(hb.build_model(formula, data), None).path == "schur"
+
+
 def test_operations_on_rows_say_so_and_prediction_is_lazy():
     data = simulated()
     a = hb.fit_reml("y ~ x + f + (1 + x | g)", data, check_within=False)

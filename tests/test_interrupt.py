@@ -25,7 +25,8 @@ SLEEP = "Reaction ~ Days + (Days | Subject)"
 
 
 def mock_sampler(monkeypatch, shape_result):
-    """`pm.sample` replaced by prior draws that `shape_result(idata, kwargs)` cuts or pads."""
+    """`pm.sample` and nutpie's cached path (`run_nutpie`) replaced by prior draws that
+    `shape_result(idata, kwargs)` cuts or pads."""
     import warnings
 
     def fake_sample(**kwargs):
@@ -36,6 +37,7 @@ def mock_sampler(monkeypatch, shape_result):
         return shape_result(idata, kwargs)
 
     monkeypatch.setattr(sampling.pm, "sample", fake_sample)
+    monkeypatch.setattr(sampling, "run_nutpie", fake_sample)
 
 
 def cut_like_pymc(idata, kwargs):

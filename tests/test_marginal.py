@@ -1,7 +1,8 @@
 """Gaussian models with the group effects integrated out (`hierbayes.bayes.marginal`, issue 8).
 
 - the marginal log-density equals scipy's multivariate normal of y ~ N(Xβ, σ²I + ZΣZᵀ), for one
-  grouping factor (correlated and ``||`` blocks) and for nested and crossed factors;
+  grouping factor (correlated and ``||`` blocks) and for nested and crossed factors, on the dense
+  and the Schur layouts; the Schur layout's analytic gradient equals finite differences;
 - the group effects drawn after sampling follow their exact Gaussian conditional;
 - which path a fit takes, and the plumbing (names, dims, tables, save/load, predictive draws);
 - (slow) both paths give the same posterior on radon, sleepstudy and simulated correlated slopes,
@@ -22,6 +23,7 @@ from bayes_support import nuts_fit, shared_fit
 from conftest import SLEEP
 
 import hierbayes as hb
+from hierbayes.bayes import centring
 from hierbayes.bayes.diagnostics import reported_quantities
 from hierbayes.bayes.marginal import model as mg
 from hierbayes.bayes.marginal.draws import draw_group_effects
@@ -31,11 +33,17 @@ from hierbayes.testing.fakes import fake_posterior
 
 RADON = "log_radon ~ floor + (1 | county)"
 SIM = "y ~ x + (x | g)"
+CROSSED_SLOPES = "y ~ x + (x | a) + (1 + x || b)"
 DESIGNS = {
     "sleep": (SLEEP, "sleepstudy", "grouped"),
     "radon ||": ("log_radon ~ floor + (1 + floor || county)", "radon", "grouped"),
     "Pastes nested": ("strength ~ 1 + (1 | batch/cask)", "Pastes", "dense"),
     "Penicillin crossed": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", "dense"),
+    # The Schur layout, forced on small designs (it takes over beyond MAX_DENSE effects).
+    "Pastes nested, Schur": ("strength ~ 1 + (1 | batch/cask)", "Pastes", "schur"),
+    "Penicillin crossed, Schur": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin",
+                                  "schur"),
+    "crossed slopes, Schur": (CROSSED_SLOPES, "crossed", "schur"),
 }
 
 
@@ -50,9 +58,23 @@ def simulate_correlated(seed: int = 2027, groups: int = 20, per_group: int = 12)
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{k:02d}" for k in g]})
 
 
-def _spec(name: str):
-    formula, data, _ = DESIGNS[name]
-    return hb.build_model(formula, load(data))
+def simulate_crossed(seed: int = 5, n: int = 240, a: int = 12, b: int = 7) -> pd.DataFrame:
+    """Crossed factors ``a`` and ``b`` with unbalanced cells, a slope ``x`` varying over both."""
+    rng = np.random.default_rng(seed)
+    ia, ib = rng.integers(0, a, n), rng.integers(0, b, n)
+    x = rng.normal(size=n)
+    y = (1.0 + 0.5 * x + rng.normal(0, 0.8, a)[ia] + rng.normal(0, 0.4, a)[ia] * x
+         + rng.normal(0, 0.5, b)[ib] + rng.normal(0, 0.3, b)[ib] * x + rng.normal(0, 0.7, n))
+    return pd.DataFrame({"y": y, "x": x, "a": [f"a{k:02d}" for k in ia],
+                         "b": [f"b{k}" for k in ib]})
+
+
+def _spec(name: str, monkeypatch=None):
+    formula, data, path = DESIGNS[name]
+    if path == "schur" and monkeypatch is not None:
+        monkeypatch.setattr(mg, "MAX_DENSE", 0)
+    frame = simulate_crossed() if data == "crossed" else load(data)
+    return hb.build_model(formula, frame)
 
 
 def _dense_cov(design, sd: dict, corr: dict) -> np.ndarray:
@@ -65,8 +87,8 @@ def _dense_cov(design, sd: dict, corr: dict) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", list(DESIGNS))
-def test_marginal_log_density_equals_the_dense_normal(name):
-    spec = _spec(name)
+def test_marginal_log_density_equals_the_dense_normal(name, monkeypatch):
+    spec = _spec(name, monkeypatch)
     plan = mg.plan_for(spec, None)
     assert plan.path == DESIGNS[name][2]
     design = spec.design
@@ -85,7 +107,34 @@ def test_marginal_log_density_equals_the_dense_normal(name):
         corr = {b.name: v for b, v in zip(corr_blocks, rest[len(sd_vars) :], strict=True)}
         V = sigma**2 * np.eye(design.n_obs) + Z @ _dense_cov(design, sd, corr) @ Z.T
         expected = st.multivariate_normal(design.X @ beta, V).logpdf(design.y)
-        assert abs(float(logp) - expected) < 1e-8
+        assert abs(float(logp) - expected) < (1e-10 if plan.path == "schur" else 1e-8)
+
+
+@pytest.mark.parametrize("name", [n for n, d in DESIGNS.items() if d[2] == "schur"])
+def test_schur_gradient_equals_finite_differences(name, monkeypatch):
+    """The analytic gradient of the Schur layout, through PyMC's transforms (the sampler's
+    space: log SDs, packed Cholesky factors), against central differences of the log-density."""
+    spec = _spec(name, monkeypatch)
+    plan = mg.plan_for(spec, None)
+    model = mg.build_marginal_model(spec.design, spec.priors, plan)
+    logp = model.compile_logp(jacobian=True)
+    dlogp = model.compile_dlogp(jacobian=True)
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in model.initial_point().items()}
+        flat = {k: np.atleast_1d(v).astype(float) for k, v in point.items()}
+        analytic = dlogp(point)
+        numeric, h = [], 1e-5
+        for name_, value in flat.items():
+            for i in range(value.size):
+                up, down = dict(point), dict(point)
+                step = np.zeros(value.size)
+                step[i] = h
+                up[name_] = (value + step).reshape(np.shape(point[name_]))
+                down[name_] = (value - step).reshape(np.shape(point[name_]))
+                numeric.append((logp(up) - logp(down)) / (2 * h))
+        scale = np.maximum(1.0, np.abs(numeric))
+        assert np.max(np.abs(analytic - np.array(numeric)) / scale) < 1e-6
 
 
 # --- the group effects drawn after sampling -------------------------------------------------
@@ -104,10 +153,12 @@ def _fixed_posterior(design, beta, sd: dict, corr: dict, sigma: float, draws: in
     return xr.Dataset(data, coords={"fixed": list(design.fixed_names)})
 
 
-@pytest.mark.parametrize("name", ["sleep", "Penicillin crossed"])
-def test_group_effects_follow_their_exact_conditional(name):
-    spec = _spec(name)
+@pytest.mark.parametrize("name", ["sleep", "Penicillin crossed", "Penicillin crossed, Schur",
+                                  "crossed slopes, Schur"])
+def test_group_effects_follow_their_exact_conditional(name, monkeypatch):
+    spec = _spec(name, monkeypatch)
     design, plan = spec.design, mg.plan_for(spec, True)
+    assert plan.path == DESIGNS[name][2]
     beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0] * 1.02
     sd = {b.name: np.linspace(1.0, 0.4, b.n_terms) * np.std(design.y) for b in design.blocks}
     corr = {b.name: np.array([[1.0, 0.3], [0.3, 1.0]]) for b in design.blocks if b.n_terms == 2}
@@ -152,13 +203,20 @@ def test_the_path_is_chosen_and_explained():
     assert "extended" in mg.plan_for(spec, None).reason
 
 
-def test_many_crossed_effects_keep_the_standard_model():
+def test_many_crossed_effects_take_the_schur_layout_up_to_its_limit():
     rng = np.random.default_rng(0)
     data = pd.DataFrame({"a": rng.integers(0, 200, 2000), "b": rng.integers(0, 150, 2000)})
     data = data.astype(str).assign(y=rng.normal(size=2000))
-    spec = hb.build_model("y ~ 1 + (1 | a) + (1 | b)", data)
+    plan = mg.plan_for(hb.build_model("y ~ 1 + (1 | a) + (1 | b)", data), None)
+    assert plan.path == "schur" and plan.n_effects == 350
+    assert "a eliminated level by level, the other 150 factored densely" in plan.reason
+    assert [seg.block.group for seg in plan.segments] == ["a", "b"]  # the largest first
+    # Beyond MAX_REST effects outside the largest factor: the standard model, and why.
+    many = pd.DataFrame({"a": np.arange(8000) % 4000, "b": np.arange(8000) % 3001})
+    many = many.astype(str).assign(y=rng.normal(size=8000))
+    spec = hb.build_model("y ~ 1 + (1 | a) + (1 | b)", many)
     assert mg.plan_for(spec, None).path == "standard"
-    with pytest.raises(hb.HierbayesError, match="350 group effects"):
+    with pytest.raises(hb.HierbayesError, match=r"3001 of them outside the largest factor \(a\)"):
         mg.plan_for(spec, True)
 
 
@@ -218,7 +276,17 @@ AGREE = {
     "radon": (RADON, lambda: load("radon")),
     "sleep": (SLEEP, lambda: load("sleepstudy")),
     "sim": (SIM, simulate_correlated),
+    # The Schur layout forced; 12 levels of b, not 7: the SD of a 7-level factor has a tail the
+    # standard path explores too slowly for its SDs to agree within 10 %.
+    "crossed, Schur": (CROSSED_SLOPES, lambda: simulate_crossed(n=480, a=16, b=12)),
 }
+
+
+def _nuts_fit(formula, data, marginalize, longer: bool = False):
+    # The standard path at its best: blocks centred where their levels' data dominate.
+    centred = centring.choose(hb.build_model(formula, data).design, "identity")
+    more = {"draws": 4000, "tune": 2000} if longer and not marginalize else {}
+    return nuts_fit(formula, data, marginalize=marginalize, centred=centred, **more)
 
 
 def _moments(fit) -> pd.DataFrame:
@@ -249,17 +317,22 @@ def posterior_agreement(marginal, standard) -> pd.DataFrame:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(AGREE))
-def test_both_paths_give_the_same_posterior(name, tmp_path_factory):
+def test_both_paths_give_the_same_posterior(name, tmp_path_factory, monkeypatch):
     formula, make_data = AGREE[name]
+    if "Schur" in name:
+        monkeypatch.setattr(mg, "MAX_DENSE", 0)
+    # Crossed factors: the standard path's group effects drift slowly along the shift between
+    # the factors that only their priors pin down; it gets four times the draws.
     fits = {
         m: shared_fit(
             f"marginal-{name}-{m}",
-            lambda m=m: nuts_fit(formula, make_data(), marginalize=m),
+            lambda m=m: _nuts_fit(formula, make_data(), m, longer="crossed" in name),
             tmp_path_factory,
         )
         for m in (True, False)
     }
-    assert fits[True].settings["marginal_path"] == "grouped"
+    expected = "schur" if "Schur" in name else "grouped"
+    assert fits[True].settings["marginal_path"] == expected
     assert fits[False].settings["marginal_path"] == "standard"
     _check_diagnostics(fits[True], fits[False])
     table = posterior_agreement(fits[True], fits[False])
@@ -313,6 +386,32 @@ def test_marginal_path_is_calibrated_on_simulated_data():
     keep = [c for c in truth.columns if not c.startswith("r_")] + list(truth.columns[-4:])
     ranks = sbc.marginal_ranks(spec, truth[keep], ys, draws=500, chains=2, thin=10)
     assert ranks.to_numpy().min() >= 0 and ranks.to_numpy().max() <= 100
+    table = sbc.uniformity(ranks, n_ranks=101, bins=4)
+    assert table["p_value"].min() > 0.001, table
+    pooled = sbc.uniformity(ranks.stack().to_frame("all"), n_ranks=101, bins=10)
+    assert pooled["p_value"].iloc[0] > 0.001, pooled
+
+
+@pytest.mark.slow
+def test_schur_path_is_calibrated_on_simulated_data(monkeypatch):
+    """20 data sets from the prior of crossed intercepts and slopes, sampled on the Schur layout
+    (compiled once, reused for every data set): ranks of the true values uniform."""
+    from hierbayes.testing import sbc
+
+    monkeypatch.setattr(mg, "MAX_DENSE", 0)
+    template = simulate_crossed(n=120, a=8, b=5)
+    priors = {"Intercept": hb.Prior("Normal", mu=0.0, sigma=1.0),
+              "x": hb.Prior("Normal", mu=0.0, sigma=1.0),
+              "sd_a": hb.Prior("HalfNormal", sigma=1.0), "corr_a": hb.Prior("LKJ", eta=2.0),
+              "sd_b": hb.Prior("HalfNormal", sigma=1.0),
+              "sd_b.1": hb.Prior("HalfNormal", sigma=1.0),
+              "sigma": hb.Prior("Exponential", lam=1.0)}
+    spec = hb.build_model(CROSSED_SLOPES, template, priors=priors)
+    assert mg.plan_for(spec, None).path == "schur"
+    truth, ys = sbc.simulate(spec, 20, seed=3)
+    keep = [c for c in truth.columns if not c.startswith("r_")]
+    keep += ["r_a[a00, x]", "r_b[b0, Intercept]", "r_b.1[b0, x]"]
+    ranks = sbc.marginal_ranks(spec, truth[keep], ys, draws=500, chains=2, thin=10)
     table = sbc.uniformity(ranks, n_ranks=101, bins=4)
     assert table["p_value"].min() > 0.001, table
     pooled = sbc.uniformity(ranks.stack().to_frame("all"), n_ranks=101, bins=10)

@@ -31,6 +31,8 @@ def fit_bayes(
     known_sigma: str | None = None,
     check_nlevels: str = "error",
     check_within: bool = True,
+    centred=None,
+    log_likelihood: bool = False,
     **sample_kwargs,
 ) -> BayesFit:
     """Fit the model by NUTS: `build_model` then `sample` (see both for the arguments).
@@ -51,7 +53,7 @@ def fit_bayes(
     check_sample_keywords(sample_kwargs, fit_bayes, sample)
     check_seed(random_seed)  # before the model is built
     spec = build_model(formula, data, family, priors, link, missing, known_sigma=known_sigma,
-                       check_nlevels=check_nlevels)
+                       check_nlevels=check_nlevels, centred=centred)
     if check_within:
         check_within_between(spec.design, spec.link)
     return sample(
@@ -64,5 +66,6 @@ def fit_bayes(
         target_accept=target_accept,
         progressbar=progressbar,
         marginalize=marginalize,
+        log_likelihood=log_likelihood,
         **sample_kwargs,
     )

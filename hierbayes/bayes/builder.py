@@ -15,16 +15,28 @@ Variables of the model (the names `BayesFit` and the comparison rely on):
   - ``r_<b>`` (``<group>``, ``<b>__term``): the group effects themselves, deviations from the
     fixed effects, as lme4's ``ranef``: ``r = z * sd`` or, correlated, ``r_l = L z_l``.
 
+  A block named in `centred` (`hierbayes.bayes.centring` chooses them) is hierarchically
+  centred (Gelfand, Sahu and Carlin 1995): its free variable is ``c_<b>``, the group coefficients
+  ``c_l ~ N(m, L Lᵀ)`` centred on the fixed effects of the same terms (``m_t = β_t`` for a term
+  that is also a fixed effect, taken by the first centred block that has it; 0 otherwise), and
+  ``r_<b> = c − m``, ``z_<b> = L⁻¹ r`` are deterministic: same posterior, same variables, another
+  geometry for NUTS, in which β meets the data only through the groups.
+
 - ``sigma`` (gaussian, student_t), ``nu`` (student_t), ``alpha`` (negative_binomial);
 - ``y`` (``obs``): the observed response (successes for binomial); ``obs`` is labelled with the
   row labels of the caller's data frame.
 
 Group effects are gathered by index: row ``i`` adds ``Z[i] · r[index[i]]``; no dense Z is built.
-Predictors enter as constants, not ``pm.Data``: prediction for new data is done in numpy from
-the posterior draws (`hierbayes.bayes.predict`), which also lets unseen levels draw new effects.
+The data (response, predictors, level indices, trials, known SDs) and the numbers of the priors
+enter as named shared variables (`hierbayes.bayes.graphdata`), so that models of one structure
+share one graph and one compiled sampler (`hierbayes.bayes.compiled`). They are not ``pm.Data``
+(nothing lands in ``constant_data``): prediction for new data is done in numpy from the posterior
+draws (`hierbayes.bayes.predict`), which also lets unseen levels draw new effects.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pymc as pm
@@ -34,6 +46,7 @@ from .. import naming
 from ..design import Block, Design
 from ..errors import FamilyError
 from ..families import check_link, get_link
+from .graphdata import prior_params, shared
 from .priors import Prior, Priors
 
 OBS_DIM = naming.OBS_DIM
@@ -56,19 +69,42 @@ def obs_labels(design: Design) -> list:
     return labels.tolist()
 
 
-def build_model(design: Design, priors: Priors, link: str | None = None) -> pm.Model:
-    """The PyMC model of `design` under `priors` (see the module docstring for its variables)."""
+def build_model(design: Design, priors: Priors, link: str | None = None,
+                centred: tuple[str, ...] = ()) -> pm.Model:
+    """The PyMC model of `design` under `priors` (see the module docstring for its variables);
+    the blocks named in `centred` are centred."""
     link = check_link(design.family, link)
+    located: set[str] = set()  # fixed effects already a centred block's location
     with pm.Model(coords=model_coords(design)) as model:
         eta = _fixed_part(design, priors)  # (n,)
         if design.offset is not None:  # offset(...) terms: known, no coefficient
-            eta = eta + design.offset  # (n,)
+            eta = eta + shared("offset", design.offset)  # (n,)
         for block in design.blocks:
-            r = _block_effects(block, priors)  # (levels, terms)
+            location = None
+            if block.name in centred:
+                location = _location(design, block, model, located)  # (k,)
+            r = _block_effects(block, priors, location)  # (levels, terms)
+            index = shared(f"index.{block.name}", block.index, np.int64)  # (n,)
+            Z = shared(f"Z.{block.name}", block.Z)  # (n, k)
             # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.
-            eta = eta + (r[block.index] * block.Z).sum(axis=1)  # (n,)
-        _likelihood(design, priors, link, eta)
+            eta = eta + (r[index] * Z).sum(axis=1)  # (n,)
+        _likelihood(_as_graph_data(design), priors, link, eta)
     return model
+
+
+def _as_graph_data(design: Design) -> Design:
+    """`design` with the response, trials and known SDs as shared variables (the likelihood reads
+    these three fields)."""
+    y = design.y
+    if design.family.response in ("binary", "binomial", "count"):
+        y = np.rint(y).astype(np.int64)  # counts: the observed variable's own dtype
+    return dataclasses.replace(
+        design,
+        y=shared("y", y, y.dtype),
+        trials=None if design.trials is None else shared("trials", design.trials, np.int64),
+        known_sigma=None if design.known_sigma is None else shared("known_sigma",
+                                                                   design.known_sigma),
+    )
 
 
 def _is_correlated(block: Block) -> bool:
@@ -80,7 +116,7 @@ def _fixed_part(design: Design, priors: Priors):
     if not names:
         return pt.zeros(design.n_obs)
     beta = fixed_effects(names, [priors[name] for name in names])  # (p,)
-    return pt.dot(design.X, beta)  # (n, p) @ (p,) -> (n,)
+    return pt.dot(shared("X", design.X), beta)  # (n, p) @ (p,) -> (n,)
 
 
 def fixed_effects(names, priors: list[Prior]):
@@ -92,17 +128,35 @@ def fixed_effects(names, priors: list[Prior]):
     if alike:
         # One vector variable: parameters stacked along the `fixed` dimension.
         params = {k: np.array([p.params[k] for p in priors], dtype=float) for k in first.params}
+        params = prior_params(naming.BETA, params)
         return first.pymc_class()(naming.BETA, **params, dims=naming.FIXED_DIM)
     parts = [
-        p.pymc_class()(naming.beta_term(name), **p.params)
+        p.pymc_class()(naming.beta_term(name), **prior_params(naming.beta_term(name), p.params))
         for name, p in zip(names, priors, strict=True)
     ]
     return pm.Deterministic(naming.BETA, pt.stack(parts), dims=naming.FIXED_DIM)
 
 
-def _block_effects(block: Block, priors: Priors):
-    """Deterministic ``r_<b>`` (levels, terms) for one block, non-centred."""
+def _location(design: Design, block: Block, model, located: set) -> pt.TensorVariable:
+    """(k,) the fixed effects a centred block's coefficients are centred on (0 for its terms
+    that are no fixed effect, or are already the location of an earlier centred block)."""
+    names = list(design.fixed_names)
+    parts = []
+    for term in block.terms:
+        if term in names and term not in located:
+            located.add(term)
+            parts.append(model[naming.BETA][names.index(term)])
+        else:
+            parts.append(pt.constant(0.0, dtype="float64"))
+    return pt.stack(parts)
+
+
+def _block_effects(block: Block, priors: Priors, location=None):
+    """``r_<b>`` (levels, terms) for one block: deterministic (non-centred), or deviations of the
+    free coefficients from `location` (centred)."""
     levels, terms = block.level_dim, block.term_dim
+    if location is not None:
+        return _centred_effects(block, priors, location)
     z = pm.Normal(naming.z(block), 0.0, 1.0, dims=(levels, terms))  # (L, k)
     sd, chol = block_scale(block, priors)
     if chol is not None:
@@ -111,25 +165,46 @@ def _block_effects(block: Block, priors: Priors):
     return pm.Deterministic(naming.r(block), z * sd, dims=(levels, terms))  # (L, k) * (k,)
 
 
+def _centred_effects(block: Block, priors: Priors, location):
+    """Free ``c_<b>`` ~ N(location, Σ) per level; ``r_<b>`` = c − location and ``z_<b>`` = L⁻¹ r
+    recorded beside it."""
+    dims = (block.level_dim, block.term_dim)
+    sd, chol = block_scale(block, priors)
+    if chol is None:
+        c = pm.Normal(naming.coefficients(block), location, sd, dims=dims)  # (L, k)
+        r = pm.Deterministic(naming.r(block), c - location, dims=dims)  # (L, k) - (k,)
+        pm.Deterministic(naming.z(block), r / sd, dims=dims)
+        return r
+    c = pm.MvNormal(naming.coefficients(block), mu=location, chol=chol, dims=dims)  # (L, k)
+    r = pm.Deterministic(naming.r(block), c - location, dims=dims)
+    # z_l = L⁻¹ r_l for every level: solve L Zᵀ = Rᵀ, (k, k) \ (k, L) -> (k, L).
+    z = pt.linalg.solve_triangular(chol, r.T, lower=True).T
+    pm.Deterministic(naming.z(block), z, dims=dims)
+    return r
+
+
 def block_scale(block: Block, priors: Priors):
     """``sd_<b>`` (k,) and, for a correlated block, the Cholesky factor (k, k) of its covariance
     (else None); creates ``sd_<b>``, ``chol_<b>`` and ``corr_<b>`` (shared with the marginal
     model, `hierbayes.bayes.marginal`, so that both paths have the same priors and names)."""
     terms = block.term_dim
-    sd_prior = priors[naming.sd(block)]
+    sd_name = naming.sd(block)
+    sd_prior = priors[sd_name]
+    sd_params = prior_params(sd_name, sd_prior.params)
     if _is_correlated(block):
+        eta = prior_params(naming.corr(block), priors[naming.corr(block)].params)["eta"]
         chol, corr, sd = pm.LKJCholeskyCov(
             naming.chol(block),
             n=block.n_terms,
-            eta=priors[naming.corr(block)].params["eta"],
-            sd_dist=sd_prior.pymc_class().dist(**sd_prior.params, shape=block.n_terms),
+            eta=eta,
+            sd_dist=sd_prior.pymc_class().dist(**sd_params, shape=block.n_terms),
             compute_corr=True,
             store_in_trace=False,
         )
         pm.Deterministic(naming.sd(block), sd, dims=terms)
         pm.Deterministic(naming.corr(block), corr, dims=(terms, naming.corr_dim(block)))
         return sd, chol
-    return sd_prior.pymc_class()(naming.sd(block), **sd_prior.params, dims=terms), None  # (k,)
+    return sd_prior.pymc_class()(sd_name, **sd_params, dims=terms), None  # (k,)
 
 
 def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
@@ -171,4 +246,4 @@ def _likelihood(design: Design, priors: Priors, link_name: str, eta) -> None:
 
 def scalar_parameter(priors: Priors, name: str):
     prior = priors[name]
-    return prior.pymc_class()(name, **prior.params)
+    return prior.pymc_class()(name, **prior_params(name, prior.params))

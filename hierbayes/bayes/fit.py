@@ -5,7 +5,8 @@
 What other modules (compare, report) can rely on:
 
 - ``fit.idata``: `xarray.DataTree` with groups ``posterior``, ``sample_stats``, ``observed_data``,
-  ``log_likelihood`` (so ``arviz_stats.loo(fit.idata)`` works), and after the corresponding calls
+  and after the corresponding calls ``log_likelihood`` (`log_likelihood`, `loo`, or
+  ``fit_bayes(..., log_likelihood=True)``: rows × draws numbers, so computed on demand),
   ``prior``, ``prior_predictive``, ``posterior_predictive``. Posterior variables are named as in
   `hierbayes.bayes.builder`: ``beta`` (dim ``fixed``), ``sd_<b>``, ``corr_<b>``, ``r_<b>`` (dims
   ``<group>`` × ``<b>__term``), ``z_<b>``, ``sigma``, ``nu``, ``alpha``; ``<b>`` is `Block.name`.
@@ -17,7 +18,9 @@ What other modules (compare, report) can rely on:
 - ``draws("fixef" | "varcorr" | "ranef")``: (chain, draw, row) draws whose rows are those of the
   matching table, in order (see `hierbayes.bayes.posterior`).
 - ``design``, ``priors``, ``model``, ``link``, ``settings`` (sampler, seed, draws, tune, chains,
-  ``marginalize`` and ``marginal_path``).
+  ``marginalize`` and ``marginal_path``); ``timings``: seconds per stage of the `sample` call
+  that made the fit (``prepare_s``, ``compile_s`` — 0 when a compiled model was reused —,
+  ``sampling_s``, ``finish_s``, ``total_s``; empty for a loaded fit).
 - Gaussian identity-link models are by default sampled with the group effects integrated out
   (`hierbayes.bayes.marginal`): NUTS explores β, the SDs, correlations and σ only, and ``z_<b>``,
   ``r_<b>`` are then drawn exactly from their conditional, so the posterior has the same variables
@@ -52,9 +55,12 @@ class BayesFit:
 
     def __init__(self, spec: BayesModel, idata: xr.DataTree, settings: dict, model=None):
         self.spec = spec
-        self._model = model  # the copy of spec.model that was sampled (see .sampling)
+        # The model sampled by pm.sample (a fresh build, see .sampling); None when nutpie's cached
+        # path sampled a private build of spec.model's structure: spec.model then serves.
+        self._model = model
         self.idata = idata
         self.settings = dict(settings)
+        self.timings: dict = {}
         self._diagnostics: pd.DataFrame | None = None
 
     # --- what the fit is -------------------------------------------------------------------
@@ -161,20 +167,42 @@ class BayesFit:
         """Replicated data ``y`` per posterior draw; also added to ``idata``."""
         import pymc as pm
 
+        # The data and prior numbers are shared variables (`.graphdata`), which PyMC would take
+        # for changed data; every variable in the posterior is a draw to condition on.
+        in_trace = [v for v in self.model.named_vars if v in self.idata["posterior"].data_vars]
         out = pm.sample_posterior_predictive(
-            self.idata, model=self.model, random_seed=random_seed, progressbar=progressbar
+            self.idata, model=self.model, random_seed=random_seed, progressbar=progressbar,
+            freeze_vars=in_trace,
         )
         self.idata["posterior_predictive"] = out["posterior_predictive"]
         return out
 
     def log_likelihood(self) -> xr.DataArray:
-        """Pointwise log-likelihood (chain, draw, obs)."""
+        """Pointwise log-likelihood (chain, draw, obs) of the observed ``y`` given each draw (with
+        its group effects); computed on first use and kept as ``idata["log_likelihood"]``."""
         self._check_rows("the pointwise log-likelihood")
-        return self.idata["log_likelihood"]["y"]
+        if "log_likelihood" not in self.idata.children:
+            self.idata["log_likelihood"] = xr.DataTree(self._pointwise_log_likelihood())
+        return self.idata["log_likelihood"][naming.RESPONSE]
+
+    def _pointwise_log_likelihood(self) -> xr.Dataset:
+        design = self.design
+        if design.family.name == "gaussian" and self.link == "identity" and (
+                design.known_sigma is None):
+            from .marginal.draws import pointwise_log_likelihood
+
+            return pointwise_log_likelihood(design, self.posterior)  # numpy, no compilation
+        import pymc as pm
+
+        out = pm.compute_log_likelihood(self.idata, model=self.model,
+                                        extend_inferencedata=False, progressbar=False)
+        return out.to_dataset() if isinstance(out, xr.DataTree) else out
 
     def loo(self):
-        """PSIS-LOO (`arviz_stats.loo`) of the fit."""
+        """PSIS-LOO (`arviz_stats.loo`) of the fit (computes the pointwise log-likelihood first
+        if the fit does not hold it yet)."""
         self._check_rows("the pointwise log-likelihood (for LOO)")
+        self.log_likelihood()
         return azs.loo(self.idata)
 
     def _check_rows(self, what: str) -> None:

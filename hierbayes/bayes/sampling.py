@@ -5,20 +5,36 @@
 >>> prior = spec.sample_prior_predictive(draws=200)
 >>> fit = hb.sample(spec, draws=1000, chains=4, random_seed=1)        # BayesFit
 
-Samplers (``sampler=``): ``"nutpie"`` (the default when installed: compiled with numba, fast),
-``"pymc"`` (PyMC's own NUTS, the fallback), ``"numpyro"`` or ``"blackjax"`` (JAX; for a GPU; need
+`sample` runs four stages: plan (which model: the marginal one of `hierbayes.bayes.marginal` or
+the standard one), compile or reuse (`hierbayes.bayes.compiled`), run NUTS (`_run_nuts`, the one
+place that calls the samplers), finish (the exact group-effect draws of the marginal path, the
+diagnostics). The status line (`hierbayes.bayes.progress`) says which stage is running.
+
+Samplers (``sampler=``): ``"nutpie"`` (the default when installed: compiled with numba, fast;
+the compiled model is cached and reused by later fits of the same structure), ``"pymc"`` (PyMC's
+own NUTS, the fallback), ``"numpyro"`` or ``"blackjax"`` (JAX; for a GPU; need
 ``pip install hierbayes[jax]``). A seed is always recorded: with ``random_seed=None`` one is drawn
 and stored in ``fit.settings`` so that any fit can be reproduced exactly.
 
 Reproducibility: PyTensor does not compile a graph it has compiled before to bit-identical code
-(gradients can differ in the last bit), and NUTS amplifies such differences. So `sample` samples a
-fresh copy of the model, rebuilt from the design and the priors, and the same seed gives the same
-draws however often the model was sampled before. A model the user has extended (variables added
-to ``spec.model``) is sampled as it is, without this guarantee.
+(gradients can differ in the last bit), and NUTS amplifies such differences. So what is sampled is
+always compiled from a fresh build of the model (rebuilt from the design and the priors): by
+`pm.sample` for the other samplers, and for nutpie by the cache, which compiles each structure once
+from a fresh build and reuses that code (see `hierbayes.bayes.compiled`). The same seed gives the
+same draws however often the model was sampled before and whether its compiled code was new or
+reused. A model the user has extended (variables added to ``spec.model``) is sampled as it is by
+`pm.sample`, without this guarantee.
+
+Keyword arguments beyond the ones named go to `pymc.sample` unchanged; with nutpie, ``cores``
+and ``nuts={...}`` (sampler options such as ``max_treedepth``) keep the cached path, anything else
+is passed to `pymc.sample`, which compiles the model anew.
 """
+
+from __future__ import annotations
 
 import contextlib
 import importlib.util
+import time
 
 import numpy as np
 import pymc as pm
@@ -26,15 +42,19 @@ import pymc as pm
 from ..arguments import check_seed
 from ..blas import one_blas_thread
 from ..errors import HierbayesError
+from .builder import build_model as build_pymc_model
+from .compiled import run_nutpie
 from .fit import BayesFit
 from .interrupt import run_interruptibly
 from .keywords import check_sample_keywords
 from .marginal import ATTR, build_marginal_model, complete_posterior, plan_for
-from .model import BayesModel, fresh_model
+from .model import BayesModel, fresh_model, is_extended
+from .progress import Progress, in_notebook
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 _NEEDS = {"nutpie": ("nutpie",), "numpyro": ("numpyro", "jax"), "blackjax": ("blackjax", "jax")}
 DEFAULT_TARGET_ACCEPT = 0.9  # above PyMC's 0.8: hierarchical posteriors have funnels
+_CACHED_KWARGS = frozenset({"cores", "nuts"})  # what the cached nutpie path takes from **kwargs
 
 
 def sample(
@@ -48,9 +68,10 @@ def sample(
     progressbar: bool = True,
     warn: bool = True,
     marginalize: bool | None = None,
+    log_likelihood: bool = False,
     **sample_kwargs,
 ):
-    """NUTS on `spec`; returns a `BayesFit` with pointwise log-likelihood (for LOO).
+    """NUTS on `spec`; returns a `BayesFit`.
 
     Extra keyword arguments go to `pymc.sample` unchanged (e.g. ``cores``, ``init``, ``nuts``).
     With `warn` (the default) failed convergence checks raise a `SamplingWarning` with a remedy.
@@ -60,6 +81,10 @@ def sample(
     None (default): whenever that applies; True: insist (an error says why it cannot); False: the
     standard non-centred model. ``fit.settings["marginalize"]`` and ``["marginal_path"]`` and
     the posterior attribute ``hierbayes_marginalize`` say which path was taken.
+
+    `log_likelihood`: store the pointwise log-likelihood (group ``log_likelihood``) now. By
+    default it is computed on first use (`BayesFit.loo`, `BayesFit.log_likelihood`): it holds
+    rows × draws numbers, far more than the posterior of a large data set.
     """
     if not isinstance(spec, BayesModel):
         raise HierbayesError(
@@ -75,43 +100,87 @@ def sample(
         "sampler": resolve_sampler(sampler),
         "target_accept": target_accept,
     }
+    start = time.perf_counter()
+    progress = Progress(progressbar)
     plan = plan_for(spec, marginalize)
-    if plan.active:
-        model = build_marginal_model(spec.design, spec.priors, plan)  # fresh, as fresh_model
-    else:
-        model = fresh_model(spec)  # see "Reproducibility" in the module docstring
+    run = _plan_run(spec, plan, settings["sampler"], sample_kwargs)
+    timings = {"prepare_s": time.perf_counter() - start}
     idata = run_interruptibly(  # Ctrl-C raises, never returns part of a run as whole
-        lambda: _run_nuts(model, settings, plan.active, progressbar, sample_kwargs),
+        lambda: _run_nuts(run, settings, progress, sample_kwargs, timings),
         spec, settings, plan,
     )
-    if plan.active:
-        idata = complete_posterior(idata, spec.design, plan, settings["random_seed"])
-    else:
-        idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
-        idata["posterior"].attrs[ATTR] = plan.describe()
-    # The marginal model has no group effects nor y: predictive draws use the standard model,
-    # which reads the z_<b> drawn into the posterior.
-    fit = BayesFit(spec, idata, {**settings, **plan.settings()},
-                   model=None if plan.active else model)
+    fit = _finish(spec, plan, run, idata, settings, timings, log_likelihood)
     if warn:
         fit.diagnostics(warn=True)
+    fit.timings["total_s"] = time.perf_counter() - start  # diagnostics included
     return fit
 
 
-def _run_nuts(model, settings: dict, marginal: bool, progressbar: bool, sample_kwargs: dict):
-    """`pm.sample` with our settings (one BLAS thread on the marginal path, see `..blas`)."""
-    with one_blas_thread() if marginal else contextlib.nullcontext():
-        return pm.sample(
-            draws=settings["draws"],
-            tune=settings["tune"],
-            chains=settings["chains"],
-            random_seed=settings["random_seed"],
-            nuts_sampler=settings["sampler"],
-            target_accept=settings["target_accept"],
-            progressbar=progressbar,
-            model=model,
-            **sample_kwargs,
-        )
+class _Run:
+    """What `_run_nuts` samples: `model`, and for the cached nutpie path how to build it anew."""
+
+    def __init__(self, model, marginal: bool, build=None, cached: bool = False):
+        self.model = model
+        self.marginal = marginal
+        self.build = build  # a fresh build of `model`'s structure (None: `model` is fresh)
+        self.cached = cached
+
+
+def _plan_run(spec: BayesModel, plan, sampler: str, sample_kwargs: dict) -> _Run:
+    cached = sampler == "nutpie" and set(sample_kwargs) <= _CACHED_KWARGS
+    if plan.active:  # a fresh build either way
+        return _Run(build_marginal_model(spec.design, spec.priors, plan), True, cached=cached)
+    if is_extended(spec):
+        return _Run(spec.model, False)  # sampled as it is, by pm.sample
+    if cached:
+        return _Run(spec.model, False, lambda: build_pymc_model(
+            spec.design, spec.priors, spec.link, spec.centred), cached=True)
+    return _Run(fresh_model(spec), False)  # see "Reproducibility" in the module docstring
+
+
+def _run_nuts(run: _Run, settings: dict, progress: Progress, sample_kwargs: dict, timings: dict):
+    """The one place that runs NUTS: nutpie on a cached compiled model, or `pm.sample`."""
+    kwargs = {
+        "draws": settings["draws"],
+        "tune": settings["tune"],
+        "chains": settings["chains"],
+        "random_seed": settings["random_seed"],
+        "nuts_sampler": settings["sampler"],
+        "target_accept": settings["target_accept"],
+        "progressbar": progress.show,
+        "model": run.model,
+        **sample_kwargs,
+    }
+    if run.cached:
+        return run_nutpie(build=run.build, progress=progress, record=timings, **kwargs)
+    progress.stage(f"compiling and sampling the model ({settings['sampler']})…")
+    if in_notebook() and not _installed("ipywidgets"):
+        kwargs["progressbar"] = False  # PyMC's live bar would only ask for ipywidgets
+    start = time.perf_counter()
+    with one_blas_thread() if run.marginal else contextlib.nullcontext():
+        idata = pm.sample(**kwargs)
+    timings["sampling_s"] = float(idata["posterior"].attrs.get("sampling_time", np.nan))
+    timings["compile_s"] = time.perf_counter() - start - timings["sampling_s"]
+    return idata
+
+
+def _finish(spec, plan, run: _Run, idata, settings: dict, timings: dict, log_likelihood: bool):
+    start = time.perf_counter()
+    if plan.active:
+        idata = complete_posterior(idata, spec.design, plan, settings["random_seed"])
+    else:
+        idata["posterior"].attrs[ATTR] = plan.describe()
+    # The marginal model has no group effects nor y: predictive draws use the standard model,
+    # which reads the z_<b> drawn into the posterior. The cached path sampled a private copy of
+    # spec.model's structure; spec.model (same structure, this fit's data) serves the fit.
+    model = None if plan.active or run.cached else run.model
+    if plan.active and spec.centred:  # its free c_<b> is not in a marginal posterior
+        model = build_pymc_model(spec.design, spec.priors, spec.link, ())
+    fit = BayesFit(spec, idata, {**settings, **plan.settings()}, model=model)
+    if log_likelihood:
+        fit.log_likelihood()
+    fit.timings = {**timings, "finish_s": time.perf_counter() - start}
+    return fit
 
 
 def _check_settings(draws, tune, chains, target_accept) -> None:

@@ -19,6 +19,9 @@ def check_path(path: str, reason: str, marginalize) -> None:
     """A design from a Dask frame has no rows for the standard model's likelihood."""
     if marginalize is False:
         path, reason = "standard", "marginalize=False asks for the standard model"
+    if path == "schur":  # its statistics are built from the rows (level classes, partners)
+        path, reason = "standard", (f"{reason}; that path reads the rows, which a Dask frame "
+                                    "does not hold in memory")
     if path == "standard":
         raise HierbayesError(
             "A Dask frame is fitted by fit_bayes on the marginal path only (group effects "

@@ -6,10 +6,10 @@ simulated data set, and take the rank of every true value among thinned posterio
 correct sampler and likelihood the ranks are uniform; `uniformity` tests that per quantity with a
 chi-square test on equal-width bins.
 
-The marginal path compiles its model once: the response enters it only through the shared
-statistics of `hierbayes.bayes.marginal.response_data`, swapped per data set with nutpie's
-``with_data``. The standard path is fitted by `hierbayes.sample`, compiling per data set.
-Used by tests/test_marginal.py (small) and benchmarks/sbc_marginal.py (full).
+Both paths are fitted by `hierbayes.sample`, which compiles each model once: every data set has
+the same design, so the compiled model is reused with the new response swapped in
+(`hierbayes.bayes.compiled`). Used by tests/test_marginal.py (small) and
+benchmarks/sbc_marginal.py (full).
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from scipy import stats
 
 from .. import naming
 from ..bayes.diagnostics import reported_quantities
-from ..bayes.marginal import build_marginal_model, complete_posterior, plan_for, response_data
 from ..bayes.model import BayesModel, model_from_design
-from ..bayes.sampling import DEFAULT_TARGET_ACCEPT, sample
-from ..blas import one_blas_thread
+from ..bayes.sampling import sample
 from ..design import make_design
 
 
@@ -49,7 +47,7 @@ def respecify(spec: BayesModel, y: np.ndarray) -> BayesModel:
     data = spec.design.data.copy()
     data[spec.design.response] = y  # a plain column: the response of a calibration design
     design = make_design(spec.formula, data, spec.design.family, spec.missing)
-    return model_from_design(design, spec.priors, spec.link, spec.missing)
+    return model_from_design(design, spec.priors, spec.link, spec.missing, spec.centred)
 
 
 def ranks(posterior: xr.Dataset, design, truth: pd.Series, thin: int) -> pd.Series:
@@ -63,41 +61,23 @@ def ranks(posterior: xr.Dataset, design, truth: pd.Series, thin: int) -> pd.Seri
 
 
 def marginal_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed=0):
-    """(data set × quantity) ranks from the marginal path, compiled once."""
-    import nutpie
-
-    plan = plan_for(spec, True)
-    compiled = nutpie.compile_pymc_model(build_marginal_model(spec.design, spec.priors, plan))
-    rows, divergences = [], 0
-    for i, y in enumerate(ys):
-        spec_i = respecify(spec, y)
-        plan_i = plan_for(spec_i, True)
-        with one_blas_thread():  # as `hierbayes.sample` does on the marginal path
-            idata = nutpie.sample(
-                compiled.with_data(**response_data(plan_i)),
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                seed=seed + i,
-                progress_bar=False,
-                target_accept=DEFAULT_TARGET_ACCEPT,
-            )
-        divergences += int(idata["sample_stats"]["diverging"].sum())
-        idata = complete_posterior(idata, spec_i.design, plan_i, seed + i)
-        rows.append(ranks(idata["posterior"].to_dataset(), spec_i.design, truth.iloc[i], thin))
-    frame = pd.DataFrame(rows)
-    frame.attrs["divergences"] = divergences
-    return frame
+    """(data set × quantity) ranks from the marginal path (group effects integrated out)."""
+    return path_ranks(spec, truth, ys, True, draws, tune, chains, thin, seed)
 
 
 def standard_ranks(spec, truth, ys, draws=500, tune=500, chains=2, thin=10, seed=0):
-    """(data set × quantity) ranks from the standard (non-centred) path, one fit per data set."""
+    """(data set × quantity) ranks from the standard path (group effects sampled by NUTS)."""
+    return path_ranks(spec, truth, ys, False, draws, tune, chains, thin, seed)
+
+
+def path_ranks(spec, truth, ys, marginalize, draws=500, tune=500, chains=2, thin=10, seed=0):
+    """(data set × quantity) ranks, one fit per data set (``attrs["divergences"]``: in all)."""
     rows, divergences = [], 0
     for i, y in enumerate(ys):
         spec_i = respecify(spec, y)
         fit = sample(
             spec_i, draws=draws, tune=tune, chains=chains, random_seed=seed + i,
-            progressbar=False, warn=False, marginalize=False,
+            progressbar=False, warn=False, marginalize=marginalize,
         )  # fmt: skip
         divergences += int(fit.idata["sample_stats"]["diverging"].sum())
         rows.append(ranks(fit.posterior, spec_i.design, truth.iloc[i], thin))

@@ -4,7 +4,7 @@
 """
 
 from .draws import ATTR, complete_posterior, draw_group_effects, pointwise_log_likelihood
-from .model import MAX_DENSE, MarginalPlan, build_marginal_model, plan_for, response_data
+from .model import MAX_DENSE, MarginalPlan, build_marginal_model, plan_for
 
 __all__ = [
     "ATTR",
@@ -15,5 +15,4 @@ __all__ = [
     "draw_group_effects",
     "plan_for",
     "pointwise_log_likelihood",
-    "response_data",
 ]

@@ -16,6 +16,9 @@ memory, from a generator seeded by the fit's seed.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.linalg as sla
 import xarray as xr
@@ -27,13 +30,16 @@ from ..builder import obs_labels
 from ..posterior import SAMPLE_DIMS, fixef_draws
 from . import linalg as small
 from .model import MarginalPlan, Segment, factor_entries, grouped_system
+from .schur import draw_effects_cached
+from .schur_gradient import DESIGN
 
 _CHUNK_VALUES = 4_000_000  # floats per chunk of draws for the k × k (or q × q) matrices
 ATTR = "hierbayes_marginalize"  # posterior attribute that says which path a fit took
 
 
 def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, seed: int):
-    """Add ``z_<b>``, ``r_<b>`` to the posterior and the log_likelihood group, in place."""
+    """Add ``z_<b>``, ``r_<b>`` to the posterior and the observed data, in place (the pointwise
+    log-likelihood is `pointwise_log_likelihood`, computed on demand by the fit)."""
     posterior = idata["posterior"].to_dataset()
     rng = np.random.default_rng([seed, 0x6D61])  # its own stream, derived from the fit's seed
     with one_blas_thread():
@@ -48,8 +54,6 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
     idata["posterior"] = xr.DataTree(posterior)
     if design.moments is not None:  # from a Dask frame: no rows for pointwise terms or y
         return idata
-    with one_blas_thread():
-        idata["log_likelihood"] = xr.DataTree(pointwise_log_likelihood(design, posterior))
     # The marginal model observes no variable: record y as the standard model does.
     observed = xr.Dataset({naming.RESPONSE: (naming.OBS_DIM, design.y)},
                           coords={naming.OBS_DIM: obs_labels(design)})
@@ -62,9 +66,9 @@ def draw_group_effects(plan: MarginalPlan, design: Design, posterior: xr.Dataset
     shape = tuple(posterior.sizes[d] for d in SAMPLE_DIMS)
     params = _parameters(plan, posterior)  # (S, ...) arrays
     S = shape[0] * shape[1]
-    per_draw = plan.size**2 * (plan.stats.get("levels", 1))
+    per_draw = plan.size if plan.path == "schur" else plan.size**2 * plan.stats.get("levels", 1)
     step = max(1, _CHUNK_VALUES // max(per_draw, 1))
-    draw = _grouped_draw if plan.path == "grouped" else _dense_draw
+    draw = {"grouped": _grouped_draw, "dense": _dense_draw, "schur": _schur_draw}[plan.path]
     chunks = [draw(plan, _take(params, slice(i, i + step)), rng) for i in range(0, S, step)]
     u = np.concatenate(chunks, axis=0)  # (S, J, k) grouped; (S, q) dense
     out = {}
@@ -80,8 +84,8 @@ def _segment_values(u: np.ndarray, seg: Segment) -> np.ndarray:
     """One block's (S, levels, k) effects out of the grouped (S, J, k) or dense (S, q) draws."""
     if u.ndim == 3:
         return u[:, :, seg.offset : seg.offset + seg.width]
-    cols = u[:, seg.offset : seg.offset + seg.repeat * seg.width]  # (S, levels·k), level-major
-    return cols.reshape(u.shape[0], seg.repeat, seg.width)
+    cols = u[:, seg.offset : seg.offset + seg.repeat * seg.step]  # (S, levels·step), level-major
+    return cols.reshape(u.shape[0], seg.repeat, seg.step)[:, :, seg.start : seg.start + seg.width]
 
 
 def _parameters(plan: MarginalPlan, posterior: xr.Dataset) -> dict:
@@ -145,6 +149,25 @@ def _dense_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
     return u[..., 0]  # (S, q)
 
 
+def _schur_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
+    """(S, q) draws of z, one factorization per posterior draw (numba, `.schur_gradient`)."""
+    s = plan.stats
+    delta, var = params["delta"], params["sigma"] ** 2  # (S, p), (S,)
+    T = np.zeros((len(var), len(s["K"]), s["kmax"], s["kmax"]))  # (S, factors, Kmax, Kmax)
+    for seg, f, (sd, chol) in zip(plan.segments, s["factor_of"], params["scales"], strict=True):
+        a, b = seg.start, seg.start + seg.width
+        T[:, f, a:b, a:b] = chol if chol is not None else sd[:, :, None] * np.eye(seg.width)
+    noise = rng.standard_normal((len(var), plan.n_effects))
+    data = [float(s["ete"]), *(s[k] for k in ("Xte", "XtX", "Zte", "ZtX"))]
+    design = tuple(s[k] for k in DESIGN)
+
+    def one(i: int) -> np.ndarray:  # the kernel releases the GIL: draws run on all cores
+        return draw_effects_cached(delta[i], float(var[i]), T[i], noise[i], *data, design)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return np.stack(list(pool.map(one, range(len(var)))))
+
+
 def _times_T(M: np.ndarray, segments, scales) -> np.ndarray:
     """M T per draw for the dense layout: M (S, m, q), T block diagonal from per-draw factors."""
     S, m, _ = M.shape
@@ -158,7 +181,8 @@ def _times_T(M: np.ndarray, segments, scales) -> np.ndarray:
 
 
 def pointwise_log_likelihood(design: Design, posterior: xr.Dataset) -> xr.Dataset:
-    """log N(y_i | X_iβ + Σ_b Z_b,i r_b[level_i], σ) per draw and row, (chain, draw, obs).
+    """log N(y_i | X_iβ + offset_i + Σ_b Z_b,i r_b[level_i], σ) per draw and row, (chain, draw,
+    obs).
 
     Conditional on the drawn group effects, as the standard path's ``log_likelihood`` is (which
     PyMC computes from the same conditional Gaussian), so LOO compares like with like.
@@ -174,6 +198,8 @@ def pointwise_log_likelihood(design: Design, posterior: xr.Dataset) -> xr.Datase
     for i in range(0, beta.shape[0], step):
         rows = slice(i, i + step)
         eta = beta[rows] @ design.X.T  # (s, n)
+        if design.offset is not None:
+            eta += design.offset
         for block, r in zip(design.blocks, effects, strict=True):
             for t in range(block.n_terms):  # one term at a time keeps memory at s × n
                 eta += r[rows, block.index, t] * block.Z[:, t]

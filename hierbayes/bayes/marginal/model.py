@@ -22,8 +22,11 @@ mean is subtracted from itself): no evaluation touches the n rows. Two layouts:
   diagonal with one k × k block per level (k = the terms of all blocks), factored for all levels at
   once by the element-wise code of `hierbayes.bayes.marginal.linalg` (k ≤ 8);
 - ``"dense"``: several grouping factors (crossed or nested) with at most `MAX_DENSE` group effects
-  in all: P is factored as one dense q × q matrix (a sparse, differentiable factorization is not
-  available in PyTensor); larger designs keep the standard non-centred model.
+  in all: P is factored as one dense q × q matrix;
+- ``"schur"``: several grouping factors with more group effects: the largest factor is eliminated
+  level by level and the Schur complement of the others (at most `schur.MAX_REST` effects) is
+  factored densely, with an analytic gradient (`hierbayes.bayes.marginal.schur`). Larger designs
+  keep the standard non-centred model.
 """
 
 from __future__ import annotations
@@ -32,38 +35,46 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
-import scipy.sparse as sp
 
 from ... import naming
 from ...design import Block, Design
 from ...errors import HierbayesError
 from ..builder import block_scale, fixed_effects, scalar_parameter
+from ..graphdata import shared
 from . import linalg as small
+from . import schur
+from .schur import sparse_Z
 
 # A dense q × q factorization and its gradient at every NUTS step cost ~q³: crossed intercepts,
 # 4 × 1000 draws, one BLAS thread (min bulk ESS / sampling s, marginal vs standard): q = 30
 # 2070 vs 2640, q = 150 180 vs 109, q = 300 30 vs 41. The crossover is near 200.
 MAX_DENSE = 200
 POTENTIAL = "y_marginal"  # the marginal log-likelihood term of the model
-# The statistics that change with y for a fixed design. They enter the model as named shared
-# variables, so a compiled model takes a new response without recompiling (nutpie's
-# ``compiled.with_data(**response_data(plan))``), e.g. for simulation-based calibration.
-RESPONSE_STATS = ("beta_hat", "ete", "Xte", "Zte")
+# The statistics of the graph. They enter the model as named shared variables
+# (`hierbayes.bayes.graphdata`), so that a compiled model takes new data without recompiling
+# (`hierbayes.bayes.compiled`), e.g. a new response for simulation-based calibration.
+GRAPH_STATS = ("beta_hat", "ete", "Xte", "Zte", "XtX", "A", "ZtX", "n", "q")
 
 
 @dataclass(frozen=True)
 class Segment:
-    """One block's columns in the layout of P: `repeat` copies of its k × k factor from `offset`."""
+    """One block's columns in the layout of P: `repeat` copies of its k × k factor from `offset`,
+    one every `stride` columns (from `start` within each), or packed when `stride` is None."""
 
     block: Block
     offset: int
     repeat: int  # levels of the block on the dense layout; 1 on the grouped one (per level)
+    start: int = 0  # the block's first term within a level (Schur layout: several blocks)
+    stride: int | None = None  # columns per level (Schur layout: all terms of the factor)
 
     @property
     def width(self) -> int:
         return self.block.n_terms
+
+    @property
+    def step(self) -> int:
+        return self.width if self.stride is None else self.stride
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -121,14 +132,20 @@ def plan_for(spec, marginalize: bool | None) -> MarginalPlan:
         from ...bigdata.marginal import moment_stats
 
         segments = (_grouped_segments if path == "grouped" else _dense_segments)(design.blocks)
-        return MarginalPlan(path, reason, segments, moment_stats(design, path))
-    fixed = _fixed_stats(design)
-    if path == "grouped":
+        stats = moment_stats(design, path)
+    elif path == "grouped":
+        fixed = _fixed_stats(design)
         segments = _grouped_segments(design.blocks)
         stats = {**fixed, **_grouped_stats(design, segments, fixed["e"])}
-    else:
+    elif path == "dense":
+        fixed = _fixed_stats(design)
         segments = _dense_segments(design.blocks)
         stats = {**fixed, **_dense_stats(design, segments, fixed["e"])}
+    else:
+        fixed = _fixed_stats(design)
+        segments, layout = schur.schur_layout(design, Segment)
+        stats = {**fixed, **layout, **schur.schur_stats(design, segments, layout, fixed["e"])}
+    stats["q"] = sum(s.block.n_levels * s.width for s in segments)
     return MarginalPlan(path, reason, segments, stats)
 
 
@@ -158,9 +175,16 @@ def _which_path(spec) -> tuple[str, str]:
     q = sum(b.n_levels * b.n_terms for b in design.blocks)
     if q <= MAX_DENSE:
         return "dense", f"{q} group effects in all, factored densely"
+    rest, largest = schur.rest_size(design), schur.factors_of(design)[0][0].group
+    if rest <= schur.MAX_REST:
+        return "schur", (
+            f"{q} group effects on several grouping factors: {largest} eliminated level by "
+            f"level, the other {rest} factored densely"
+        )
     return "standard", (
-        f"{q} group effects on several grouping factors: more than the {MAX_DENSE} that a "
-        "dense factorization handles"
+        f"{q} group effects on several grouping factors, {rest} of them outside the largest "
+        f"factor ({largest}): more than the {schur.MAX_REST} that a dense Schur complement "
+        "handles"
     )
 
 
@@ -209,21 +233,6 @@ def _dense_segments(blocks) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
-def sparse_Z(design: Design, segments) -> sp.csr_matrix:
-    """The n × q group-effect matrix, columns block by block, level-major within a block."""
-    n = design.n_obs
-    rows, cols, vals = [], [], []
-    for s in segments:
-        k = s.width
-        for t in range(k):
-            rows.append(np.arange(n))
-            cols.append(s.offset + s.block.index * k + t)
-            vals.append(s.block.Z[:, t])
-    q = sum(s.repeat * s.width for s in segments)
-    ij = (np.concatenate(rows), np.concatenate(cols))
-    return sp.csr_matrix((np.concatenate(vals), ij), shape=(n, q))
-
-
 def _dense_stats(design: Design, segments, e: np.ndarray) -> dict:
     Z = sparse_Z(design, segments)  # (n, q)
     return {"A": (Z.T @ Z).toarray(), "ZtX": np.asarray(Z.T @ design.X), "Zte": Z.T @ e}
@@ -256,27 +265,16 @@ def build_marginal_model(design: Design, priors, plan: MarginalPlan) -> pm.Model
 
 def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
     """log p(y | β, T, σ) as a PyTensor scalar (see the module docstring)."""
-    s = {**plan.stats, **_shared(plan)}
+    if plan.path == "schur":
+        return schur.schur_loglik(plan, beta, scales, sigma)
+    s = {k: shared(f"marginal.{k}", plan.stats[k]) for k in GRAPH_STATS}
     delta = None if beta is None else beta - s["beta_hat"]  # (p,)
     var = sigma**2
     terms = _grouped_terms if plan.path == "grouped" else _dense_terms
     log_det, quad = terms(plan, s, delta, scales, var)
-    n, q = s["n"], plan.n_effects
+    n, q = s["n"], s["q"]
     rr = _residual_ss(s, delta)
     return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(var) + log_det + (rr - quad) / var)
-
-
-def response_data(plan: MarginalPlan) -> dict[str, np.ndarray]:
-    """Name -> value of the shared variables that hold the response's statistics."""
-    return {f"marginal_{k}": np.asarray(plan.stats[k], dtype=float) for k in RESPONSE_STATS}
-
-
-def _shared(plan: MarginalPlan) -> dict:
-    # Static shapes: the layout of the design is fixed, only the values may change.
-    return {
-        k: pytensor.shared(value, name=name, shape=value.shape)
-        for (name, value), k in zip(response_data(plan).items(), RESPONSE_STATS, strict=True)
-    }
 
 
 def _residual_ss(s: dict, delta):
@@ -306,7 +304,7 @@ def grouped_system(A: np.ndarray, w: list, T: list, var):
     """Entries of P_j = σ²I + TᵀA_jT (lower triangle) and c_j = Tᵀw_j for all levels j.
 
     A: (J, k, k) per-level ZᵀZ; w: k arrays over the levels (Z_jᵀr_j by term)."""
-    k = A.shape[1]
+    k = len(T)
     G = small.congruence([[A[:, a, b] for b in range(k)] for a in range(k)], T)  # (J,) each
     P = [[G[a][b] + var if a == b else G[a][b] for b in range(a + 1)] for a in range(k)]
     return P, small.transpose_times(T, w)
@@ -341,7 +339,7 @@ def right_times_T(M, segments, scales, lib=pt):
 def _dense_terms(plan: MarginalPlan, s: dict, delta, scales, var):
     """log|P| and cᵀP⁻¹c for the dense q × q P = σ²I + TᵀAT."""
     A, segments = s["A"], plan.segments
-    q = A.shape[0]
+    q = A.shape[0]  # symbolic: the sizes are data
     w = s["Zte"] if delta is None else s["Zte"] - pt.dot(s["ZtX"], delta)  # (q,): Zᵀr
     c = right_times_T(w[None, :], segments, scales)[0]  # (q,): Tᵀ Zᵀ r
     AT = right_times_T(A, segments, scales)  # (q, q)
