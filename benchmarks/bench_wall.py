@@ -21,8 +21,10 @@ within/between check included / ``bmb.Model``),
 marginal path's exact draws of the group effects, diagnostics; bambi's conversion), ``fit`` (the
 whole call from formula to fit), ``peak MB`` (the process's peak resident memory), ``min ESS``
 (smallest bulk ESS over all parameters, group effects included), ``ESS/s`` (min ESS / fit s),
-``div`` (divergences), and the ratios to bambi of fit s and ESS/s. The ``memory`` case (a
-Gaussian model of 50,000 rows, hierbayes only) also saves the fit and reports ``file MB``;
+``div`` (divergences), ``import + fit`` (what a fresh process waits for), and the ratios to
+bambi of fit s, import + fit s and ESS/s; ``load`` is the 1-minute load average as the
+measurement started; ``n`` the repeats (``--repeat``) whose medians are shown. The ``memory``
+case (a Gaussian model of 50,000 rows, hierbayes only) also saves the fit and reports ``file MB``;
 ``--before CHECKOUT`` times another checkout of hierbayes beside this one (e.g. the main branch,
 which stored the pointwise log-likelihood of every fit).
 """
@@ -232,7 +234,8 @@ def measure(tool: str, case: str, mode: str, code: Path, timeout: float | None) 
         return {**row, "fit": np.inf, "where": f"stopped after {timeout:.0f} s"}
     lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
     if not lines:
-        return {**row, "where": "failed: " + done.stderr.strip().splitlines()[-1][:120]}
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return {**row, "where": "failed: " + last[:120]}
     return {**row, **json.loads(lines[-1][len("RESULT "):])}
 
 
@@ -240,6 +243,7 @@ def report(rows: list[dict]) -> str:
     """The table: per case, mode and tool the median of the repeats (``n``), ratios to bambi's."""
     frame = pd.DataFrame(rows)
     frame["ESS/s"] = frame["min ESS"] / frame["fit"]
+    frame["import + fit"] = frame["import"] + frame["fit"]  # what a fresh process waits
     keys = ["case", "mode", "tool"]
     numeric = [c for c in frame.columns if c not in keys and frame[c].dtype.kind in "fi"]
     grouped = frame.groupby(keys, sort=False)
@@ -250,12 +254,14 @@ def report(rows: list[dict]) -> str:
         bambi = group[group["tool"] == "bambi"]
         if len(bambi):
             group = group.assign(**{"fit × bambi": group["fit"] / bambi["fit"].iloc[0],
+                                    "import + fit × bambi": group["import + fit"]
+                                    / bambi["import + fit"].iloc[0],
                                     "ESS/s × bambi": group["ESS/s"] / bambi["ESS/s"].iloc[0]})
         out.append(group)
     table = pd.concat(out)
     columns = ["case", "mode", "tool", "n", "load", "import", "design", "compile", "sampling",
-               "post", "fit", "peak MB", "file MB", "min ESS", "ESS/s", "div", "fit × bambi",
-               "ESS/s × bambi", "path", "where"]
+               "post", "fit", "import + fit", "peak MB", "file MB", "min ESS", "ESS/s", "div",
+               "fit × bambi", "import + fit × bambi", "ESS/s × bambi", "path", "where"]
     table = table[[c for c in columns if c in table]]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in table.itertuples(index=False):
@@ -275,6 +281,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tools", nargs="+", default=["hierbayes", "bambi"])
     parser.add_argument("--before", type=Path, help="another checkout to time beside this one")
     parser.add_argument("--bambi-timeout", type=float, default=None)
+    parser.add_argument("--timeout", type=float, default=None, help="hierbayes' limit, seconds")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per row (medians)")
     args = parser.parse_args(argv)
     if args.worker:
@@ -290,7 +297,7 @@ def main(argv=None) -> None:
                 codes = [ROOT] + ([args.before.resolve()] if args.before and tool != "bambi"
                                   else [])  # fmt: skip
                 for code in codes:
-                    timeout = args.bambi_timeout if tool == "bambi" else None
+                    timeout = args.bambi_timeout if tool == "bambi" else args.timeout
                     rows.append(measure(tool, case, mode, code, timeout))
                     print(json.dumps(rows[-1], default=str), flush=True)
     print(f"load average after: {os.getloadavg()}")
