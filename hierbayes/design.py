@@ -68,6 +68,12 @@ class Block:
         """Observations per level."""
         return np.bincount(self.index, minlength=self.n_levels)
 
+    def column_rms(self) -> np.ndarray:
+        """(k,) root mean square of each column of Z (0 for a non-finite one)."""
+        with np.errstate(over="ignore", under="ignore"):
+            rms = np.sqrt(np.mean(self.Z ** 2, axis=0)) if self.Z.size else np.zeros(self.n_terms)
+        return np.where(np.isfinite(rms), rms, 0.0)
+
     @property
     def level_dim(self) -> str:
         """The xarray/PyMC dimension of the levels: the group's name, unless that name is taken
@@ -122,6 +128,9 @@ class Design:
     known_sigma: np.ndarray | None = None  # (n,) known residual SDs, if given
     known_sigma_column: str | None = None
     offset: np.ndarray | None = None  # (n,) sum of the formula's offset(...) terms, added to η
+    # Cross-products summed over the partitions of a Dask frame (hierbayes.bigdata.moments);
+    # such a design holds no rows: y, X and each block's Z and index stand in for them.
+    moments: object | None = None
 
     @property
     def n_obs(self) -> int:

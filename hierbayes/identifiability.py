@@ -99,29 +99,44 @@ def check_exact_fit(response: str, y: np.ndarray, X: np.ndarray, blocks) -> None
     """Refuse a response the model reproduces exactly (see the module docstring)."""
     scale = np.max(np.abs(y))
     if scale == 0 or np.all(y == y[0]):
-        raise DesignError(
-            f"The response {response!r} is constant (every value is {y[0]:.6g}): there is nothing "
-            "to model and the residual SD would be 0. Check the column."
-        )
+        raise constant_response_error(response, y[0])
     u = y / scale  # unit scale: the squares below neither overflow nor underflow
     Xu = _unit_columns(X)
     if _residual(u, Xu) <= EXACT_RTOL * np.linalg.norm(u):
-        raise DesignError(
-            f"The fixed effects reproduce the response {response!r} exactly (a residual of 0): "
-            "the residual SD cannot be estimated. A predictor is probably a copy or a linear "
-            "function of the response; remove it."
-        )
+        raise fixed_exact_error(response)
     for block in blocks:
         if not _has_intercept(block.Z):
             continue
         within = _within(u, block.index, block.n_levels)
         rest = _residual(within, _within(Xu, block.index, block.n_levels))
         if rest <= EXACT_RTOL * np.linalg.norm(u):
-            raise DesignError(_within_message(response, block, within, np.linalg.norm(u)))
+            raise within_exact_error(response, block, float(np.linalg.norm(within)),
+                                     float(np.linalg.norm(u)), len(within))
 
 
-def _within_message(response: str, block, within: np.ndarray, size: float) -> str:
-    if np.linalg.norm(within) <= EXACT_RTOL * size:
+def constant_response_error(response: str, value: float) -> DesignError:
+    return DesignError(
+        f"The response {response!r} is constant (every value is {value:.6g}): there is nothing "
+        "to model and the residual SD would be 0. Check the column."
+    )
+
+
+def fixed_exact_error(response: str) -> DesignError:
+    return DesignError(
+        f"The fixed effects reproduce the response {response!r} exactly (a residual of 0): "
+        "the residual SD cannot be estimated. A predictor is probably a copy or a linear "
+        "function of the response; remove it."
+    )
+
+
+def within_exact_error(response: str, block, within: float, size: float, n_rows: int,
+                       rtol: float = EXACT_RTOL) -> DesignError:
+    """`within`: the norm of the response minus its level means; `size`: the response's norm."""
+    return DesignError(_within_message(response, block, within <= rtol * size, n_rows))
+
+
+def _within_message(response: str, block, constant: bool, n_rows: int) -> str:
+    if constant:
         return (
             f"The response {response!r} is constant within every level of {block.group!r} "
             f"(each of its {block.n_levels} groups has a single value), so the group effects "
@@ -131,7 +146,7 @@ def _within_message(response: str, block, within: np.ndarray, size: float) -> st
     return (
         f"The fixed effects and the group intercepts of {block.source!r} reproduce the response "
         f"{response!r} exactly (a residual of 0; {block.group!r} has {block.n_levels} levels for "
-        f"{len(within)} rows): the residual SD cannot be estimated. Group by a coarser factor, "
+        f"{n_rows} rows): the residual SD cannot be estimated. Group by a coarser factor, "
         "or check whether the response is computed from the predictors."
     )
 

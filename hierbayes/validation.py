@@ -149,28 +149,37 @@ def _check_response_not_predictor(parsed: ParsedFormula, names: set[str]) -> Non
 
 def drop_missing(frame: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, int]:
     """Drop rows with a missing value in any used column (or raise, with missing='raise')."""
-    if missing not in ("drop", "raise"):
-        raise DesignError(f"missing must be 'drop' or 'raise', got {missing!r}.")
+    check_missing_choice(missing)
     isna = frame.isna()
     bad = isna.any(axis=1).to_numpy()
     if not bad.any():
         return frame, 0
-    counts = isna.sum()
+    report_missing(int(bad.sum()), len(frame), isna.sum(), missing)
+    return frame.loc[~bad], int(bad.sum())
+
+
+def check_missing_choice(missing: str) -> None:
+    if missing not in ("drop", "raise"):
+        raise DesignError(f"missing must be 'drop' or 'raise', got {missing!r}.")
+
+
+def report_missing(n_bad: int, n_rows: int, counts: pd.Series, missing: str) -> None:
+    """The error (missing='raise', or every row missing) or warning for `n_bad` of `n_rows` rows
+    with a missing value; `counts`: missing values per column. Shared by pandas and Dask data."""
     where = ", ".join(f"{c!r} ({n})" for c, n in counts.items() if n)
     if missing == "raise":
         raise DesignError(
-            f"{int(bad.sum())} of {len(frame)} rows have missing values in column(s) {where}. "
+            f"{n_bad} of {n_rows} rows have missing values in column(s) {where}. "
             "Drop or impute them, or pass missing='drop' to drop those rows."
         )
-    if bad.all():
+    if n_bad == n_rows:
         raise DesignError(
             f"Every row has a missing value in column(s) {where}; nothing is left to fit."
         )
     data_warning(
-        f"Dropped {int(bad.sum())} of {len(frame)} rows with missing values in column(s) {where}. "
+        f"Dropped {n_bad} of {n_rows} rows with missing values in column(s) {where}. "
         "Pass missing='raise' to make this an error."
     )
-    return frame.loc[~bad], int(bad.sum())
 
 
 def check_finite(frame: pd.DataFrame) -> None:
@@ -179,21 +188,28 @@ def check_finite(frame: pd.DataFrame) -> None:
         if pd.api.types.is_float_dtype(column) or pd.api.types.is_complex_dtype(column):
             inf = np.isinf(column.to_numpy())
             if inf.any():
-                first = frame.index[np.argmax(inf)]
-                raise DesignError(
-                    f"Column {name!r} has {int(inf.sum())} infinite value(s) (first at row "
-                    f"{first!r}). Remove those rows or replace the values before fitting."
-                )
+                raise infinite_error(name, int(inf.sum()), frame.index[np.argmax(inf)])
+
+
+def infinite_error(name: str, count: int, first) -> DesignError:
+    return DesignError(
+        f"Column {name!r} has {count} infinite value(s) (first at row {first!r}). Remove those "
+        "rows or replace the values before fitting."
+    )
 
 
 def check_matrix_finite(matrix: np.ndarray, names: list[str], what: str) -> None:
     bad = ~np.isfinite(matrix)
     if bad.any():
         j = int(np.argmax(bad.any(axis=0)))
-        raise DesignError(
-            f"The {what} column {names[j]!r} has {int(bad[:, j].sum())} non-finite value(s) "
-            "(NaN or infinity), e.g. from the log of a value <= 0. Transform or filter the data."
-        )
+        raise nonfinite_error(names[j], int(bad[:, j].sum()), what)
+
+
+def nonfinite_error(name: str, count: int, what: str) -> DesignError:
+    return DesignError(
+        f"The {what} column {name!r} has {count} non-finite value(s) (NaN or infinity), e.g. "
+        "from the log of a value <= 0. Transform or filter the data."
+    )
 
 
 def independent_columns(X: np.ndarray, names: list[str]) -> list[int]:
@@ -212,15 +228,22 @@ def independent_columns(X: np.ndarray, names: list[str]) -> list[int]:
     norms = np.linalg.norm(X, axis=0)
     diag = np.zeros(X.shape[1])
     diag[: min(r.shape)] = np.abs(np.diag(r))
-    keep = [j for j in range(X.shape[1]) if norms[j] > 0 and diag[j] > 1e-7 * norms[j]]
-    dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
+    keep = [j for j in range(X.shape[1]) if norms[j] > 0 and diag[j] > RANK_TOL * norms[j]]
+    warn_dropped(names, keep)
+    return keep
+
+
+RANK_TOL = 1e-7  # a column this close (relative) to the span of the earlier ones is dependent
+
+
+def warn_dropped(names: list[str], keep: list[int]) -> None:
+    dropped = [names[j] for j in range(len(names)) if j not in keep]
     if dropped:
         data_warning(
             f"The fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
             f"{', '.join(map(repr, dropped))} that are linear combinations of earlier columns "
             "(as lme4 does). Remove them from the formula to silence this."
         )
-    return keep
 
 
 BAYES_MAGNITUDE = 1e150  # squares of larger (or 1/squares of smaller) values leave float64

@@ -80,8 +80,11 @@ def test_bayesian_model_adds_the_offset_to_the_linear_predictor():
     """A constant offset log 2 is the intercept moved by log 2: the two models' likelihoods
     agree point for point; and the Gaussian model with an offset is not marginalised."""
     data = rates().assign(two=2.0)
-    spec = hb.build_model("y ~ x + offset(np.log(two)) + (1 | g)", data, family="poisson")
-    plain = hb.build_model("y ~ x + (1 | g)", data, family="poisson")
+    # Non-centred: a centred block's coefficients carry the intercept, so moving β alone
+    # would not move the linear predictor there.
+    spec = hb.build_model("y ~ x + offset(np.log(two)) + (1 | g)", data, family="poisson",
+                          centred=False)
+    plain = hb.build_model("y ~ x + (1 | g)", data, family="poisson", centred=False)
     point = plain.model.initial_point()
     # The likelihood terms only (the intercept's prior sits at another value once moved).
     logp_plain = plain.model.compile_logp(vars=plain.model.observed_RVs)
@@ -91,6 +94,16 @@ def test_bayesian_model_adds_the_offset_to_the_linear_predictor():
     beta[0] -= np.log(2.0)
     moved["beta"] = beta
     assert logp_offset(moved) == pytest.approx(logp_plain(point), rel=1e-10)
+    # Centred: the group coefficients c_g hold the intercept, so they move with it.
+    spec, plain = (hb.build_model(f, data, family="poisson", centred=True) for f in
+                   ("y ~ x + offset(np.log(two)) + (1 | g)", "y ~ x + (1 | g)"))
+    assert spec.centred == plain.centred == ("g",)
+    point = plain.model.initial_point()
+    moved = {**point, "c_g": point["c_g"] - np.log(2.0)}
+    logp_plain = plain.model.compile_logp(vars=plain.model.observed_RVs)
+    logp_offset = spec.model.compile_logp(vars=spec.model.observed_RVs)
+    assert logp_offset(moved) == pytest.approx(logp_plain(point), rel=1e-10)
+    assert logp_offset(point) != pytest.approx(logp_plain(point), rel=1e-3)
     from hierbayes.bayes.marginal.model import plan_for
     gaussian = hb.build_model("yl ~ x + offset(t) + (1 | g)", data)
     assert plan_for(gaussian, None).path == "standard"

@@ -183,6 +183,25 @@ def test_a_laplace_fit_is_tested_by_laplace_refits():
     assert table["between"].iloc[0] > 0.7
 
 
+def test_the_refit_starts_at_the_fits_theta_and_reaches_the_cold_optimum(fails, monkeypatch):
+    """refit_like starts the augmented fit at the original θ (a few evaluations, not a whole
+    optimisation); it must land where a fit from lme4's start lands."""
+    from hierbayes.reml import api
+
+    fit = _quiet_reml(MODEL, fails.data)
+    augmented, _ = mundlak.augment(fit.design, "g", mundlak.candidate_terms(fit.design)["g"])
+    starts = []
+    real = api.fit_reml
+    monkeypatch.setattr(api, "fit_reml", lambda *a, **kw: starts.append(kw["start"]) or
+                        real(*a, **kw))
+    warm = api.refit_like(fit, augmented)
+    monkeypatch.undo()
+    cold = hb.fit_reml(augmented, check_within=False)
+    np.testing.assert_array_equal(starts[0], fit.theta)
+    np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-5)
+    np.testing.assert_allclose(warm.beta, cold.beta, rtol=1e-6)
+
+
 # --- the Bayesian version ---------------------------------------------------------------------
 
 

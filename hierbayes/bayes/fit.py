@@ -37,6 +37,8 @@ import xarray as xr
 
 from .. import naming
 from ..arguments import keywords_checked
+from ..bigdata import is_dask_frame
+from ..bigdata.rows import MESSAGE, RowsNotInMemory
 from ..errors import HierbayesError
 from ..tidy import CI_PROB, check_ci_prob
 from . import posterior as post
@@ -178,6 +180,7 @@ class BayesFit:
     def log_likelihood(self) -> xr.DataArray:
         """Pointwise log-likelihood (chain, draw, obs) of the observed ``y`` given each draw (with
         its group effects); computed on first use and kept as ``idata["log_likelihood"]``."""
+        self._check_rows("the pointwise log-likelihood")
         if "log_likelihood" not in self.idata.children:
             self.idata["log_likelihood"] = xr.DataTree(self._pointwise_log_likelihood())
         return self.idata["log_likelihood"][naming.RESPONSE]
@@ -198,8 +201,13 @@ class BayesFit:
     def loo(self):
         """PSIS-LOO (`arviz_stats.loo`) of the fit (computes the pointwise log-likelihood first
         if the fit does not hold it yet)."""
+        self._check_rows("the pointwise log-likelihood (for LOO)")
         self.log_likelihood()
         return azs.loo(self.idata)
+
+    def _check_rows(self, what: str) -> None:
+        if self.design.moments is not None:  # fitted from a Dask frame
+            raise RowsNotInMemory(MESSAGE.format(what=what))
 
     @keywords_checked
     def predict(
@@ -214,8 +222,14 @@ class BayesFit:
         """Predictions per posterior draw, (chain, draw, obs); see `hierbayes.bayes.predict`.
 
         With `summary` a DataFrame (one row per row of `new_data`: estimate = posterior mean,
-        std_error, median, lower, upper) instead of the draws.
+        std_error, median, lower, upper) instead of the draws. A Dask frame gives that summary
+        as a Dask DataFrame (summary=True; hierbayes.bigdata.predict).
         """
+        if is_dask_frame(new_data):
+            from ..bigdata.predict import predict_dask
+
+            return predict_dask(self, new_data, kind=kind, group_effects=group_effects,
+                                random_seed=random_seed, summary=summary, ci_prob=ci_prob)
         draws = predict_draws(
             self.design, self.link, self.posterior, new_data, kind, group_effects, random_seed
         )

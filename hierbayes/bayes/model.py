@@ -17,7 +17,8 @@ import pymc as pm
 import xarray as xr
 
 from ..arguments import keywords_checked
-from ..design import Design, make_design
+from ..bigdata import design_for
+from ..design import Design
 from ..families import check_link
 from ..validation import check_magnitudes
 from .builder import build_model as build_pymc_model
@@ -75,14 +76,15 @@ def build_model(
     does not arise: there None keeps every block non-centred (pass the blocks to centre, e.g.
     ``centring.choose(design, "identity")``, for ``marginalize=False``).
     """
-    design = make_design(formula, data, family, missing, known_sigma=known_sigma,
-                         check_nlevels=check_nlevels)
+    design = design_for(formula, data, family, missing, known_sigma, check_nlevels)
     return model_from_design(design, priors, link, missing, centred)
 
 
 def model_from_design(design: Design, priors=None, link=None, missing="drop",
                       centred=None) -> BayesModel:
     link = check_link(design.family, link)
+    if design.moments is not None:  # from a Dask frame: the marginal model, from its sums
+        return _marginal_spec(design, make_priors(design, priors, link), link, missing)
     check_magnitudes(design)
     table = make_priors(design, priors, link)
     marginal_default = (design.family.name == "gaussian" and link == "identity"
@@ -95,6 +97,15 @@ def model_from_design(design: Design, priors=None, link=None, missing="drop",
 def is_extended(spec: BayesModel) -> bool:
     """True when the user added variables to ``spec.model`` (it is then sampled as it is)."""
     return tuple(spec.model.named_vars) != spec.built_vars
+
+
+def _marginal_spec(design: Design, table: Priors, link: str, missing: str) -> BayesModel:
+    """A design without rows has no standard model: its `model` is the marginal one."""
+    from .marginal import build_marginal_model, plan_for
+
+    plan = plan_for(BayesModel(design, table, link, pm.Model(), missing), True)
+    model = build_marginal_model(design, table, plan)
+    return BayesModel(design, table, link, model, missing, tuple(model.named_vars))
 
 
 def fresh_model(spec: BayesModel) -> pm.Model:

@@ -29,6 +29,7 @@ import xarray as xr
 
 from ..arguments import check_output_file
 from ..atomic import write_via
+from ..bigdata.rows import RowsNotInMemory
 
 DATA_GROUP = "hierbayes_data"
 META_KEY = "hierbayes"
@@ -36,6 +37,12 @@ FORMAT_VERSION = 2  # 2: with checksum; 1 (no checksum) is still read
 
 
 def save_fit(fit, path) -> None:
+    if fit.design.moments is not None:
+        raise RowsNotInMemory(
+            "A fit from a Dask frame cannot be saved by BayesFit.save: hb.load rebuilds the "
+            "design from the saved rows, and this fit has none. Keep the posterior with "
+            "fit.idata.to_netcdf(path), or refit from the Dask frame."
+        )
     path = check_output_file(path, "BayesFit.save's path")
     tree = _netcdf_safe(fit.idata.copy())
     tree[DATA_GROUP] = xr.DataTree(_frame_to_dataset(fit.design.data))

@@ -55,7 +55,8 @@ import pandas as pd
 import pymc as pm
 
 from .. import naming
-from ..design import Design, make_design
+from ..bigdata import design_for
+from ..design import Design
 from ..errors import PriorError
 from ..families import check_link
 from .prior_checks import fmt, plain, validate
@@ -191,7 +192,7 @@ class Priors(Mapping):
 
 def default_priors(formula: str, data: pd.DataFrame, family="gaussian", link=None) -> Priors:
     """The prior table that `fit_bayes` would use for this model with no overrides."""
-    return make_priors(make_design(formula, data, family), None, link)
+    return make_priors(design_for(formula, data, family), None, link)
 
 
 def make_priors(design: Design, overrides=None, link: str | None = None) -> Priors:
@@ -210,6 +211,9 @@ def make_priors(design: Design, overrides=None, link: str | None = None) -> Prio
 
 def link_scale(design: Design, link: str) -> tuple[float, float]:
     """(m_y, s_y): location of the intercept prior and scale of the linear predictor."""
+    if design.moments is not None:  # from a Dask frame (gaussian): its sums
+        summary = design.moments.column_summary()
+        return float(summary["y_mean"]), summary["y_sd"] if summary["y_sd"] > 0 else 1.0
     y = design.y
     if link == "identity":
         sd = float(np.std(y, ddof=1)) if len(y) > 1 else 0.0
@@ -223,8 +227,9 @@ def link_scale(design: Design, link: str) -> tuple[float, float]:
 def _defaults(design: Design, link: str) -> list[PriorEntry]:
     m_y, s_y = link_scale(design, link)
     entries = _fixed_defaults(design, m_y, s_y)
-    for block in design.blocks:
-        sds = [s_y / _column_sd(block.Z[:, j]) for j in range(block.n_terms)]
+    z_sds = _z_sds(design)
+    for block, z_sd in zip(design.blocks, z_sds, strict=True):
+        sds = [s_y / float(sd) for sd in z_sd]
         entries.append(
             PriorEntry(
                 naming.sd(block),
@@ -249,12 +254,11 @@ def _defaults(design: Design, link: str) -> list[PriorEntry]:
 
 
 def _fixed_defaults(design: Design, m_y: float, s_y: float) -> list[PriorEntry]:
-    X = design.X
-    sds = np.array([_column_sd(X[:, j], zero=0.0) for j in range(X.shape[1])])
+    means, sds = _x_summary(design)
     slopes = sds > 0
     # Spread of the uncentred intercept implied by independent priors on the centred intercept
     # and the slopes (see the module docstring).
-    shift = np.sum((X.mean(axis=0)[slopes] / sds[slopes]) ** 2)
+    shift = np.sum((means[slopes] / sds[slopes]) ** 2)
     intercept_sd = INTERCEPT_SCALE * s_y * float(np.sqrt(1.0 + shift))
     entries = []
     for j, name in enumerate(design.fixed_names):
@@ -274,7 +278,10 @@ def _family_defaults(design: Design, s_y: float) -> list[PriorEntry]:
     # Known residual SDs (meta-analysis) leave no residual SD to put a prior on.
     if name in ("gaussian", "student_t") and design.known_sigma is None:
         # The residual SD is on the data scale whatever the link.
-        sd_y = float(np.std(design.y, ddof=1)) if design.n_obs > 1 else 0.0
+        if design.moments is not None:
+            sd_y = design.moments.column_summary()["y_sd"]
+        else:
+            sd_y = float(np.std(design.y, ddof=1)) if design.n_obs > 1 else 0.0
         lam = 1.0 / (sd_y if sd_y > 0 else s_y)
         what = "residual SD" if name == "gaussian" else "residual scale of the Student-t"
         prior = Prior("Exponential", lam=lam)
@@ -310,6 +317,24 @@ def _family_defaults(design: Design, s_y: float) -> list[PriorEntry]:
             )
         )
     return entries
+
+
+def _x_summary(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """Means and SDs (0 for a constant column) of the fixed-effect columns."""
+    if design.moments is not None:
+        summary = design.moments.column_summary()
+        return summary["x_mean"], summary["x_sd"]
+    X = design.X
+    return X.mean(axis=0), np.array([_column_sd(X[:, j], zero=0.0) for j in range(X.shape[1])])
+
+
+def _z_sds(design: Design) -> list[np.ndarray]:
+    """Per block, the SDs of its Z columns (1 for a constant column, e.g. an intercept)."""
+    if design.moments is not None:
+        summary = design.moments.column_summary()
+        return [np.where(sd > 1e-12 * rms, sd, 1.0)
+                for sd, rms in zip(summary["z_sd"], summary["z_rms"], strict=True)]
+    return [np.array([_column_sd(b.Z[:, j]) for j in range(b.n_terms)]) for b in design.blocks]
 
 
 def _column_sd(column: np.ndarray, zero: float = 1.0) -> float:

@@ -78,9 +78,7 @@ def _check(fits) -> None:
         )
     first = fits[0]
     for fit in fits[1:]:
-        same_rows = (fit.design.n_obs == first.design.n_obs
-                     and fit.design.row_labels.equals(first.design.row_labels)
-                     and np.array_equal(fit.design.y, first.design.y))
+        same_rows = _same_rows(fit.design, first.design)
         if not same_rows:
             raise HierbayesError(
                 f"anova needs every model fitted to the same response on the same rows; "
@@ -97,9 +95,26 @@ def _check(fits) -> None:
 def _check_same_fixed_effects(fits) -> None:
     first = fits[0].design
     for fit in fits[1:]:
-        if fit.design.fixed_names != first.fixed_names or not np.allclose(fit.design.X, first.X):
+        if fit.design.fixed_names != first.fixed_names or not _same_fixed(fit.design, first):
             raise HierbayesError(
                 "REML criteria of models with different fixed effects are not comparable: "
                 f"{first.formula!r} and {fit.design.formula!r}. Use refit=True (refit by ML, "
                 "as lme4 does) or fit them with method='ML'."
             )
+
+
+def _same_rows(a, b) -> bool:
+    if a.moments is not None or b.moments is not None:  # from Dask frames: their sums
+        from ..bigdata.summaries import same_response
+
+        return same_response(a, b)
+    return (a.n_obs == b.n_obs and a.row_labels.equals(b.row_labels)
+            and np.array_equal(a.y, b.y))
+
+
+def _same_fixed(a, b) -> bool:
+    if a.moments is not None:
+        from ..bigdata.summaries import same_fixed
+
+        return same_fixed(a, b)
+    return np.allclose(a.X, b.X)

@@ -8,8 +8,9 @@ import pandas as pd
 
 from .. import mundlak
 from ..arguments import refuse_unknown
+from ..bigdata import design_for
 from ..blas import one_blas_thread
-from ..design import Design, make_design
+from ..design import Design
 from ..errors import FamilyError, HierbayesError
 from ..families import get_family
 from .deviance import check_gaussian, check_method, make_deviance
@@ -57,6 +58,11 @@ def fit_reml(formula: str | Design, data: pd.DataFrame | None = None, method: st
     `check_within`: warn (`WithinBetweenWarning`) when a predictor's within- and between-group
     slopes differ (hierbayes.mundlak: one refit, only if a predictor varies at both levels).
 
+    `data` may be a `dask.dataframe.DataFrame` (gaussian REML/ML; hierbayes.bigdata): the fit
+    is built from cross-products summed over its partitions, with the same estimates; the
+    within/between check is not run, and what needs the rows (residuals, the bootstrap, fitted
+    values) raises `RowsNotInMemory`; `fit.predict(ddf)` predicts a Dask frame lazily.
+
     `nagq` (GLMMs with one scalar random effect, e.g. `(1 | g)`): lme4's nAGQ. 1 is the Laplace
     approximation; more uses adaptive Gauss-Hermite quadrature with that many nodes per level
     (hierbayes.reml.agq), whose −2 logLik converges to the exact one (25 is lme4's usual).
@@ -92,24 +98,29 @@ def _fit_lmm(design: Design, method, weights, start, maxiter: int, nagq) -> Reml
 
 
 def _checked(fit: RemlFit, check_within: bool) -> RemlFit:
-    if check_within:
+    # From a Dask frame (design.moments) the test would need each predictor's group means.
+    if check_within and fit.design.moments is None:
         mundlak.check(fit, lambda design: refit_like(fit, design), stacklevel=4)
     return fit
 
 
 def refit_like(fit: RemlFit, design: Design) -> RemlFit:
     """`design` (e.g. with columns added) fitted as `fit` was: same method, prior weights, link
-    and Laplace evaluation; no within/between check."""
+    and Laplace evaluation; no within/between check. θ starts at the fit's own θ unless that
+    is singular (a start on the boundary can stay there): an added column moves θ little, so
+    the refit takes a few evaluations instead of a full optimisation (InstEval: 3 s → 1.5 s)."""
+    start = None if fit.singular else fit.theta
     if fit.method == "Laplace":
-        return fit_reml(design, link=fit.link, laplace=fit.laplace, check_within=False)
+        return fit_reml(design, link=fit.link, laplace=fit.laplace, start=start,
+                        check_within=False)
     return fit_reml(design, method=fit.method, weights=getattr(fit.deviance, "weights", None),
-                    check_within=False)
+                    start=start, check_within=False)
 
 
 def check_within_between(design: Design, link: str | None = None) -> None:
     """The within/between warning for a design about to be fitted another way (fit_bayes): its
     REML/Laplace fit, checked. Designs that engine cannot fit are skipped silently."""
-    if not mundlak.candidate_terms(design):
+    if design.moments is not None or not mundlak.candidate_terms(design):
         return
     try:
         with warnings.catch_warnings():
@@ -150,8 +161,7 @@ def _design(formula, data, family, method, missing, known_sigma, check_nlevels) 
 
 def _given_design(formula, data, family, missing, known_sigma, check_nlevels) -> Design:
     if not isinstance(formula, Design):
-        return make_design(formula, data, family, missing, known_sigma=known_sigma,
-                           check_nlevels=check_nlevels)
+        return design_for(formula, data, family, missing, known_sigma, check_nlevels)
     if known_sigma is not None and known_sigma != formula.known_sigma_column:
         raise HierbayesError(
             f"known_sigma={known_sigma!r} differs from the design's own known SDs "

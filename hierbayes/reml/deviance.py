@@ -105,6 +105,9 @@ def check_weights(weights, design: Design) -> np.ndarray | None:
     the caller's data (rows the design dropped are dropped here too)."""
     if weights is None:
         return None
+    if design.moments is not None:
+        raise HierbayesError("Prior weights are not supported for a Dask frame: fit a pandas "
+                             "frame, or fold the weights into the data.")
     if isinstance(weights, pd.Series):
         weights = weights.reindex(design.row_labels)
     w = np.asarray(weights, dtype=float).reshape(-1)

@@ -31,8 +31,9 @@ class Group:
     n_levels: int
     K: int  # columns per level
     offset: int  # first internal column
-    index: np.ndarray  # (n,) level of each row
-    Z: np.ndarray  # (n, K) the blocks' Z side by side
+    index: np.ndarray | None  # (n,) level of each row; None from cross-products alone
+    Z: np.ndarray | None  # (n, K) the blocks' Z side by side; None from cross-products alone
+    A: np.ndarray | None = None  # (L, K, K) the diagonal blocks of ZᵀZ, when given
 
     @property
     def q(self) -> int:
@@ -51,9 +52,14 @@ class Layout:
     yty: float  # y0ᵀ y0
     ZtX: np.ndarray  # (q, p)
     Zty: np.ndarray  # (q,)
-    Zt: sp.csr_matrix  # (q, n) Zᵀ in internal order (rows scaled by √w when weighted)
+    Zt: sp.csr_matrix | None  # (q, n) Zᵀ in internal order (rows scaled by √w when weighted)
     log_weights: float = 0.0  # Σ log w_i: the criterion subtracts it (log|V| = log|M| − Σ log w)
     row_weights: np.ndarray | None = None  # (n,) w_i the rows were scaled by (√w), None: none
+    ZtZ: sp.csr_matrix | None = None  # (q, q) given when the rows are not (Zt is None)
+
+    def gram(self) -> sp.csr_matrix:
+        """ZᵀZ in internal order."""
+        return self.ZtZ if self.ZtZ is not None else (self.Zt @ self.Zt.T).tocsr()
 
     def block_columns(self, b: int) -> tuple[Group, np.ndarray]:
         """The group of design block `b` and the within-level positions of its terms."""
@@ -66,7 +72,10 @@ class Layout:
 
 def make_layout(design: Design, weights: np.ndarray | None = None) -> Layout:
     """Cross-products of the design; with `weights` (var(e_i) = σ²/w_i) rows are scaled by √w,
-    so the same backends solve the weighted problem (what a GLMM's PIRLS step needs)."""
+    so the same backends solve the weighted problem (what a GLMM's PIRLS step needs).
+    A design built from a Dask frame has only cross-products: `moment_layout`."""
+    if design.moments is not None:
+        return moment_layout(design)
     sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
     groups = _groups(design, sw)
     Zt = _zt(groups, design.X.shape[0])
@@ -106,6 +115,31 @@ def _cross_products(groups, Zt: sp.csr_matrix, X: np.ndarray, y: np.ndarray,
     )
 
 
+def moment_layout(design: Design) -> Layout:
+    """The layout from the cross-products of a design built from a Dask frame
+    (`hierbayes.bigdata.moments`: blocks in design order there, reordered here; prior weights
+    are refused before, by `deviance.check_weights`)."""
+    m, res = design.moments.sums, design.moments.residuals
+    groups = _groups(design, None)
+    order = np.empty(m.ZtZ.shape[0], dtype=np.int64)  # internal column -> moment column
+    for group in groups:
+        for b, start, k in zip(group.blocks, group.term_offsets, group.sizes, strict=True):
+            cols = design.moments.block_columns(b)  # (L, k)
+            internal = group.offset + np.arange(group.n_levels)[:, None] * group.K + start
+            order[internal + np.arange(k)] = cols
+    ZtZ = m.ZtZ[order][:, order].tocsr()
+    with_blocks = []
+    for group in groups:
+        idx = group.offset + np.arange(group.n_levels)[:, None] * group.K + np.arange(group.K)
+        A = np.asarray(ZtZ[np.repeat(idx, group.K, axis=1).ravel(),
+                           np.tile(idx, (1, group.K)).ravel()]).reshape(
+            group.n_levels, group.K, group.K)
+        with_blocks.append(replace(group, A=A))
+    return Layout(groups=tuple(with_blocks), q=len(order), n=m.n, p=m.XtX.shape[0],
+                  beta_ols=res.beta_ols, XtX=m.XtX, Xty=res.Xte, yty=res.ete,
+                  ZtX=m.ZtX[order], Zty=res.Zte[order], Zt=None, ZtZ=ZtZ)
+
+
 def _groups(design: Design, sw: np.ndarray | None) -> tuple[Group, ...]:
     by_name: dict[str, list[int]] = {}
     for b, block in enumerate(design.blocks):
@@ -115,8 +149,10 @@ def _groups(design: Design, sw: np.ndarray | None) -> tuple[Group, ...]:
         blocks = [design.blocks[b] for b in members]
         sizes = [block.n_terms for block in blocks]
         offsets = tuple(np.cumsum([0, *sizes[:-1]]).tolist())
+        rows = design.moments is None
+        Z = _scaled(np.hstack([b.Z for b in blocks]), sw) if rows else None
         specs.append((name, tuple(members), tuple(sizes), offsets, blocks[0].n_levels,
-                      sum(sizes), blocks[0].index, _scaled(np.hstack([b.Z for b in blocks]), sw)))
+                      sum(sizes), blocks[0].index if rows else None, Z))
     # Largest group first (stable): the Schur backend eliminates it as a block diagonal.
     specs.sort(key=lambda s: -s[4] * s[5])
     groups, offset = [], 0
@@ -146,6 +182,8 @@ def _zt(groups: tuple[Group, ...], n: int) -> sp.csr_matrix:
 
 def level_blocks(group: Group) -> np.ndarray:
     """(L, K, K): Σ z zᵀ over the rows of each level, the diagonal blocks of ZᵀZ."""
+    if group.A is not None:
+        return group.A
     L, K = group.n_levels, group.K
     out = np.empty((L, K, K))
     for a in range(K):

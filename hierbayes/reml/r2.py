@@ -72,6 +72,12 @@ def variance_explained(fit, approximation: str = "lognormal") -> VarianceExplain
             f"{approximation!r}."
         )
     design = fit.design
+    if design.moments is not None:  # from a Dask frame (gaussian): from the sums
+        from ..bigdata.summaries import variance_parts
+
+        fixed, by_group = variance_parts(fit)
+        residual, used = _residual(fit, None, approximation)
+        return VarianceExplained(fixed, float(sum(by_group.values())), residual, by_group, used)
     eta_fixed = design.X @ fit.beta + (0.0 if design.offset is None else design.offset)
     fixed = float(np.var(eta_fixed - eta_fixed[0], ddof=1)) if eta_fixed.size > 1 else 0.0
     by_group: dict[str, float] = {}

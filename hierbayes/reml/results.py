@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import keywords_checked
+from ..bigdata import is_dask_frame
 from ..design import Design
 from ..errors import ConvergenceWarning, SingularFitWarning
 from ..tidy import CI_PROB, check_ci_prob
@@ -152,7 +153,12 @@ class RemlFit:
 
     @keywords_checked
     def predict(self, new_data=None, group_effects="conditional", kind="link") -> pd.Series:
-        """Predictions per row of `new_data` (default: the fitted rows): see reml.predict."""
+        """Predictions per row of `new_data` (default: the fitted rows): see reml.predict.
+        A Dask frame gives a Dask Series (hierbayes.bigdata.predict)."""
+        if is_dask_frame(new_data):
+            from ..bigdata.predict import predict_dask
+
+            return predict_dask(self, new_data, group_effects=group_effects, kind=kind)
         return predict_reml(self, new_data, group_effects, kind)
 
     def variance_explained(self, approximation: str = "lognormal") -> VarianceExplained:

@@ -61,7 +61,12 @@ def _factor(column: np.ndarray, band: int = BAND) -> float:
     peak = np.max(np.abs(column)) if column.size else 0.0
     if not np.isfinite(peak) or peak == 0:
         return 1.0
-    rms = peak * np.sqrt(np.mean((column / peak) ** 2))  # no overflow, no underflow
+    return _power(peak * np.sqrt(np.mean((column / peak) ** 2)), band)  # no overflow
+
+
+def _power(rms: float, band: int) -> float:
+    if not np.isfinite(rms) or rms <= 0:
+        return 1.0
     power = int(np.round(np.log2(rms)))
     return 1.0 if abs(power) <= band else float(np.ldexp(1.0, power))
 
@@ -78,6 +83,8 @@ class Scales:
     def of(cls, design: Design, link: str | None = None) -> Scales:
         # Only a linear model's response rescales linearly (counts and a log link do not).
         gaussian = design.family.response == "real" and link in (None, "identity")
+        if design.moments is not None:  # from a Dask frame: its sums give the RMS
+            return moment_scales(cls, design, gaussian)
         y = _factor(design.y) if gaussian else 1.0
         # A GLMM's β is optimised with θ (Laplace), not profiled out: it needs the narrow band.
         band = BAND if gaussian else Z_BAND
@@ -94,6 +101,10 @@ class Scales:
         """The design in rescaled units (the same object when nothing is rescaled)."""
         if self.identity:
             return design
+        if design.moments is not None:
+            from ..bigdata.scaled import scaled_design
+
+            return scaled_design(design, self.y, self.x, self.z)
         blocks = tuple(replace(b, Z=b.Z / e) for b, e in zip(design.blocks, self.z, strict=True))
         known = None if design.known_sigma is None else design.known_sigma / self.y
         offset = None if design.offset is None else design.offset / self.y
@@ -110,6 +121,18 @@ class Scales:
         if start is None or self.identity:
             return start
         return np.asarray(start, float).reshape(-1) * self.theta_factors(design)
+
+
+def moment_scales(cls, design: Design, gaussian: bool) -> Scales:
+    """`Scales.of` for a design from a Dask frame: the same rule on the RMS that its sums give."""
+    summary = design.moments.column_summary()
+    sums = design.moments.sums
+    y_rms = float(np.sqrt(summary["y_sd"] ** 2 + summary["y_mean"] ** 2))
+    x_rms = np.sqrt(np.diag(sums.XtX) / sums.n)
+    band = BAND if gaussian else Z_BAND
+    return cls(_power(y_rms, BAND) if gaussian else 1.0,
+               np.array([_power(v, band) for v in x_rms]),
+               tuple(np.array([_power(v, Z_BAND) for v in rms]) for rms in summary["z_rms"]))
 
 
 def unscaled_fit(fit: RemlFit, design: Design, scales: Scales) -> RemlFit:

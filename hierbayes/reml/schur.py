@@ -157,7 +157,7 @@ class SchurBackend:
             self.A12, self.A22 = self._scatter.pieces(layout.row_weights)
             self.A22_diag = None if like.A22_diag is None else np.diag(self.A22).copy()
         else:
-            A = (layout.Zt @ layout.Zt.T).tocsr()
+            A = layout.gram()
             self.A12 = A[:q1, q1:].tocsr()
             self.A12.sort_indices()
             A22 = A[q1:, q1:].tocoo()

@@ -131,7 +131,7 @@ class SparseBackend:
     def __init__(self, layout: Layout, thetas, like: SparseBackend | None = None):
         require_qdldl(f"A design with {layout.q} random-effect columns")
         self.layout, self.thetas = layout, thetas
-        self.A = (layout.Zt @ layout.Zt.T).tocsr()
+        self.A = layout.gram()
         self.RHS = np.column_stack([layout.ZtX, layout.Zty])
         shared = like._shared if like is not None else self._pattern()
         self._shared = shared

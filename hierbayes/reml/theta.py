@@ -66,9 +66,8 @@ def theta_layout(design: Design) -> ThetaLayout:
     block_of, rows, cols, names, units = [], [], [], [], []
     for b, block in enumerate(design.blocks):
         k = block.n_terms
-        with np.errstate(over="ignore", under="ignore"):
-            rms = np.sqrt(np.mean(block.Z ** 2, axis=0)) if block.Z.size else np.zeros(k)
-        unit = 1.0 / np.where(np.isfinite(rms) & (rms > 0), rms, 1.0)
+        rms = block.column_rms()
+        unit = 1.0 / np.where(rms > 0, rms, 1.0)
         for j in range(k):
             # An uncorrelated block keeps only its diagonal (the design splits `||` bars into
             # one-term blocks already; this also covers a multi-term independent block).

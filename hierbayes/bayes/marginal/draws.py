@@ -52,6 +52,8 @@ def complete_posterior(idata: xr.DataTree, design: Design, plan: MarginalPlan, s
         )
     posterior.attrs[ATTR] = plan.describe()
     idata["posterior"] = xr.DataTree(posterior)
+    if design.moments is not None:  # from a Dask frame: no rows for pointwise terms or y
+        return idata
     # The marginal model observes no variable: record y as the standard model does.
     observed = xr.Dataset({naming.RESPONSE: (naming.OBS_DIM, design.y)},
                           coords={naming.OBS_DIM: obs_labels(design)})

@@ -116,22 +116,33 @@ def plan_for(spec, marginalize: bool | None) -> MarginalPlan:
     """The plan for `spec` (a `BayesModel`): `marginalize` None = whenever it applies."""
     if marginalize not in (None, True, False):
         raise HierbayesError(f"marginalize must be None, True or False; got {marginalize!r}.")
-    if marginalize is False:
+    if marginalize is False and spec.design.moments is None:
         return MarginalPlan("standard", "marginalize=False")
     path, reason = _which_path(spec)
+    if spec.design.moments is not None:
+        from ...bigdata.marginal import check_path
+
+        check_path(path, reason, marginalize)
     if path == "standard":
         if marginalize:
             raise HierbayesError(f"marginalize=True is not possible here: {reason}.")
         return MarginalPlan(path, reason)
     design = spec.design
-    fixed = _fixed_stats(design)
-    if path == "grouped":
+    if design.moments is not None:  # from a Dask frame: the sums stand in for the rows
+        from ...bigdata.marginal import moment_stats
+
+        segments = (_grouped_segments if path == "grouped" else _dense_segments)(design.blocks)
+        stats = moment_stats(design, path)
+    elif path == "grouped":
+        fixed = _fixed_stats(design)
         segments = _grouped_segments(design.blocks)
         stats = {**fixed, **_grouped_stats(design, segments, fixed["e"])}
     elif path == "dense":
+        fixed = _fixed_stats(design)
         segments = _dense_segments(design.blocks)
         stats = {**fixed, **_dense_stats(design, segments, fixed["e"])}
     else:
+        fixed = _fixed_stats(design)
         segments, layout = schur.schur_layout(design, Segment)
         stats = {**fixed, **layout, **schur.schur_stats(design, segments, layout, fixed["e"])}
     stats["q"] = sum(s.block.n_levels * s.width for s in segments)
@@ -155,7 +166,8 @@ def _which_path(spec) -> tuple[str, str]:
         return "standard", "the model was extended by the user (variables added to spec.model)"
     first = design.blocks[0]
     shared = all(
-        b.group == first.group and np.array_equal(b.index, first.index) for b in design.blocks
+        b.group == first.group and (b.index is first.index or np.array_equal(b.index, first.index))
+        for b in design.blocks
     )
     k = sum(b.n_terms for b in design.blocks)
     if shared and k <= small.MAX_UNROLLED:
