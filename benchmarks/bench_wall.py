@@ -4,7 +4,8 @@ Every measurement runs in its own process (so that imports, compilations and pea
 own), the two tools alternating case by case. Needs bambi (``pip install bambi==0.21.0``).
 
     .venv/bin/python benchmarks/bench_wall.py                       # every case but InstEval
-    .venv/bin/python benchmarks/bench_wall.py --cases insteval --bambi-timeout 900
+    .venv/bin/python benchmarks/bench_wall.py --cases insteval --modes fresh --timeout 900 \
+        --bambi-timeout 900
     .venv/bin/python benchmarks/bench_wall.py --cases memory --tools hierbayes --before ../main
 
 Modes of a measurement (one process each):
