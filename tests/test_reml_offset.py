@@ -108,3 +108,42 @@ def test_bayesian_model_adds_the_offset_to_the_linear_predictor():
     gaussian = hb.build_model("yl ~ x + offset(t) + (1 | g)", data)
     assert plan_for(gaussian, None).path == "standard"
     assert "offset" in plan_for(gaussian, None).reason
+
+
+POISSON_OFFSET = "y ~ x + offset(np.log(t)) + (1 | g)"
+
+
+def test_predictions_add_the_offset_of_the_rows_they_predict():
+    """Twice the exposure, twice the expected count: both engines' predictions carry each row's
+    own offset (the fitted rows' and new data's alike)."""
+    from hierbayes.testing.fakes import fake_fit
+
+    data = rates()
+    doubled = data.assign(t=2 * data["t"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hb.WithinBetweenWarning)
+        reml = hb.fit_reml(POISSON_OFFSET, data, family="poisson")
+    fitted = reml.predict(kind="mean")
+    np.testing.assert_allclose(reml.predict(data, kind="mean"), fitted, rtol=1e-12)
+    np.testing.assert_allclose(reml.predict(doubled, kind="mean"), 2 * fitted, rtol=1e-12)
+    np.testing.assert_allclose(  # η = Xβ̂ + Zb̂ + log t: lme4's fitted values
+        reml.predict(kind="link"),
+        data["x"].to_numpy() * reml.beta[1] + reml.beta[0] + np.log(data["t"]).to_numpy()
+        + reml.ranef().set_index("level").loc[data["g"], "estimate"].to_numpy(), rtol=1e-10)
+    bayes = fake_fit(hb.build_model(POISSON_OFFSET, data, family="poisson"), draws=20)
+    once = bayes.predict(data, kind="mean", summary=False)
+    twice = bayes.predict(doubled, kind="mean", summary=False)
+    np.testing.assert_allclose(np.asarray(twice), 2 * np.asarray(once), rtol=1e-12)
+
+
+def test_no_pooling_holds_the_offset_with_the_fixed_part():
+    """A constant offset log 2 moves each group's own intercept estimate down by log 2."""
+    from hierbayes.compare.nopool import no_pooling
+
+    data = rates().assign(two=2.0)
+    with_offset = hb.make_design("y ~ x + offset(np.log(two)) + (1 | g)", data, "poisson")
+    without = hb.make_design("y ~ x + (1 | g)", data, "poisson")
+    beta = np.array([-0.4, 0.3])
+    own = no_pooling(with_offset, beta, with_offset.blocks[0])[:, 0]
+    plain = no_pooling(without, beta, without.blocks[0])[:, 0]
+    np.testing.assert_allclose(own, plain - np.log(2.0), atol=1e-8)

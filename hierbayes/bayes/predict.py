@@ -1,6 +1,7 @@
 """Predictions from posterior draws, computed in numpy (not by re-running the PyMC graph).
 
-For each posterior draw s and new row i: ``eta = X_i · beta_s + Σ_blocks Z_i · r_s[level_i]``.
+For each posterior draw s and new row i: ``eta = X_i · beta_s + Σ_blocks Z_i · r_s[level_i]``
+(+ the formula's offset).
 
 Group effects (``group_effects=``):
 
@@ -50,16 +51,19 @@ def predict_draws(
     _check_choice("group_effects", group_effects, GROUP_EFFECTS)
     rng = np.random.default_rng(random_seed)
     if new_data is None:
-        X, labels = design.X, design.row_labels
+        X, labels, offset = design.X, design.row_labels, design.offset
         indices, Zs = [b.index for b in design.blocks], [b.Z for b in design.blocks]
         row_levels = [np.asarray(b.levels, dtype=object)[b.index] for b in design.blocks]
     else:
         encoded = design.evaluate(new_data)
         X, indices, Zs, labels = encoded.X, encoded.index, encoded.Z, encoded.row_labels
+        offset = encoded.offset
         row_levels = [labels_of(new_data, b.factors) for b in design.blocks]
     shape = tuple(posterior.sizes[d] for d in SAMPLE_DIMS)
     beta = _flat(fixef_draws(posterior), "term")  # (S, p)
     eta = beta @ X.T  # (S, p) @ (p, n) -> (S, n)
+    if offset is not None:  # offset(...) terms: part of η, with no coefficient
+        eta += offset
     if group_effects != "population":
         for block, index, Z, levels in zip(design.blocks, indices, Zs, row_levels, strict=True):
             r = _flat(posterior[naming.r(block)], block.level_dim, block.term_dim)  # (S, L, k)

@@ -26,7 +26,9 @@ def no_pooling(design: Design, beta: np.ndarray, block: Block, link: str | None 
                alpha: float | None = None):
     """(levels, terms) array of each group's own estimate, on the scale of the model's link
     (default: the family's); `alpha` is the negative binomial's α (the REML estimate)."""
-    offset = design.X @ beta
+    offset = design.X @ beta  # (n,) the fixed part, held; plus the formula's own offset
+    if design.offset is not None:
+        offset = offset + design.offset
     if design.family.response == "real" and design.family.link(link).name == "identity":
         known = design.known_sigma
         weights = np.ones(design.n_obs) if known is None else 1.0 / known**2

@@ -1,6 +1,6 @@
 """Predictions of a `RemlFit` (lme4's ``predict.merMod``): ``fit.predict(new_data, ...)``.
 
-For row i: ``eta_i = X_i · β̂ + Σ_blocks Z_i · b̂[level_i]`` with b̂ the conditional modes
+For row i: ``eta_i = X_i · β̂ + Σ_blocks Z_i · b̂[level_i]`` (+ the formula's offset) with b̂ the conditional modes
 (``ranef()``), and
 
 - ``group_effects="conditional"`` (default): a level seen in the fit uses its mode; a level not
@@ -38,12 +38,14 @@ def predict_reml(fit, new_data: pd.DataFrame | None = None,
     if new_data is None:
         X, index, Z, rows = design.X, [b.index for b in design.blocks], \
             [b.Z for b in design.blocks], design.row_labels
-        unseen = {}
+        unseen, offset = {}, design.offset
     else:
         encoded = design.evaluate(new_data)
         X, index, Z, rows = encoded.X, encoded.index, encoded.Z, encoded.row_labels
-        unseen = encoded.unseen_levels
+        unseen, offset = encoded.unseen_levels, encoded.offset
     eta = X @ np.asarray(fit.beta, float)  # (n, p) @ (p,) -> (n,)
+    if offset is not None:  # offset(...) terms: part of η, with no coefficient
+        eta = eta + offset
     if group_effects == "conditional":
         for block, level, Zb in zip(design.blocks, index, Z, strict=True):
             eta = eta + _block_part(fit.modes[block.name], level, Zb)
