@@ -22,7 +22,7 @@ ruff_status=0
 "$HIERBAYES_VENV/bin/ruff" check . || ruff_status=$?
 
 pytest_status=0
-"$HIERBAYES_VENV/bin/python" -m pytest -n 2 "$@" || pytest_status=$?
+"$HIERBAYES_VENV/bin/python" -m pytest -n 2 --dist loadscope "$@" || pytest_status=$?
 
 if ((ruff_status != 0 && pytest_status == 0)); then
     echo "test.sh: pytest passed but ruff check failed (status $ruff_status)" >&2
