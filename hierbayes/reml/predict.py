@@ -1,8 +1,7 @@
 """Predictions of a `RemlFit` (lme4's ``predict.merMod``): ``fit.predict(new_data, ...)``.
 
 For row i: ``eta_i = X_i · β̂ + Σ_blocks Z_i · b̂[level_i]`` (+ the formula's offset) with b̂
-the conditional modes
-(``ranef()``), and
+the conditional modes (``ranef()``), and
 
 - ``group_effects="conditional"`` (default): a level seen in the fit uses its mode; a level not
   seen uses 0, the population value (lme4's ``allow.new.levels = TRUE``): a prediction for a
