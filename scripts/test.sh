@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lint and test in the project's .venv (installs the `test` extra on first use).
-#   bash scripts/test.sh                 # ruff check . ; pytest -n 2
+#   bash scripts/test.sh                 # ruff check . ; pytest -n 2 --dist loadscope
 #   bash scripts/test.sh -m "not slow"   # extra arguments go to pytest (run from the repo root)
 set -euo pipefail
 
@@ -22,6 +22,7 @@ ruff_status=0
 "$HIERBAYES_VENV/bin/ruff" check . || ruff_status=$?
 
 pytest_status=0
+# loadscope: a module's fixtures (fits shared by its tests) are computed on one worker, not both
 "$HIERBAYES_VENV/bin/python" -m pytest -n 2 --dist loadscope "$@" || pytest_status=$?
 
 if ((ruff_status != 0 && pytest_status == 0)); then

@@ -117,8 +117,10 @@ def test_schur_gradient_equals_finite_differences(name, monkeypatch):
     spec = _spec(name, monkeypatch)
     plan = mg.plan_for(spec, None)
     model = mg.build_marginal_model(spec.design, spec.priors, plan)
-    logp = model.compile_logp(jacobian=True)
-    dlogp = model.compile_dlogp(jacobian=True)
+    # FAST_COMPILE: the Op's own perform (the numba kernels, compiled once and cached on disk);
+    # PyTensor's default numba mode would compile the whole graph again per function (~90 s cold).
+    logp = model.compile_logp(jacobian=True, mode="FAST_COMPILE")
+    dlogp = model.compile_dlogp(jacobian=True, mode="FAST_COMPILE")
     rng = np.random.default_rng(11)
     for _ in range(3):
         point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in model.initial_point().items()}
