@@ -17,7 +17,6 @@ from .schur_kernels import (
     eliminate,
     forward,
     times_T,
-    times_T_plain,
 )
 from .schur_lapack import cholesky_lower, inverse_from_cholesky
 
@@ -74,7 +73,7 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, D):
     quad = np.dot(x1, x1) + np.dot(x2, x2)
     value = -0.5 * (n * _LOG_2PI + (n - q) * np.log(var) + logdet + (rr - quad) / var)
     u = back_substitute(L1, H, LS, x1, x2, pptr, pcol)
-    v = times_T_plain(u, T, K, J, off)
+    v = times_T(u, np.ascontiguousarray(T.transpose((0, 2, 1))), K, J, off)  # T u
     Av = _A_times(v, A11, K, J, A22, pptr, pcol, pval)
     blocks = _inverse_block_sums(L1, H, LS, T, var, D)
     trace = 0.0

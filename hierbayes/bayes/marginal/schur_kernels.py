@@ -106,22 +106,6 @@ def times_T(w, T, K, J, off):
 
 
 @njit(nogil=True)
-def times_T_plain(w, T, K, J, off):
-    """T w, level by level."""
-    out = np.empty_like(w)
-    for f in range(K.shape[0]):
-        k = K[f]
-        for m in range(J[f]):
-            o = off[f] + m * k
-            for a in range(k):
-                s = 0.0
-                for b in range(k):
-                    s += T[f, a, b] * w[o + b]
-                out[o + a] = s
-    return out
-
-
-@njit(nogil=True)
 def rest_sandwich(A22, T, K, J, off, q1):
     """T2ᵀ A22 T2 for the factors after the first (dense q2 × q2)."""
     q2 = A22.shape[0]
