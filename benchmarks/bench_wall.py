@@ -22,6 +22,7 @@ within/between check included / ``bmb.Model``),
 marginal path's exact draws of the group effects, diagnostics; bambi's conversion), ``fit`` (the
 whole call from formula to fit), ``peak MB`` (the process's peak resident memory), ``min ESS``
 (smallest bulk ESS over all parameters, group effects included), ``ESS/s`` (min ESS / fit s),
+``max R-hat`` (largest rank-normalised split R-hat over the same quantities),
 ``div`` (divergences), ``import + fit`` (what a fresh process waits for), and the ratios to
 bambi of fit s, import + fit s and ESS/s; ``load`` is the 1-minute load average as the
 measurement started; ``n`` the repeats (``--repeat``) whose medians are shown. The ``memory``
@@ -125,14 +126,17 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _min_ess(values: dict) -> tuple[float, str]:
+def _convergence(values: dict) -> dict:
+    """The smallest bulk ESS (and where) and the largest rank-normalised R-hat over `values`."""
     import arviz_stats as azs
     import xarray as xr
 
-    stacked = np.stack(list(values.values()), -1)
-    ess = azs.ess(xr.Dataset({"v": (("chain", "draw", "q"), stacked)}), method="bulk")["v"].values
+    data = xr.Dataset({"v": (("chain", "draw", "q"), np.stack(list(values.values()), -1))})
+    ess = azs.ess(data, method="bulk")["v"].values
     worst = int(np.nanargmin(ess))
-    return float(ess[worst]), list(values)[worst]
+    rhat = azs.rhat(data)["v"].values
+    return {"min ESS": float(ess[worst]), "where": list(values)[worst],
+            "max R-hat": float(np.nanmax(rhat))}
 
 
 def worker_hierbayes(case: str, mode: str) -> dict:
@@ -160,12 +164,10 @@ def worker_hierbayes(case: str, mode: str) -> dict:
     design = wall - t.get("total_s", wall) if t else np.nan
     compile_s = t.get("compile_s", np.nan)
     sampling = t.get("sampling_s", np.nan)
-    ess, where = _min_ess(reported_quantities(fit.design, fit.posterior))
-    compile_s = t.get("compile_s", np.nan)
-    sampling = t.get("sampling_s", np.nan)
+    converged = _convergence(reported_quantities(fit.design, fit.posterior))
     return {"import": imported, "design": design, "compile": compile_s, "sampling": sampling,
-            "post": wall - design - compile_s - sampling, "fit": wall, "min ESS": ess,
-            "where": where, "div": int(fit.idata["sample_stats"]["diverging"].sum()),
+            "post": wall - design - compile_s - sampling, "fit": wall, **converged,
+            "div": int(fit.idata["sample_stats"]["diverging"].sum()),
             "path": fit.settings.get("marginal_path"), "compiled": t.get("compiled", ""),
             "file MB": saved}
 
@@ -203,10 +205,9 @@ def worker_bambi(case: str, mode: str) -> dict:
         array = var.transpose("chain", "draw", ...).to_numpy()
         flat = array.reshape(*array.shape[:2], -1)
         values.update({f"{name}[{j}]": flat[..., j] for j in range(flat.shape[-1])})
-    ess, where = _min_ess(values)
     return {"import": imported, "design": design, "compile": timer["sample"] - sampling,
             "sampling": sampling, "post": wall - design - timer["sample"], "fit": wall,
-            "min ESS": ess, "where": where, "div": int(idata["sample_stats"]["diverging"].sum()),
+            **_convergence(values), "div": int(idata["sample_stats"]["diverging"].sum()),
             "path": "", "compiled": ""}
 
 
@@ -261,7 +262,8 @@ def report(rows: list[dict]) -> str:
         out.append(group)
     table = pd.concat(out)
     columns = ["case", "mode", "tool", "n", "load", "import", "design", "compile", "sampling",
-               "post", "fit", "import + fit", "peak MB", "file MB", "min ESS", "ESS/s", "div",
+               "post", "fit", "import + fit", "peak MB", "file MB", "min ESS", "ESS/s", "max R-hat",
+               "div",
                "fit × bambi", "import + fit × bambi", "ESS/s × bambi", "path", "where"]
     table = table[[c for c in columns if c in table]]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]

@@ -140,7 +140,7 @@ class SchurLogp(Op):
     """(log p(y | β, T, σ²), its gradient in δ, σ² and T) for the Schur layout.
 
     Inputs: δ = β − β̂ (p,), σ² (), T (factors, Kmax, Kmax), then the statistics of `DATA`.
-    Only the first output is meant to be used; the others are its gradient (`L_op`).
+    Only the first output is meant to be used; the others are its gradient (`pullback`).
     """
 
     __props__ = ("version",)
@@ -169,10 +169,10 @@ class SchurLogp(Op):
         params = [[True, True, True, True]] * 3
         return params + [[False] * 4 for _ in node.inputs[3:]]
 
-    def L_op(self, inputs, outputs, output_grads):
-        if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+    def pullback(self, inputs, outputs, cotangents):
+        if not all(isinstance(g.type, DisconnectedType) for g in cotangents[1:]):
             raise NotImplementedError("SchurLogp has no second derivatives.")
-        g = output_grads[0]
+        g = cotangents[0]
         params = [g * outputs[1], g * outputs[2], g * outputs[3]]
         return params + [DisconnectedType()() for _ in inputs[3:]]
 
