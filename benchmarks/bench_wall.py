@@ -18,8 +18,9 @@ Modes of a measurement (one process each):
 Columns: ``import``, ``design`` (formula → model: ``hb.fit_bayes`` up to sampling, its
 within/between check included / ``bmb.Model``),
 ``compile`` (building the sampler: 0 when hierbayes reuses a compiled model), ``sampling`` (NUTS,
-4 chains × 1000 draws after 1000 tuning steps on 2 cores), ``post`` (everything after NUTS: the
-marginal path's exact draws of the group effects, diagnostics; bambi's conversion), ``fit`` (the
+4 chains × 1000 draws after 1000 tuning steps on 2 cores; InstEval 4 × 400 after 200), ``post``
+(everything after NUTS: the marginal path's exact draws of the group effects, diagnostics;
+bambi's conversion), ``fit`` (the
 whole call from formula to fit), ``peak MB`` (the process's peak resident memory), ``min ESS``
 (smallest bulk ESS over all parameters, group effects included), ``ESS/s`` (min ESS / fit s),
 ``max R-hat`` (largest rank-normalised split R-hat over the same quantities),
@@ -114,7 +115,7 @@ CASES = {
                     logistic, NUTS),
     "insteval": ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)",
                  "y ~ service + (1|s) + (1|d) + (1|dept:service)", "gaussian", insteval,
-                 {"draws": 500, "tune": 500, "chains": 4, "cores": 2}),
+                 {"draws": 400, "tune": 200, "chains": 4, "cores": 2}),
     "memory": ("y ~ x + (1 | g)", None, "gaussian", big_gaussian, NUTS),
 }
 
@@ -139,6 +140,11 @@ def _convergence(values: dict) -> dict:
             "max R-hat": float(np.nanmax(rhat))}
 
 
+def _settings(nuts: dict) -> dict:
+    """The case's NUTS settings, with the driver's ``--draws``/``--tune`` (via BENCH_NUTS)."""
+    return {**nuts, **json.loads(os.environ.get("BENCH_NUTS", "{}"))}
+
+
 def worker_hierbayes(case: str, mode: str) -> dict:
     start = time.perf_counter()
     import hierbayes as hb
@@ -146,6 +152,7 @@ def worker_hierbayes(case: str, mode: str) -> dict:
 
     imported = time.perf_counter() - start
     formula, _, family, make, nuts = CASES[case]
+    nuts = _settings(nuts)
     data = make()
     settings = {**nuts, "random_seed": 1, "progressbar": False, "warn": False}
     if mode == "second":
@@ -179,6 +186,7 @@ def worker_bambi(case: str, mode: str) -> dict:
 
     imported = time.perf_counter() - start
     _, formula, family, make, nuts = CASES[case]
+    nuts = _settings(nuts)
     data = make()
     timer = {}
     original = pm.sample
@@ -216,14 +224,18 @@ def worker(tool: str, case: str, mode: str) -> None:
     run = worker_hierbayes if tool == "hierbayes" else worker_bambi
     row = run(case, mode)
     row["peak MB"] = _peak_mb()
+    nuts = _settings(CASES[case][4])
+    row["nuts"] = f"{nuts['chains']} × {nuts['draws']} + {nuts['tune']}"
     print("RESULT " + json.dumps(row), flush=True)
 
 
 # --- the driver -------------------------------------------------------------------------------
 
 
-def measure(tool: str, case: str, mode: str, code: Path, timeout: float | None) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
+def measure(tool: str, case: str, mode: str, code: Path, timeout: float | None,
+            nuts: dict | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1",
+           "BENCH_NUTS": json.dumps(nuts or {})}
     if mode == "cold":
         env["HIERBAYES_CACHE"] = tempfile.mkdtemp(prefix="hierbayes-cold-")
     command = [sys.executable, __file__, "--worker", tool, case, "second" if mode == "second"
@@ -250,7 +262,8 @@ def report(rows: list[dict]) -> str:
     numeric = [c for c in frame.columns if c not in keys and frame[c].dtype.kind in "fi"]
     grouped = frame.groupby(keys, sort=False)
     table = grouped[numeric].median().join(grouped.size().rename("n"))
-    table = table.join(grouped[["where", "path", "compiled"]].last()).reset_index()
+    text = [c for c in ("where", "path", "compiled", "nuts") if c in frame]
+    table = table.join(grouped[text].last()).reset_index()
     out = []
     for _, group in table.groupby(["case", "mode"], sort=False):
         bambi = group[group["tool"] == "bambi"]
@@ -264,7 +277,7 @@ def report(rows: list[dict]) -> str:
     columns = ["case", "mode", "tool", "n", "load", "import", "design", "compile", "sampling",
                "post", "fit", "import + fit", "peak MB", "file MB", "min ESS", "ESS/s", "max R-hat",
                "div",
-               "fit × bambi", "import + fit × bambi", "ESS/s × bambi", "path", "where"]
+               "fit × bambi", "import + fit × bambi", "ESS/s × bambi", "nuts", "path", "where"]
     table = table[[c for c in columns if c in table]]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in table.itertuples(index=False):
@@ -286,6 +299,8 @@ def main(argv=None) -> None:
     parser.add_argument("--bambi-timeout", type=float, default=None)
     parser.add_argument("--timeout", type=float, default=None, help="hierbayes' limit, seconds")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per row (medians)")
+    parser.add_argument("--draws", type=int, help="draws per chain instead of the case's")
+    parser.add_argument("--tune", type=int, help="tuning steps instead of the case's")
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker)
@@ -301,7 +316,9 @@ def main(argv=None) -> None:
                                   else [])  # fmt: skip
                 for code in codes:
                     timeout = args.bambi_timeout if tool == "bambi" else args.timeout
-                    rows.append(measure(tool, case, mode, code, timeout))
+                    nuts = {k: v for k, v in (("draws", args.draws), ("tune", args.tune))
+                            if v is not None}  # fmt: skip
+                    rows.append(measure(tool, case, mode, code, timeout, nuts))
                     print(json.dumps(rows[-1], default=str), flush=True)
     print(f"load average after: {os.getloadavg()}")
     print(report(rows))

@@ -85,6 +85,9 @@ def build_model(design: Design, priors: Priors, link: str | None = None,
                 location = _location(design, block, model, located)  # (k,)
             r = _block_effects(block, priors, location)  # (levels, terms)
             index = shared(f"index.{block.name}", block.index, np.int64)  # (n,)
+            if block.n_terms == 1 and np.all(block.Z == 1.0):  # (1 | g): a gather, half the work
+                eta = eta + r[:, 0][index]  # (n,)
+                continue
             Z = shared(f"Z.{block.name}", block.Z)  # (n, k)
             # Row i adds Z[i] · r[index[i]]: gather by index, multiply row-wise, sum over terms.
             eta = eta + (r[index] * Z).sum(axis=1)  # (n,)
