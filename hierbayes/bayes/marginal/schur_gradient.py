@@ -40,20 +40,21 @@ SINGLE_MAX_COND = 2000.0
 
 
 @njit(nogil=True)
-def _factor(delta, var, T, ete, Xte, XtX, Zte, ZtX, D):
-    """w, rᵀr, the factorization and x = L⁻¹c of one parameter value."""
+def _factor(delta, var, T, ete, Xte, XtX, Zte, ZtX, D, single):
+    """w, rᵀr, the factorization and x = L⁻¹c of one parameter value, and whether S⁻¹ is to be
+    taken in single precision (`single` 1 or 0; −1: as `single_precision` decides)."""
     K, J, off = D[1], D[2], D[3]
     w = Zte - np.dot(ZtX, delta)
     rr = ete - 2.0 * np.dot(Xte, delta) + np.dot(delta, np.dot(XtX, delta))
     c = times_T(w, T, K, J, off)
     L1, H, x1, S, rhs2, logdet1 = eliminate(T, var, c, D)
-    single = single_precision(S, var)
+    chosen = single == 1 if single >= 0 else single_precision(S, var)
     LS = cholesky_in_place(S)
     x2 = forward(LS, rhs2)
     logdet = logdet1
     for i in range(LS.shape[0]):
         logdet += 2.0 * np.log(LS[i, i])
-    return w, rr, L1, H, x1, LS, x2, logdet, single
+    return w, rr, L1, H, x1, LS, x2, logdet, chosen
 
 
 @njit(nogil=True)
@@ -98,9 +99,8 @@ def value_and_gradient_in(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, D, singl
     """`value_and_gradient` with S⁻¹ in single precision (`single` 1), double (0) or as
     `single_precision` decides (−1)."""
     A11, K, J, off, A22, pptr, pcol, pval = D[0], D[1], D[2], D[3], D[4], D[8], D[9], D[10]
-    w, rr, L1, H, x1, LS, x2, logdet, chosen = _factor(delta, var, T, ete, Xte, XtX, Zte, ZtX, D)
-    if single >= 0:
-        chosen = single == 1
+    w, rr, L1, H, x1, LS, x2, logdet, chosen = _factor(delta, var, T, ete, Xte, XtX, Zte, ZtX, D,
+                                                       single)
     quad = np.dot(x1, x1) + np.dot(x2, x2)
     value = -0.5 * (n * _LOG_2PI + (n - q) * np.log(var) + logdet + (rr - quad) / var)
     u = back_substitute(L1, H, LS, x1, x2, pptr, pcol)
@@ -254,7 +254,7 @@ def _first_factor_classes(L1, Sinv, T, var, cval, Gcls, scale):
 def draw_effects(delta, var, T, noise, ete, Xte, XtX, Zte, ZtX, D):
     """One exact draw of z | β, T, σ: L⁻ᵀ(L⁻¹c + σξ), ξ = `noise` (q,) standard normal."""
     pptr, pcol = D[8], D[9]
-    _, _, L1, H, x1, LS, x2, _, _ = _factor(delta, var, T, ete, Xte, XtX, Zte, ZtX, D)
+    _, _, L1, H, x1, LS, x2, _, _ = _factor(delta, var, T, ete, Xte, XtX, Zte, ZtX, D, 0)
     sigma = np.sqrt(var)
     q1 = x1.shape[0]
     t1 = x1 + sigma * noise[:q1]
