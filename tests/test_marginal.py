@@ -15,6 +15,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor.tensor as pt
 import pytest
 import scipy.linalg as sla
 import scipy.stats as st
@@ -37,6 +38,9 @@ CROSSED_SLOPES = "y ~ x + (x | a) + (1 + x || b)"
 DESIGNS = {
     "sleep": (SLEEP, "sleepstudy", "grouped"),
     "radon ||": ("log_radon ~ floor + (1 + floor || county)", "radon", "grouped"),
+    # k = 3 on one factor: a correlated pair beside an independent term; and no fixed effects.
+    "three terms": ("y ~ x + (1 + x | g) + (0 + z | g)", "three", "grouped"),
+    "no fixed effects": ("y ~ 0 + (1 + x | g)", "three", "grouped"),
     "Pastes nested": ("strength ~ 1 + (1 | batch/cask)", "Pastes", "dense"),
     "Penicillin crossed": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", "dense"),
     # The Schur layout, forced on small designs (it takes over beyond MAX_DENSE effects).
@@ -69,11 +73,23 @@ def simulate_crossed(seed: int = 5, n: int = 240, a: int = 12, b: int = 7) -> pd
                          "b": [f"b{k}" for k in ib]})
 
 
+def simulate_three(seed: int = 8, groups: int = 15, per_group: int = 9) -> pd.DataFrame:
+    """Three effects per level of ``g``: intercept and ``x`` correlated, ``z`` on its own."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per_group)
+    x, z = rng.normal(size=g.size), rng.normal(size=g.size)
+    b = rng.multivariate_normal([0.0, 0.0], [[1.0, -0.3], [-0.3, 0.5]], groups)
+    y = (1.0 + 0.4 * x + b[g, 0] + b[g, 1] * x + rng.normal(0, 0.6, groups)[g] * z
+         + rng.normal(0, 0.7, g.size))
+    return pd.DataFrame({"y": y, "x": x, "z": z, "g": [f"g{k:02d}" for k in g]})
+
+
 def _spec(name: str, monkeypatch=None):
     formula, data, path = DESIGNS[name]
     if path == "schur" and monkeypatch is not None:
         monkeypatch.setattr(mg, "MAX_DENSE", 0)
-    frame = simulate_crossed() if data == "crossed" else load(data)
+    simulated = {"crossed": simulate_crossed, "three": simulate_three}
+    frame = simulated[data]() if data in simulated else load(data)
     return hb.build_model(formula, frame)
 
 
@@ -95,7 +111,8 @@ def test_marginal_log_density_equals_the_dense_normal(name, monkeypatch):
     model = mg.build_marginal_model(design, spec.priors, plan)
     sd_vars = [model[f"sd_{b.name}"] for b in design.blocks]
     corr_vars = [model[f"corr_{b.name}"] for b in design.blocks if f"corr_{b.name}" in model]
-    outs = [model["beta"], model["sigma"], model.potentials[0], *sd_vars, *corr_vars]
+    beta_var = model["beta"] if design.fixed_names else pt.zeros(0)  # "no fixed effects"
+    outs = [beta_var, model["sigma"], model.potentials[0], *sd_vars, *corr_vars]
     fn = model.compile_fn(model.replace_rvs_by_values(outs), mode="FAST_COMPILE")
     Z = dense_Z(design)
     rng = np.random.default_rng(3)
@@ -110,10 +127,11 @@ def test_marginal_log_density_equals_the_dense_normal(name, monkeypatch):
         assert abs(float(logp) - expected) < (1e-10 if plan.path == "schur" else 1e-8)
 
 
-@pytest.mark.parametrize("name", [n for n, d in DESIGNS.items() if d[2] == "schur"])
-def test_schur_gradient_equals_finite_differences(name, monkeypatch):
-    """The analytic gradient of the Schur layout, through PyMC's transforms (the sampler's
-    space: log SDs, packed Cholesky factors), against central differences of the log-density."""
+@pytest.mark.parametrize("name", [n for n, d in DESIGNS.items() if d[2] in ("schur", "grouped")])
+def test_analytic_gradient_equals_finite_differences(name, monkeypatch):
+    """The analytic gradients of the grouped and Schur layouts, through PyMC's transforms (the
+    sampler's space: log SDs, packed Cholesky factors), against central differences of the
+    log-density."""
     spec = _spec(name, monkeypatch)
     plan = mg.plan_for(spec, None)
     model = mg.build_marginal_model(spec.design, spec.priors, plan)

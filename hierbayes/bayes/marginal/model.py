@@ -44,6 +44,7 @@ from ..builder import block_scale, fixed_effects, scalar_parameter
 from ..graphdata import shared
 from . import linalg as small
 from . import schur
+from .grouped import grouped_loglik
 from .schur import sparse_Z
 
 # A dense q × q factorization and its gradient at every NUTS step cost ~q³: crossed intercepts,
@@ -268,10 +269,12 @@ def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
     if plan.path == "schur":
         return schur.schur_loglik(plan, beta, scales, sigma)
     s = {k: shared(f"marginal.{k}", plan.stats[k]) for k in GRAPH_STATS}
-    delta = None if beta is None else beta - s["beta_hat"]  # (p,)
     var = sigma**2
-    terms = _grouped_terms if plan.path == "grouped" else _dense_terms
-    log_det, quad = terms(plan, s, delta, scales, var)
+    if plan.path == "grouped":
+        delta = s["beta_hat"] * 0.0 if beta is None else beta - s["beta_hat"]  # (p,)
+        return grouped_loglik(s, delta, _factor_matrix(plan, scales), var)
+    delta = None if beta is None else beta - s["beta_hat"]  # (p,)
+    log_det, quad = _dense_terms(plan, s, delta, scales, var)
     n, q = s["n"], s["q"]
     rr = _residual_ss(s, delta)
     return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(var) + log_det + (rr - quad) / var)
@@ -310,16 +313,11 @@ def grouped_system(A: np.ndarray, w: list, T: list, var):
     return P, small.transpose_times(T, w)
 
 
-def _grouped_terms(plan: MarginalPlan, s: dict, delta, scales, var):
-    """Σ_j log|P_j| and Σ_j c_jᵀP_j⁻¹c_j, all levels at once, element-wise."""
-    k = plan.size
-    w = [s["Zte"][:, a] for a in range(k)]  # (J,) each: Z_jᵀe_j by term
-    if delta is not None:
-        w = [w[a] - pt.dot(s["ZtX"][a], delta) for a in range(k)]  # (J, p) @ (p,): Z_jᵀr_j
-    P, c = grouped_system(s["A"], w, factor_entries(plan.segments, scales, k), var)
-    L = small.cholesky(P, pt)
-    x = small.forward(L, c)  # k arrays (J,)
-    return small.log_det(L, pt).sum(), sum((xa**2).sum() for xa in x)
+def _factor_matrix(plan: MarginalPlan, scales):
+    """The grouped layout's k × k T as one tensor, zeros where T is zero by construction."""
+    zero = pt.as_tensor(np.float64(0.0))
+    T = factor_entries(plan.segments, scales, plan.size)
+    return pt.stack([pt.stack([zero if t is None else t for t in row]) for row in T])
 
 
 def right_times_T(M, segments, scales, lib=pt):
