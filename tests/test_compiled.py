@@ -152,6 +152,67 @@ def test_reused_compiled_models_give_the_same_draws_bit_for_bit(marginalize, tmp
     assert sum(m.startswith("loaded the compiled model from disk") for m in messages) == 1
 
 
+def _flat_support_point(model) -> np.ndarray:
+    point = model.initial_point()  # PyMC's support points in the sampler's space, no jitter
+    return np.concatenate([np.ravel(point[v.name]) for v in model.value_vars])
+
+
+def test_initial_points_are_pymc_support_points_kept_per_data_set():
+    """The support points the chains start from equal PyMC's; they are read back from the
+    layout for data seen before (nothing compiled) and computed for new prior numbers; the
+    jitter is U(-1, 1), fixed by the seed."""
+    from hierbayes.bayes.initial_points import InitialPoints, support_point_inputs
+
+    data = load("sleepstudy")
+    spec, scaled = (hb.build_model(SLEEP, d) for d in (data, data.assign(Reaction=data.Reaction
+                                                                          * 1000)))
+    inputs = support_point_inputs(spec.model)
+    assert inputs and all(name.startswith("hierbayes.prior.") for name in inputs)
+    expected = _flat_support_point(spec.model)
+    layout, saved = {"n_dim": expected.size, "initial_inputs": inputs}, []
+    points = InitialPoints(spec.model, layout, saved.append)
+    np.testing.assert_array_equal(points.support_point(), expected)
+    assert len(saved) == 1 and len(layout["initial_points"]) == 1
+    again = InitialPoints(spec.model, json_round_trip(layout), saved.append)
+    np.testing.assert_array_equal(again.support_point(), expected)  # read, bit for bit
+    assert again._function is None and len(saved) == 1
+    # Another data set of the same structure: other prior scales, other support points.
+    for name, var in graphdata.data_variables(spec.model).items():
+        var.set_value(graphdata.data_variables(scaled.model)[name].get_value())
+    moved = again.support_point()
+    np.testing.assert_array_equal(moved, _flat_support_point(scaled.model))
+    assert not np.allclose(moved, expected) and len(again._layout["initial_points"]) == 2
+    jittered = again(7)
+    assert 0 < np.max(np.abs(jittered - moved)) < 1
+    np.testing.assert_array_equal(again(7), jittered)
+    assert not np.array_equal(again(8), jittered)
+
+
+def test_a_support_point_reading_a_users_variable_is_never_kept():
+    import pymc as pm
+    import pytensor
+
+    from hierbayes.bayes.initial_points import InitialPoints, support_point_inputs
+
+    spec = hb.build_model("y ~ x + (1 | g)", simulate_gaussian())
+    scale = pytensor.shared(2.0, name="user_scale")
+    with spec.model:
+        pm.Normal("extra", mu=scale, sigma=1.0)
+    assert support_point_inputs(spec.model) is None
+    layout = {"n_dim": _flat_support_point(spec.model).size, "initial_inputs": None}
+    points = InitialPoints(spec.model, layout, lambda _: pytest.fail("saved"))
+    first = points.support_point()
+    scale.set_value(5.0)
+    assert points.support_point()[-1] == first[-1] + 3.0
+    assert "initial_points" not in layout
+
+
+def json_round_trip(layout: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(layout))
+
+
 def test_the_pointwise_log_likelihood_is_computed_on_demand(mocked_sample):
     data = simulate_counts("poisson")
     settings = {"family": "poisson", "draws": 20, "chains": 2, "warn": False, "random_seed": 3}

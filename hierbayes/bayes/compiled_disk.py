@@ -9,7 +9,8 @@ machine code depends on the model's structure only: numba caches it on disk (PyT
 folder and locator, under a key made of the model's fingerprint, `hierbayes.bayes.compiled`).
 A small JSON file beside it records what the callbacks need to be rebuilt without PyTensor (the
 layout of the parameters and of the data). A later process with the same structure loads the
-callbacks and builds only the initial-point function, in place of seconds of compilation.
+callbacks, in place of seconds of compilation; the layout file also keeps the support points the
+chains start from (`hierbayes.bayes.initial_points`), per data set seen.
 
 Everything here leans on nutpie's internals (version pinned in the key): if anything fails, the
 model is compiled by ``nutpie.compile_pymc_model`` as before, and the failure is logged.
@@ -29,8 +30,10 @@ import numpy as np
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from .initial_points import InitialPoints, support_point_inputs
+
 LOG = logging.getLogger("hierbayes")
-FORMAT = 2  # of the JSON file and the generated callbacks
+FORMAT = 3  # of the JSON file and the generated callbacks
 
 
 @intrinsic
@@ -92,6 +95,7 @@ def _compile(model, key: str):
         "data": [[name, v.dtype.str, v.ndim] for name, (_, v) in sorted(arrays.items())],
         "logp_args": [var.name for var in logp_pt.get_shared()],
         "expand_args": [var.name for var in expand_pt.get_shared()],
+        "initial_inputs": support_point_inputs(model),
     }
     inner = (logp_pt.vm.jit_fn, expand_pt.vm.jit_fn)
     compiled = _assemble(model, key, layout, inner)
@@ -115,7 +119,7 @@ def _assemble(model, key: str, layout: dict, inner):
         _n_dim=layout["n_dim"], dims=dims, _coords=coords,
         _shapes={n: tuple(s) for n, s in zip(layout["names"], layout["shapes"], strict=True)},
         compiled_logp_func=logp, compiled_expand_func=expand,
-        initial_point_func=_initial_point_function(model, layout),
+        initial_point_func=InitialPoints(model, layout, lambda lay: _write_layout(key, lay)),
         shared_data=values, shared_var_keys={}, user_data=_data_table(layout, values),
         n_expanded=layout["n_expanded"], shape_info=shape_info, logp_func=None,
         expand_func=None, reparameterized_names=layout["reparameterized"],
@@ -238,19 +242,6 @@ def _callback(kind: str, key: str, layout: dict, inner):
     function = compile_numba_function_src(source, name, env,
                                           cache_key=f"hierbayes{FORMAT}-{kind}-{key}")
     return numba.cfunc(_SIGNATURES[kind], cache=True)(function)
-
-
-def _initial_point_function(model, layout: dict):
-    """nutpie's initial points (support points with U(-1, 1) jitter, in the sampler's space)."""
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
-    from pymc.initial_point import make_initial_point_fn
-
-    function = make_initial_point_fn(model=model, default_strategy="support_point",
-                                     jitter_rvs=set(model.free_RVs), return_transformed=True)
-    n_free = len(model.free_RVs)
-    names = layout["names"][:n_free]
-    shapes = [tuple(s) for s in layout["shapes"][:n_free]]
-    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(function), names=names, shapes=shapes)
 
 
 def _layout_path(key: str) -> Path:
