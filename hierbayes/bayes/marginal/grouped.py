@@ -41,29 +41,48 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A):
 
     Every k × k quantity is held entry by entry as an array over the levels, and each step loops
     over the levels innermost: with k of 1 to a few, loops over k alone would cost more in loop
-    overhead than in arithmetic. Each P_j is factored as L D Lᵀ (L unit lower triangular, no
-    square root), and the determinants are multiplied up, their logarithm taken only when the
-    product nears the range of a double."""
-    J, k = Zte.shape
-    p = delta.shape[0]
+    overhead than in arithmetic."""
     rr = ete - 2.0 * np.dot(Xte, delta) + np.dot(delta, np.dot(XtX, delta))
-    w = np.empty((k, J))  # Z_jᵀr_j
+    w = _residual_sums(delta, Zte, ZtX)
+    AT, L, D, Dinv = _factor(T, var, A)
+    quad, u, uu, v = _solve(T, w, L, Dinv)
+    outer, ZtXv = _outer_sums(A, ZtX, w, u, v)
+    trace, sandwich = _inverse_sums(AT, L, Dinv)
+    value = -0.5 * (n * _LOG_2PI + (n - q) * np.log(var) + _log_det(D) + (rr - quad) / var)
+    g_var = -0.5 * ((n - q) / var + trace - (rr - quad) / var**2 + uu / var)
+    g_delta = (Xte - np.dot(XtX, delta) - ZtXv) / var
+    return value, g_delta, g_var, outer / var - sandwich
+
+
+@njit(nogil=True, cache=True)
+def _residual_sums(delta, Zte, ZtX):
+    """w (k, J): Z_jᵀr_j = Z_jᵀe_j − Z_jᵀX_j δ."""
+    J, k = Zte.shape
+    w = np.empty((k, J))
     for a in range(k):
         w[a] = Zte[:, a]
-        for m in range(p):
+        for m in range(delta.shape[0]):
             d = delta[m]
             for j in range(J):
                 w[a, j] -= ZtX[a, j, m] * d
-    AT = np.zeros((k, k, J))  # A_j T
+    return w
+
+
+@njit(nogil=True, cache=True)
+def _factor(T, var, A):
+    """A_jT and P_j = TᵀA_jT + σ²I = L D Lᵀ (L unit lower triangular, no square roots):
+    AT (k, k, J), L (k, k, J; below the diagonal only), D and 1/D (k, J)."""
+    J, k = A.shape[0], A.shape[1]
+    AT = np.zeros((k, k, J))
     for a in range(k):
         for b in range(k):
             for m in range(b, k):
                 t = T[m, b]
                 for j in range(J):
                     AT[a, b, j] += A[j, a, m] * t
-    L = np.zeros((k, k, J))  # unit lower triangular, below the diagonal only
+    L = np.zeros((k, k, J))
     D, Dinv = np.empty((k, J)), np.empty((k, J))
-    for a in range(k):  # L D Lᵀ = P_j = TᵀAT + σ²I, row by row
+    for a in range(k):  # row by row
         for b in range(a + 1):
             s = np.full(J, var) if a == b else np.zeros(J)
             for m in range(a, k):
@@ -80,15 +99,28 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A):
             else:
                 for j in range(J):
                     L[a, b, j] = s[j] * Dinv[b, j]
-    logdet, det = 0.0, 1.0  # Σ log D since the last logarithm, as a product
-    for a in range(k):
-        for j in range(J):
+    return AT, L, D, Dinv
+
+
+@njit(nogil=True, cache=True)
+def _log_det(D):
+    """Σ log D, the determinants multiplied up and their logarithm taken only when the product
+    nears the range of a double (a logarithm per level would cost more than the rest)."""
+    logdet, det = 0.0, 1.0
+    for a in range(D.shape[0]):
+        for j in range(D.shape[1]):
             det *= D[a, j]
             if det > 1e150 or det < 1e-150:
                 logdet += np.log(det)
                 det = 1.0
-    logdet += np.log(det)
-    x = np.zeros((k, J))  # L⁻¹ Tᵀw
+    return logdet + np.log(det)
+
+
+@njit(nogil=True, cache=True)
+def _solve(T, w, L, Dinv):
+    """Σ xᵀD⁻¹x (= Σ c_jᵀP_j⁻¹c_j) for x = L⁻¹Tᵀw, u = L⁻ᵀD⁻¹x (= P_j⁻¹c_j), Σ uᵀu, v = Tu."""
+    k, J = w.shape
+    x = np.zeros((k, J))
     quad = 0.0
     for a in range(k):
         for m in range(a, k):
@@ -100,7 +132,7 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A):
                 x[a, j] -= L[a, m, j] * x[m, j]
         for j in range(J):
             quad += x[a, j] * x[a, j] * Dinv[a, j]
-    u = np.empty((k, J))  # L⁻ᵀ D⁻¹ x = P_j⁻¹ c_j
+    u = np.empty((k, J))
     uu = 0.0
     for a in range(k - 1, -1, -1):
         for j in range(J):
@@ -110,14 +142,21 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A):
                 u[a, j] -= L[m, a, j] * u[m, j]
         for j in range(J):
             uu += u[a, j] * u[a, j]
-    v = np.zeros((k, J))  # T u
+    v = np.zeros((k, J))
     for a in range(k):
         for m in range(a + 1):
             t = T[a, m]
             for j in range(J):
                 v[a, j] += t * u[m, j]
-    outer = np.zeros((k, k))  # Σ_j (w_j − A_jv_j) u_jᵀ
-    ZtXv = np.zeros(p)
+    return quad, u, uu, v
+
+
+@njit(nogil=True, cache=True)
+def _outer_sums(A, ZtX, w, u, v):
+    """Σ_j (w_j − A_jv_j) u_jᵀ (k, k) and Σ_j (Z_jᵀX_j)ᵀv_j (p,)."""
+    k, J = w.shape
+    p = ZtX.shape[2]
+    outer, ZtXv = np.zeros((k, k)), np.zeros(p)
     r = np.empty(J)
     for a in range(k):
         r[:] = w[a]
@@ -134,7 +173,14 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A):
             for j in range(J):
                 s += ZtX[a, j, m] * v[a, j]
             ZtXv[m] += s
-    Linv = np.zeros((k, k, J))  # L⁻¹ below the diagonal (its diagonal is 1)
+    return outer, ZtXv
+
+
+@njit(nogil=True, cache=True)
+def _inverse_sums(AT, L, Dinv):
+    """Σ_j tr P_j⁻¹ and Σ_j A_jT P_j⁻¹ (k, k), with P_j⁻¹ = L⁻ᵀD⁻¹L⁻¹ entry by entry."""
+    k, J = Dinv.shape
+    Linv = np.zeros((k, k, J))  # below the diagonal (its diagonal is 1)
     for a in range(k):
         for b in range(a):
             for j in range(J):
@@ -143,9 +189,9 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A):
                 for j in range(J):
                     Linv[a, b, j] -= L[a, m, j] * Linv[m, b, j]
     trace = 0.0
-    sandwich = np.zeros((k, k))  # Σ_j A_jT P_j⁻¹
+    sandwich = np.zeros((k, k))
     Pinv = np.empty(J)
-    for a in range(k):  # P_j⁻¹ = L⁻ᵀ D⁻¹ L⁻¹, entry (a, b)
+    for a in range(k):
         for b in range(k):
             low, high = min(a, b), max(a, b)
             for j in range(J):
@@ -155,15 +201,12 @@ def value_and_gradient(delta, var, T, n, q, ete, Xte, XtX, Zte, ZtX, A):
                     Pinv[j] += Linv[m, a, j] * Dinv[m, j] * Linv[m, b, j]
             if a == b:
                 trace += Pinv.sum()
-            for rr_ in range(k):
+            for r in range(k):
                 s = 0.0
                 for j in range(J):
-                    s += AT[rr_, a, j] * Pinv[j]
-                sandwich[rr_, b] += s
-    value = -0.5 * (n * _LOG_2PI + (n - q) * np.log(var) + logdet + (rr - quad) / var)
-    g_var = -0.5 * ((n - q) / var + trace - (rr - quad) / var**2 + uu / var)
-    g_delta = (Xte - np.dot(XtX, delta) - ZtXv) / var
-    return value, g_delta, g_var, outer / var - sandwich
+                    s += AT[r, a, j] * Pinv[j]
+                sandwich[r, b] += s
+    return trace, sandwich
 
 
 class GroupedLogp(Op):
