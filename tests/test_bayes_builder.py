@@ -31,8 +31,16 @@ def _random_point(model, seed=1):
 def test_variables_dims_and_coords_read_like_the_data():
     spec = hb.build_model(SLEEP, load("sleepstudy"))
     model = spec.model
-    assert [v.name for v in model.free_RVs] == ["beta", "z_Subject", "chol_Subject", "sigma"]
-    assert {v.name for v in model.deterministics} == {"sd_Subject", "corr_Subject", "r_Subject"}
+    # SDs and the correlation's Cholesky factor are separate free variables (no funnel).
+    assert [v.name for v in model.free_RVs] == ["beta", "z_Subject", "sd_Subject",
+                                                "chol_Subject", "sigma"]
+    assert {v.name for v in model.deterministics} == {"corr_Subject", "r_Subject"}
+    assert model.named_vars_to_dims["chol_Subject"] == ("Subject__term", "Subject__term2")
+    names = ["corr_Subject", "chol_Subject", "sd_Subject", "z_Subject", "r_Subject"]
+    corr, chol, sd, z, r = _compile(model, [model[n] for n in names])(_random_point(model))
+    L = np.linalg.cholesky(corr)
+    np.testing.assert_allclose(chol, L, atol=1e-12)
+    np.testing.assert_allclose(r, z @ (sd[:, None] * L).T, atol=1e-12)  # r_l = diag(sd) L z_l
     dims = model.named_vars_to_dims
     assert dims["beta"] == ("fixed",)
     assert dims["r_Subject"] == ("Subject", "Subject__term")

@@ -130,8 +130,8 @@ def test_marginal_log_density_equals_the_dense_normal(name, monkeypatch):
 @pytest.mark.parametrize("name", [n for n, d in DESIGNS.items() if d[2] in ("schur", "grouped")])
 def test_analytic_gradient_equals_finite_differences(name, monkeypatch):
     """The analytic gradients of the grouped and Schur layouts, through PyMC's transforms (the
-    sampler's space: log SDs, packed Cholesky factors), against central differences of the
-    log-density."""
+    sampler's space: log SDs, the correlations' Cholesky factors), against central differences
+    of the log-density."""
     spec = _spec(name, monkeypatch)
     plan = mg.plan_for(spec, None)
     model = mg.build_marginal_model(spec.design, spec.priors, plan)
@@ -273,7 +273,8 @@ def test_a_marginal_fit_has_the_variables_and_dims_of_the_standard_path(mocked_s
     data = load("sleepstudy")
     fit = hb.fit_bayes(SLEEP, data, draws=40, chains=2, random_seed=5, warn=False)
     (call,) = mocked_sample
-    assert [v.name for v in call["model"].free_RVs] == ["beta", "chol_Subject", "sigma"]
+    free = [v.name for v in call["model"].free_RVs]
+    assert free == ["beta", "sd_Subject", "chol_Subject", "sigma"]
     assert fit.settings["marginalize"] is True and fit.settings["marginal_path"] == "grouped"
     assert fit.sampling_path.startswith("marginal (grouped")
     assert fit.arviz_summary().attrs["sampling"] == fit.sampling_path

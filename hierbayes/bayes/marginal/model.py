@@ -6,8 +6,9 @@ and correlations and σ as parameters, a handful of dimensions without the funne
 group effects and their SD. `.draws` then draws the group effects exactly from
 their Gaussian conditional, draw by draw, so that the fit has every variable of the standard path.
 
-T is block diagonal: per block ``<b>`` and per level, the Cholesky factor ``chol_<b>`` of the
-block's covariance (``diag(sd_<b>)`` for an independent block). With ``P = σ²I + TᵀZᵀZT``
+T is block diagonal: per block ``<b>`` and per level, the Cholesky factor
+``diag(sd_<b>) chol_<b>`` of the block's covariance (``chol_<b>``: of its correlation matrix;
+``diag(sd_<b>)`` for an independent block). With ``P = σ²I + TᵀZᵀZT``
 (q × q, q = the number of group effects), ``r = y - Xβ`` and ``c = TᵀZᵀr``, the matrix
 determinant lemma and Woodbury's identity give
 
