@@ -13,7 +13,10 @@ Modes of a measurement (one process each):
 - ``second``: a first fit (untimed: it compiles), then the timed fit of the same model, as a user
   refitting in a notebook does;
 - ``fresh``: import and first fit in a new process (hierbayes' disk cache of compiled models as
-  the previous runs left it; ``cold``: with an empty one).
+  the previous runs left it; ``cold``: with an empty one, while PyTensor's and numba's own disk
+  caches, which also hold the machine code of hierbayes' callbacks, stay as earlier runs left
+  them; ``machine``: as on a machine that never compiled anything — empty PyTensor compile
+  folder, numba cache and hierbayes cache, for both tools).
 
 Columns: ``import``, ``design`` (formula → model: ``hb.fit_bayes`` up to sampling, its
 within/between check included / ``bmb.Model``),
@@ -236,8 +239,11 @@ def measure(tool: str, case: str, mode: str, code: Path, timeout: float | None,
             nuts: dict | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1",
            "BENCH_NUTS": json.dumps(nuts or {})}
-    if mode == "cold":
+    if mode in ("cold", "machine"):
         env["HIERBAYES_CACHE"] = tempfile.mkdtemp(prefix="hierbayes-cold-")
+    if mode == "machine":  # nothing compiled before, for either tool
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={tempfile.mkdtemp(prefix='pytensor-')}"
+        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-")
     command = [sys.executable, __file__, "--worker", tool, case, "second" if mode == "second"
                else "fresh"]  # fmt: skip
     label = tool if code == ROOT else f"{tool} ({code.name})"
@@ -293,7 +299,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", nargs="+", default=[c for c in CASES if c not in
                                                        ("insteval", "memory")])  # fmt: skip
     parser.add_argument("--modes", nargs="+", default=["second", "fresh"],
-                        choices=["second", "fresh", "cold"])
+                        choices=["second", "fresh", "cold", "machine"])
     parser.add_argument("--tools", nargs="+", default=["hierbayes", "bambi"])
     parser.add_argument("--before", type=Path, help="another checkout to time beside this one")
     parser.add_argument("--bambi-timeout", type=float, default=None)
