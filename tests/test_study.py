@@ -188,7 +188,8 @@ def test_std_diff_shrinks_with_the_number_of_groups():
     # The mean of a balanced one-way layout is the same on both sides at any size.
     assert cells[("fixed effects", 3)] < 0.2 and cells[("fixed effects", 50)] < 0.2
     sd = study.table[study.table["quantity"] == "sd(Intercept | zip)"].set_index("n_groups")
-    assert sd.loc[3, "std_diff"] > 0.5 > 2 * abs(sd.loc[50, "std_diff"])
+    # One replicate of 2 × 500 draws: a std_diff carries ~0.05 of Monte Carlo error (1/√ESS).
+    assert sd.loc[3, "std_diff"] > 0.4 > 2 * abs(sd.loc[50, "std_diff"])
     summary = study.summary().set_index("class")
     assert summary.loc["group effects", "smallest_n_groups"] == 3
     fig = study.plot()
