@@ -23,11 +23,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import pytensor.tensor as pt
 from numba import njit
-from pytensor.gradient import DisconnectedType
-from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
+
+from .logp_op import LogpWithGradient
 
 # The statistics the operation reads after δ, σ² and T, in this order (`model.GRAPH_STATS`).
 DATA = ("n", "q", "ete", "Xte", "XtX", "Zte", "ZtX", "A")
@@ -209,23 +207,14 @@ def _inverse_sums(AT, L, Dinv):
     return trace, sandwich
 
 
-class GroupedLogp(Op):
+class GroupedLogp(LogpWithGradient):
     """(log p(y | β, T, σ²), its gradient in δ, σ² and T) for the grouped layout.
 
-    Inputs: δ = β − β̂ (p,), σ² (), T (k, k), then the statistics of `DATA`. Only the first
-    output is meant to be used; the others are its gradient (`pullback`).
+    Inputs: δ = β − β̂ (p,), σ² (), T (k, k), then the statistics of `DATA`.
     """
 
-    __props__ = ("version",)
-
     def __init__(self, version: str = VERSION):
-        self.version = version
-
-    def make_node(self, delta, var, T, *data):
-        inputs = [pt.as_tensor(delta, dtype="float64"), pt.as_tensor(var, dtype="float64"),
-                  pt.as_tensor(T, dtype="float64"), *map(pt.as_tensor, data)]
-        outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dmatrix()]
-        return Apply(self, inputs, outputs)
+        super().__init__(version)
 
     def perform(self, node, inputs, outputs):
         delta, var, T, n, q, ete, *arrays = inputs
@@ -235,17 +224,6 @@ class GroupedLogp(Op):
         outputs[1][0] = g_delta
         outputs[2][0] = np.asarray(g_var)
         outputs[3][0] = gT
-
-    def connection_pattern(self, node):
-        params = [[True, True, True, True]] * 3
-        return params + [[False] * 4 for _ in node.inputs[3:]]
-
-    def pullback(self, inputs, outputs, cotangents):
-        if not all(isinstance(g.type, DisconnectedType) for g in cotangents[1:]):
-            raise NotImplementedError("GroupedLogp has no second derivatives.")
-        g = cotangents[0]
-        params = [g * outputs[1], g * outputs[2], g * outputs[3]]
-        return params + [DisconnectedType()() for _ in inputs[3:]]
 
 
 def _register_numba():

@@ -46,6 +46,7 @@ from ..graphdata import shared
 from . import linalg as small
 from . import schur
 from .grouped import grouped_loglik
+from .logp_op import offset
 from .schur import sparse_Z
 
 # A dense q × q factorization and its gradient at every NUTS step cost ~q³: crossed intercepts,
@@ -272,8 +273,7 @@ def marginal_loglik(plan: MarginalPlan, beta, scales, sigma):
     s = {k: shared(f"marginal.{k}", plan.stats[k]) for k in GRAPH_STATS}
     var = sigma**2
     if plan.path == "grouped":
-        delta = s["beta_hat"] * 0.0 if beta is None else beta - s["beta_hat"]  # (p,)
-        return grouped_loglik(s, delta, _factor_matrix(plan, scales), var)
+        return grouped_loglik(s, offset(beta, s["beta_hat"]), _factor_matrix(plan, scales), var)
     delta = None if beta is None else beta - s["beta_hat"]  # (p,)
     log_det, quad = _dense_terms(plan, s, delta, scales, var)
     n, q = s["n"], s["q"]

@@ -20,13 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytensor.tensor as pt
 import scipy.sparse as sp
-from pytensor.gradient import DisconnectedType
-from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 
 from ...design import Design
 from ..graphdata import shared
 from . import schur_gradient
+from .logp_op import LogpWithGradient, offset
 from .schur_gradient import DATA, INDEX_DATA, value_and_gradient
 
 # Effects outside the largest factor beyond which a dense Schur complement is refused: its
@@ -136,23 +134,16 @@ def _partner_blocks(A12: sp.csr_matrix, layout: dict, K1: int, J1: int) -> dict:
 # --- the PyTensor operation -----------------------------------------------------------------
 
 
-class SchurLogp(Op):
+class SchurLogp(LogpWithGradient):
     """(log p(y | β, T, σ²), its gradient in δ, σ² and T) for the Schur layout.
 
     Inputs: δ = β − β̂ (p,), σ² (), T (factors, Kmax, Kmax), then the statistics of `DATA`.
-    Only the first output is meant to be used; the others are its gradient (`pullback`).
     """
 
-    __props__ = ("version",)
+    T_TYPE = pt.dtensor3
 
     def __init__(self, version: str = VERSION):
-        self.version = version
-
-    def make_node(self, delta, var, T, *data):
-        inputs = [pt.as_tensor(delta, dtype="float64"), pt.as_tensor(var, dtype="float64"),
-                  pt.as_tensor(T, dtype="float64"), *map(pt.as_tensor, data)]
-        outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dtensor3()]
-        return Apply(self, inputs, outputs)
+        super().__init__(version)
 
     def perform(self, node, inputs, outputs):
         delta, var, T, *data = inputs
@@ -164,17 +155,6 @@ class SchurLogp(Op):
         outputs[1][0] = g_delta
         outputs[2][0] = np.asarray(g_var)
         outputs[3][0] = gT
-
-    def connection_pattern(self, node):
-        params = [[True, True, True, True]] * 3
-        return params + [[False] * 4 for _ in node.inputs[3:]]
-
-    def pullback(self, inputs, outputs, cotangents):
-        if not all(isinstance(g.type, DisconnectedType) for g in cotangents[1:]):
-            raise NotImplementedError("SchurLogp has no second derivatives.")
-        g = cotangents[0]
-        params = [g * outputs[1], g * outputs[2], g * outputs[3]]
-        return params + [DisconnectedType()() for _ in inputs[3:]]
 
 
 def _register_numba():
@@ -230,7 +210,7 @@ def schur_loglik(plan, beta, scales, sigma):
     """log p(y | β, T, σ) as a PyTensor scalar (one `SchurLogp`)."""
     data = {k: shared(f"marginal.{k}", plan.stats[k], np.int64 if k in INDEX_DATA else None)
             for k in (*DATA, "beta_hat")}
-    delta = data["beta_hat"] * 0.0 if beta is None else beta - data["beta_hat"]
+    delta = offset(beta, data["beta_hat"])
     value = SchurLogp()(delta, sigma**2, factor_matrix(plan, scales), *(data[k] for k in DATA))
     return value[0]
 
