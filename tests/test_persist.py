@@ -178,6 +178,28 @@ def test_version_1_files_without_checksum_still_load(copy, saved):
     assert_same_tables(hb.load(copy), saved[1])
 
 
+def test_fits_saved_before_chol_was_a_free_variable_still_load(copy, saved, tmp_path):
+    """Files written before the correlation's Cholesky factor was a free variable have
+    ``corr_<b>`` but no ``chol_<b>``: it is rebuilt from the correlations on load."""
+    import xarray as xr
+
+    from hierbayes.bayes.persist import checksum
+
+    with xr.open_datatree(copy) as opened:
+        tree = opened.load()
+    tree["posterior"] = xr.DataTree(tree["posterior"].to_dataset().drop_vars("chol_Subject"))
+    meta = json.loads(tree.attrs[META_KEY])
+    meta["checksum"] = checksum(tree)
+    tree.attrs = {**tree.attrs, META_KEY: json.dumps(meta)}
+    old = tmp_path / "old.nc"
+    tree.to_netcdf(old)
+    fit = hb.load(old)
+    corr = fit.posterior["corr_Subject"].values
+    np.testing.assert_allclose(fit.posterior["chol_Subject"].values, np.linalg.cholesky(corr))
+    assert fit.posterior["chol_Subject"].dims == fit.posterior["corr_Subject"].dims
+    assert_same_tables(fit, saved[1])
+
+
 # --- atomic writes --------------------------------------------------------------------------
 
 

@@ -62,6 +62,7 @@ def load(path):
     spec, stored_priors = _rebuild(tree, meta, path)
     groups = {name: node for name, node in tree.children.items() if name != DATA_GROUP}
     idata = xr.DataTree.from_dict({f"/{name}": node.to_dataset() for name, node in groups.items()})
+    _add_correlation_factors(idata, spec, path)
     _check_posterior(idata, spec.model, meta["settings"], path)
     if dict(spec.priors) != stored_priors:
         warnings.warn(
@@ -141,6 +142,26 @@ def _rebuild(tree: xr.DataTree, meta: dict, path: Path):
             f"{path}: the saved model cannot be rebuilt ({type(err).__name__}: {err})."
         ) from None
     return spec, stored
+
+
+def _add_correlation_factors(idata: xr.DataTree, spec, path: Path) -> None:
+    """``chol_<b>`` from ``corr_<b>`` for fits saved before the correlation's Cholesky factor
+    became a free variable of the model (their posterior has the correlations only)."""
+    if "posterior" not in idata.children:
+        return
+    posterior = idata["posterior"].to_dataset()
+    added = {}
+    for block in spec.design.blocks:
+        chol, corr = naming.chol(block), naming.corr(block)
+        if chol in spec.model.named_vars and chol not in posterior and corr in posterior:
+            try:
+                factor = np.linalg.cholesky(posterior[corr].values)
+            except np.linalg.LinAlgError:
+                raise LoadError(f"{path}: the draws of {corr!r} are not correlation matrices "
+                                "(corrupted or edited file).") from None
+            added[chol] = posterior[corr].copy(data=factor)
+    if added:
+        idata["posterior"] = xr.DataTree(posterior.assign(added))
 
 
 def _check_posterior(idata: xr.DataTree, model, settings: dict, path: Path) -> None:
