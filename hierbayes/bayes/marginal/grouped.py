@@ -216,14 +216,8 @@ class GroupedLogp(LogpWithGradient):
     def __init__(self, version: str = VERSION):
         super().__init__(version)
 
-    def perform(self, node, inputs, outputs):
-        delta, var, T, n, q, ete, *arrays = inputs
-        value, g_delta, g_var, gT = value_and_gradient(delta, float(var), T, float(n), float(q),
-                                                       float(ete), *arrays)
-        outputs[0][0] = np.asarray(value)
-        outputs[1][0] = g_delta
-        outputs[2][0] = np.asarray(g_var)
-        outputs[3][0] = gT
+    def evaluate(self, delta, var, T, n, q, ete, *arrays):
+        return value_and_gradient(delta, float(var), T, float(n), float(q), float(ete), *arrays)
 
 
 def _register_numba():

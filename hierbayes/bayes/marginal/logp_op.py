@@ -8,6 +8,7 @@ gradient outputs, so that PyMC's transforms and priors chain onto them.
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
@@ -29,6 +30,14 @@ class LogpWithGradient(Op):
                   pt.as_tensor(T, dtype="float64"), *map(pt.as_tensor, data)]
         outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), self.T_TYPE()]
         return Apply(self, inputs, outputs)
+
+    def perform(self, node, inputs, outputs):
+        for out, value in zip(outputs, self.evaluate(*inputs), strict=True):
+            out[0] = np.asarray(value)
+
+    def evaluate(self, delta, var, T, *data) -> tuple:
+        """(value, ∂/∂δ, ∂/∂σ², ∂/∂T) from the inputs as numpy arrays (PyTensor's Python mode)."""
+        raise NotImplementedError
 
     def connection_pattern(self, node):
         params = [[True, True, True, True]] * 3

@@ -145,16 +145,10 @@ class SchurLogp(LogpWithGradient):
     def __init__(self, version: str = VERSION):
         super().__init__(version)
 
-    def perform(self, node, inputs, outputs):
-        delta, var, T, *data = inputs
+    def evaluate(self, delta, var, T, *data):
         n, q, ete = (float(v) for v in data[:3])
-        design = tuple(data[7:])
-        value, g_delta, g_var, gT = value_and_gradient_cached(delta, float(var), T, n, q, ete,
-                                                              *data[3:7], design)
-        outputs[0][0] = np.asarray(value)
-        outputs[1][0] = g_delta
-        outputs[2][0] = np.asarray(g_var)
-        outputs[3][0] = gT
+        return value_and_gradient_cached(delta, float(var), T, n, q, ete, *data[3:7],
+                                         tuple(data[7:]))
 
 
 def _register_numba():
