@@ -1,6 +1,7 @@
 """Gaussian models with the group effects integrated out (`model`), then drawn exactly (`draws`).
 
-`linalg` holds the element-wise k × k factorizations both share.
+`grouped` and `schur` hold the likelihoods' numba kernels; `linalg` the element-wise
+k × k factorizations of the exact draws.
 """
 
 from .draws import ATTR, complete_posterior, draw_group_effects, pointwise_log_likelihood

@@ -126,7 +126,7 @@ def _grouped_draw(plan: MarginalPlan, params: dict, rng) -> np.ndarray:
     ]
     w = [s["Zte"][:, a] - delta @ s["ZtX"][a].T for a in range(k)]  # (S, J) each: Z_jᵀr_j
     P, c = grouped_system(s["A"], w, factor_entries(plan.segments, scales, k), sigma**2)
-    L = small.cholesky(P, np)  # entries (S, J)
+    L = small.cholesky(P)  # entries (S, J)
     x = small.forward(L, c)
     noise = rng.standard_normal((k, *x[0].shape))  # (k, S, J)
     u = small.backward(L, [x[a] + sigma * noise[a] for a in range(k)])

@@ -1,12 +1,11 @@
 """Small symmetric positive-definite systems, many at once, as element-wise array code.
 
-A grouped marginal likelihood needs, for every level j of a grouping factor, the Cholesky factor
-of a k × k matrix P_j (k = the terms of the factor's blocks: 1 to a handful). Batched LAPACK calls
-pay a fixed cost per matrix and, inside PyTensor, a `Blockwise` loop; with k this small it is
-cheaper to unroll the factorization over the k(k + 1)/2 entries, each entry an array over the
-levels (and, after sampling, over the draws too). The same code then runs on numpy arrays and on
-PyTensor tensors (`lib` is the module providing ``sqrt`` and ``log``), and PyTensor
-differentiates it as ordinary element-wise arithmetic that its compilers fuse into one loop.
+The exact draws of a grouped model's effects (`hierbayes.bayes.marginal.draws`) need, for every
+posterior draw and every level j of the grouping factor, the Cholesky factor of a k × k matrix
+P_j (k = the terms of the factor's blocks: 1 to a handful). Batched LAPACK calls pay a fixed cost
+per matrix; with k this small it is cheaper to unroll the factorization over the k(k + 1)/2
+entries, each entry a numpy array over draws and levels. (During sampling the same systems are
+factored by the numba kernel of `hierbayes.bayes.marginal.grouped`.)
 
 A matrix is a list of rows of arrays, ``P[a][b]`` the (a, b) entry of every matrix of the batch;
 only the lower triangle (``b <= a``) is read or returned.
@@ -14,15 +13,17 @@ only the lower triangle (``b <= a``) is read or returned.
 
 from __future__ import annotations
 
+import numpy as np
+
 MAX_UNROLLED = 8  # k³/6 element-wise operations: beyond this a dense factorization is cheaper
 
 
-def cholesky(P, lib):
+def cholesky(P):
     """Lower Cholesky factor L (P = L Lᵀ) of each matrix of the batch, entry by entry."""
     k = len(P)
     L = [[None] * k for _ in range(k)]
     for j in range(k):
-        L[j][j] = lib.sqrt(_minus(P[j][j], (L[j][t] * L[j][t] for t in range(j))))
+        L[j][j] = np.sqrt(_minus(P[j][j], (L[j][t] * L[j][t] for t in range(j))))
         for i in range(j + 1, k):
             L[i][j] = _minus(P[i][j], (L[i][t] * L[j][t] for t in range(j))) / L[j][j]
     return L
@@ -59,11 +60,6 @@ def transpose_times(T, w):
     """Tᵀ w (w: list of k arrays)."""
     k = len(T)
     return [_sum(T[c][a] * w[c] for c in range(k) if T[c][a] is not None) for a in range(k)]
-
-
-def log_det(L, lib):
-    """log |P| = 2 Σ log L_ii."""
-    return 2.0 * _sum(lib.log(L[i][i]) for i in range(len(L)))
 
 
 def _sum(terms):

@@ -20,8 +20,9 @@ Everything is computed from cross-products formed once (ZᵀZ, ZᵀX, XᵀX, Z�
 mean is subtracted from itself): no evaluation touches the n rows. Two layouts:
 
 - ``"grouped"``: every block is on one grouping factor (``(x | g)``, ``(1 + x || g)``): P is block
-  diagonal with one k × k block per level (k = the terms of all blocks), factored for all levels at
-  once by the element-wise code of `hierbayes.bayes.marginal.linalg` (k ≤ 8);
+  diagonal with one k × k block per level (k = the terms of all blocks, at most
+  `linalg.MAX_UNROLLED`), the likelihood and its analytic gradient one numba operation
+  (`hierbayes.bayes.marginal.grouped`);
 - ``"dense"``: several grouping factors (crossed or nested) with at most `MAX_DENSE` group effects
   in all: P is factored as one dense q × q matrix;
 - ``"schur"``: several grouping factors with more group effects: the largest factor is eliminated
